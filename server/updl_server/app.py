@@ -1,0 +1,279 @@
+"""The ASGI application: thin routes over the catalog, the blob store and the upload pipeline."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import __version__
+from .auth import authenticate
+from .blobstore import BlobNotFoundError, BlobStore, LocalBlobStore
+from .catalog import Catalog, FileRecord, utcnow
+from .config import ServerConfig
+from .downloads import head_response, reader_bounds, stream_response, wanted_range
+from .errors import HTTPError, bad_request, no_such_file
+from .names import validate_name
+from .receive import MultipartSource, RawSource, RequestBody
+from .uploads import (
+    MULTIPART_OVERHEAD,
+    draining_on_error,
+    refuse_declared_too_large,
+    store_verified,
+)
+
+log = logging.getLogger("updl_server")
+
+
+class NameConvertor(PathConvertor):
+    """Like ``path``, but also across newlines: a name with one must reach validation (400),
+    not fall through to "no such route" because ``.*`` stops at ``\\n``."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("updl_name", NameConvertor())
+
+MAX_PAGE = 1000
+# A blob can vanish between lookup and open when the name is replaced at that
+# instant; looking the name up again finds the new version.
+OPEN_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Services:
+    """What routes need, hung on ``app.state.services``."""
+
+    config: ServerConfig
+    catalog: Catalog
+    store: BlobStore
+
+    async def owner(self, request: Request) -> int:
+        """The authenticated user's id (401 otherwise)."""
+        return await authenticate(self.catalog, request.headers.get("authorization"))
+
+
+def services(request: Request) -> Services:
+    """The app's services, from a request."""
+    found: Services = request.app.state.services
+    return found
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    """A catalog time as the contract's ISO 8601 UTC with ``Z``."""
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def file_info(record: FileRecord) -> dict[str, Any]:
+    """The contract's FileInfo object."""
+    return {"name": record.name, "size": record.size, "md5": record.md5,
+            "created": isoformat(record.created), "last_accessed": isoformat(record.last_accessed)}
+
+
+# routes
+
+
+async def health(request: Request) -> Response:
+    """``GET /health``: liveness, no auth."""
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def upload(request: Request) -> Response:
+    """``POST /upload``: a multipart form with ``file``, ``md5`` and optional ``name``."""
+    svc = services(request)
+    body = RequestBody(request)
+    async with draining_on_error(request, body, svc.config.max_size):
+        owner = await svc.owner(request)
+        source = MultipartSource(body, request.headers.get("content-type"))
+        refuse_declared_too_large(request, svc.config.max_size, MULTIPART_OVERHEAD)
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size)
+    return JSONResponse(file_info(record))
+
+
+async def put_file(request: Request) -> Response:
+    """``PUT /files/{name}``: the raw body is the file; ``Content-MD5`` is checked if sent."""
+    svc = services(request)
+    body = RequestBody(request)
+    async with draining_on_error(request, body, svc.config.max_size):
+        owner = await svc.owner(request)
+        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
+        refuse_declared_too_large(request, svc.config.max_size)
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size)
+    return JSONResponse(file_info(record))
+
+
+async def list_files(request: Request) -> Response:
+    """``GET /files?prefix=&limit=&cursor=``: the caller's files by name, paginated."""
+    svc = services(request)
+    owner = await svc.owner(request)
+    params = request.query_params
+    limit = _limit(params.get("limit"))
+    after = _decode_cursor(params["cursor"]) if params.get("cursor") else None
+    records = await run_in_threadpool(svc.catalog.list_files, owner,
+                                      prefix=params.get("prefix", ""), after=after,
+                                      limit=limit + 1)
+    page = records[:limit]
+    next_cursor = _encode_cursor(page[-1].name) if len(records) > limit else None
+    return JSONResponse({"files": [file_info(r) for r in page], "next_cursor": next_cursor})
+
+
+async def info(request: Request) -> Response:
+    """``GET /info/{name}``: one file's FileInfo."""
+    svc = services(request)
+    owner = await svc.owner(request)
+    name = validate_name(request.path_params["name"])
+    record = await run_in_threadpool(svc.catalog.file, owner, name)
+    if record is None:
+        raise no_such_file(name)
+    return JSONResponse(file_info(record))
+
+
+async def get_file(request: Request) -> Response:
+    """``GET``/``HEAD /files/{name}``: the bytes (or just the headers), with Range support."""
+    svc = services(request)
+    owner = await svc.owner(request)
+    name = validate_name(request.path_params["name"])
+    for _ in range(OPEN_ATTEMPTS):
+        record = await run_in_threadpool(svc.catalog.file, owner, name)
+        if record is None:
+            raise no_such_file(name)
+        byte_range = wanted_range(record, request.headers.get("range"),
+                                  request.headers.get("if-range"))
+        if request.method == "HEAD":
+            return head_response(record, byte_range)
+        try:
+            reader = svc.store.open(record.location, *reader_bounds(byte_range))
+        except BlobNotFoundError:
+            continue  # replaced and deleted since the lookup: the next lookup sees the new file
+        await run_in_threadpool(svc.catalog.record_access, record.id, utcnow())
+        return stream_response(record, byte_range, reader)
+    log.error("file %r of user %d has no blob", name, owner)
+    raise HTTPError(500, "internal server error")
+
+
+async def delete_file(request: Request) -> Response:
+    """``DELETE /files/{name}``: 204, or 404 when absent."""
+    svc = services(request)
+    owner = await svc.owner(request)
+    name = validate_name(request.path_params["name"])
+    location = await run_in_threadpool(svc.catalog.delete_file, owner, name)
+    if location is None:
+        raise no_such_file(name)
+    svc.store.delete(location)  # after the row is gone: a reader never finds a row without a blob
+    return Response(status_code=204)
+
+
+_BY_METHOD = {"GET": get_file, "HEAD": get_file, "PUT": put_file, "DELETE": delete_file}
+
+
+async def file_by_name(request: Request) -> Response:
+    """``/files/{name}``: one route for its methods, so a 405 lists them all in ``Allow``."""
+    return await _BY_METHOD[request.method](request)
+
+
+def _limit(raw: str | None) -> int:
+    """The page size: default and cap ``MAX_PAGE``; 400 when not a positive integer."""
+    if raw is None:
+        return MAX_PAGE
+    if not raw.isdigit() or int(raw) < 1:
+        raise bad_request("limit must be a positive integer", limit=raw)
+    return min(int(raw), MAX_PAGE)
+
+
+def _encode_cursor(name: str) -> str:
+    """An opaque cursor: the last name of a page, base64url-encoded."""
+    return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii")
+
+
+def _decode_cursor(cursor: str) -> str:
+    """The name a cursor stands for; 400 when it is not one of ours."""
+    try:
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise bad_request("invalid cursor", cursor=cursor) from None
+
+
+# errors: every answer that is not a success is JSON
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _on_starlette_error(request: Request, exc: Exception) -> Response:
+    # Starlette's own 404 (unknown route) and 405 (wrong method, with Allow).
+    assert isinstance(exc, HTTPException)
+    messages = {404: "no such route", 405: "method not allowed"}
+    message = messages.get(exc.status_code, str(exc.detail).lower())
+    return JSONResponse({"error": message, "path": request.url.path},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def _on_disconnect(request: Request, exc: Exception) -> Response:
+    # The client is gone; the upload was already discarded. Nothing will read this.
+    return JSONResponse({"error": "client disconnected"}, status_code=400)
+
+
+async def _on_crash(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "internal server error"}, status_code=500)
+
+
+def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
+               store: BlobStore | None = None) -> Starlette:
+    """The Starlette app for ``config``; ``catalog``/``store`` default to SQL and local disk.
+
+    Startup creates the data dir and tables, claims this process's temp dir
+    and sweeps what crashed processes left behind.
+    """
+    catalog = catalog if catalog is not None else Catalog(config.database_url)
+    store = store if store is not None else LocalBlobStore(config.blob_root)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        await run_in_threadpool(catalog.create_tables)
+        store.start()
+        report = await run_in_threadpool(store.sweep, catalog.is_referenced)
+        if report.temp_dirs or report.orphan_blobs:
+            log.warning("removed %d stale temp dir(s) and %d orphan blob(s)",
+                        report.temp_dirs, report.orphan_blobs)
+        try:
+            yield
+        finally:
+            store.close()
+            catalog.close()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/upload", upload, methods=["POST"]),
+        Route("/files", list_files, methods=["GET"]),
+        Route("/files/{name:updl_name}", file_by_name, methods=list(_BY_METHOD)),
+        Route("/info/{name:updl_name}", info, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPError: _on_http_error,
+            HTTPException: _on_starlette_error,
+            ClientDisconnect: _on_disconnect,
+            Exception: _on_crash,
+        },
+    )
+    app.state.services = Services(config, catalog, store)
+    return app

@@ -1,0 +1,301 @@
+"""Where file contents live: the ``BlobStore`` interface and its local-disk implementation.
+
+Blobs are immutable and named by server-made ids (``location``), never by
+user file names. A write goes to a temporary blob and becomes visible only
+on ``commit()``; a replaced version is deleted only after the catalog points
+elsewhere. Readers get an already-open handle, so deleting a blob (after a
+replace) never breaks a download that has started.
+
+Local layout under ``root``::
+
+    ab/ab12...ef          committed blobs, sharded by the first two hex digits
+    tmp/<process>/lock    one dir per server process, flock'ed for its lifetime
+    tmp/<process>/*.part  uploads in flight
+
+A process that dies (even ``kill -9``) releases its lock, so the next
+``sweep()`` removes its temporaries; a live process's lock keeps other
+processes sharing the data dir away from its in-flight files.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+CHUNK_SIZE = 1024 * 1024
+# A blob committed by a process that crashed before its catalog commit is an
+# orphan; the grace period keeps a sweep away from another live process's
+# blob that sits between rename and catalog commit.
+ORPHAN_GRACE_SECONDS = 3600.0
+_LOCATION = re.compile(r"^[0-9a-f]{32}$")
+
+
+class BlobNotFoundError(FileNotFoundError):
+    """No blob at that location (it may have been replaced and deleted since it was looked up)."""
+
+
+class BlobWriter(Protocol):
+    """A blob being written: invisible until ``commit()``."""
+
+    def write(self, data: bytes) -> None:
+        """Append bytes."""
+
+    def commit(self) -> str:
+        """Make the blob durable and permanent; return its location."""
+
+    def abort(self) -> None:
+        """Discard the blob (idempotent; a no-op after ``commit()``)."""
+
+
+class BlobReader(Protocol):
+    """An opened blob range: iterate for chunks; iteration closes it, or call ``close()``."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield the bytes in chunks."""
+
+    def close(self) -> None:
+        """Release the handle (idempotent)."""
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a startup sweep removed."""
+
+    temp_dirs: int = 0
+    orphan_blobs: int = 0
+
+
+class BlobStore(Protocol):
+    """Storage for immutable blobs; an S3 implementation would map writers to multipart uploads."""
+
+    def start(self) -> None:
+        """Acquire per-process resources (call once before ``begin``)."""
+
+    def begin(self) -> BlobWriter:
+        """Start writing a new blob."""
+
+    def open(self, location: str, start: int = 0, end: int | None = None) -> BlobReader:
+        """Open bytes ``[start, end)`` of a blob now; ``BlobNotFoundError`` if it is gone."""
+
+    def delete(self, location: str) -> None:
+        """Delete a committed blob (absent is fine)."""
+
+    def sweep(self, is_referenced: Callable[[str], bool]) -> SweepReport:
+        """Remove temporaries of dead processes and old blobs no catalog row references."""
+
+    def close(self) -> None:
+        """Release per-process resources."""
+
+
+class LocalBlobWriter:
+    """A temporary file that is fsync'ed and renamed into place on commit."""
+
+    def __init__(self, temp_path: Path, final_path: Path, location: str) -> None:
+        """Create ``temp_path``; ``commit()`` renames it to ``final_path``."""
+        self._temp = temp_path
+        self._final = final_path
+        self._location = location
+        # Closed by commit() or abort(); "x" because a location must never be reused.
+        self._file: IO[bytes] | None = open(temp_path, "xb")  # noqa: SIM115
+        self._done = False
+
+    @property
+    def temp_path(self) -> Path:
+        """The temporary file (for diagnostics and tests)."""
+        return self._temp
+
+    def write(self, data: bytes) -> None:
+        """Append bytes to the temporary file."""
+        if self._file is None:
+            raise ValueError("blob writer is closed")
+        self._file.write(data)
+
+    def commit(self) -> str:
+        """fsync, rename into the store, fsync the directory; return the location."""
+        if self._file is None:
+            raise ValueError("blob writer is closed")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        self._final.parent.mkdir(exist_ok=True)
+        os.replace(self._temp, self._final)
+        _fsync_dir(self._final.parent)
+        self._done = True
+        return self._location
+
+    def abort(self) -> None:
+        """Close and delete the temporary file, if not committed."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if not self._done:
+            self._temp.unlink(missing_ok=True)
+            self._done = True
+
+
+class LocalBlobReader:
+    """Chunks of an already-open file, from ``start`` up to ``end`` (exclusive)."""
+
+    def __init__(self, handle: IO[bytes], start: int, end: int | None, chunk_size: int) -> None:
+        """Wrap an open handle; nothing is read until iteration."""
+        self._handle = handle
+        self._start = start
+        self._end = end
+        self._chunk_size = chunk_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield the range in chunks, closing the handle at the end."""
+        try:
+            self._handle.seek(self._start)
+            remaining = None if self._end is None else self._end - self._start
+            while remaining is None or remaining > 0:
+                want = self._chunk_size if remaining is None else min(self._chunk_size, remaining)
+                chunk = self._handle.read(want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the handle."""
+        self._handle.close()
+
+
+class LocalBlobStore:
+    """Blobs as files under ``root`` (see the module docstring for the layout)."""
+
+    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE,
+                 orphan_grace: float = ORPHAN_GRACE_SECONDS) -> None:
+        """A store rooted at ``root``; call ``start()`` before writing."""
+        self.root = root
+        self.chunk_size = chunk_size
+        self.orphan_grace = orphan_grace
+        self._tmp_root = root / "tmp"
+        self._process_dir: Path | None = None
+        self._lock: IO[bytes] | None = None
+
+    @property
+    def process_dir(self) -> Path | None:
+        """This process's temporary directory (``None`` before ``start()``)."""
+        return self._process_dir
+
+    def start(self) -> None:
+        """Create and lock this process's temporary directory."""
+        self._tmp_root.mkdir(parents=True, exist_ok=True)
+        # Built under a hidden name and renamed only once locked, so a concurrent
+        # sweep never sees an unlocked process dir that is in fact alive.
+        staging = Path(tempfile.mkdtemp(dir=self._tmp_root, prefix=".new-"))
+        lock = open(staging / "lock", "wb")  # noqa: SIM115 - held for the process lifetime
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        final = self._tmp_root / f"{os.getpid()}-{secrets.token_hex(4)}"
+        os.rename(staging, final)
+        self._lock, self._process_dir = lock, final
+
+    def close(self) -> None:
+        """Remove this process's temporary directory and release its lock."""
+        if self._process_dir is not None:
+            shutil.rmtree(self._process_dir, ignore_errors=True)
+            self._process_dir = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def begin(self) -> LocalBlobWriter:
+        """A writer for a new blob with a fresh id."""
+        if self._process_dir is None:
+            raise RuntimeError("LocalBlobStore.start() was not called")
+        location = uuid.uuid4().hex
+        return LocalBlobWriter(self._process_dir / f"{location}.part", self._path(location),
+                               location)
+
+    def open(self, location: str, start: int = 0, end: int | None = None) -> LocalBlobReader:
+        """Open the blob now, so a later delete cannot pull it from under the reader."""
+        try:
+            handle = open(self._path(location), "rb")  # noqa: SIM115 - closed by the reader
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(location) from exc
+        return LocalBlobReader(handle, start, end, self.chunk_size)
+
+    def delete(self, location: str) -> None:
+        """Unlink a committed blob; open readers keep their bytes (POSIX semantics)."""
+        self._path(location).unlink(missing_ok=True)
+
+    def sweep(self, is_referenced: Callable[[str], bool]) -> SweepReport:
+        """Remove dead processes' temp dirs and unreferenced blobs older than the grace period."""
+        return SweepReport(temp_dirs=self._sweep_temp(),
+                           orphan_blobs=self._sweep_orphans(is_referenced))
+
+    def _sweep_temp(self) -> int:
+        removed = 0
+        if not self._tmp_root.is_dir():
+            return 0
+        cutoff = time.time() - self.orphan_grace
+        for entry in self._tmp_root.iterdir():
+            if entry == self._process_dir:
+                continue
+            if entry.name.startswith(".new-"):
+                # A process that died within its first instant; give live ones time to rename.
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+                continue
+            if entry.is_dir() and not _lock_held(entry / "lock"):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def _sweep_orphans(self, is_referenced: Callable[[str], bool]) -> int:
+        removed = 0
+        cutoff = time.time() - self.orphan_grace
+        for shard in self.root.iterdir():
+            if not (shard.is_dir() and re.fullmatch(r"[0-9a-f]{2}", shard.name)):
+                continue
+            for blob in shard.iterdir():
+                if (_LOCATION.match(blob.name) and blob.stat().st_mtime < cutoff
+                        and not is_referenced(blob.name)):
+                    blob.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def _path(self, location: str) -> Path:
+        # Locations come from the catalog; refuse anything that is not one of our ids.
+        if not _LOCATION.match(location):
+            raise ValueError(f"not a blob location: {location!r}")
+        return self.root / location[:2] / location
+
+
+def _lock_held(lock_path: Path) -> bool:
+    """Whether a live process holds the flock on ``lock_path`` (a missing lock means dead)."""
+    try:
+        handle = open(lock_path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
+def _fsync_dir(path: Path) -> None:
+    """Persist a rename: the directory entry is durable only once the directory is synced."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,271 @@
+"""The metadata catalog: users, tokens and files, over SQLAlchemy Core.
+
+All SQL lives here. Methods are synchronous (routes call them through a
+thread pool). With SQLite the catalog uses WAL (readers never wait for the
+writer), a busy timeout (writers queue instead of failing with "database is
+locked") and ``BEGIN IMMEDIATE`` for write transactions, so a transaction
+that reads before it writes cannot deadlock against another writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+metadata = MetaData()
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created", DateTime, nullable=False),
+    Column("last_login", DateTime),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(16), primary_key=True),  # the clear lookup half of the token
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("hash", String(64), nullable=False),  # sha256 hex of the secret half
+    Column("created", DateTime, nullable=False),
+)
+
+files = Table(
+    "files", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("location", String(255), nullable=False, index=True),  # blob store key
+    Column("created", DateTime, nullable=False),
+    Column("last_accessed", DateTime),
+    UniqueConstraint("owner_id", "name"),
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Only non-SQLite databases can race two first inserts of one name into a unique violation.
+PUT_ATTEMPTS = 3
+
+
+def utcnow() -> datetime:
+    """The current UTC time, naive, as stored in the catalog."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class UserExistsError(Exception):
+    """``add_user`` was asked for a name that is taken."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What token verification needs from the catalog."""
+
+    user_id: int
+    secret_hash: str
+    last_login: datetime | None
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One stored file version, as the catalog knows it."""
+
+    id: int
+    owner_id: int
+    name: str
+    size: int
+    md5: str
+    location: str
+    created: datetime
+    last_accessed: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> FileRecord:
+        """Build from a ``files`` row."""
+        return cls(**row._mapping)
+
+
+class Catalog:
+    """Users, tokens and file metadata in one SQL database."""
+
+    def __init__(self, url: str) -> None:
+        """Connect lazily to ``url`` (any SQLAlchemy URL; SQLite gets tuned for concurrency)."""
+        self.url = url
+        self.engine = _make_engine(url)
+        self._writer = self.engine.execution_options(updl_write=True)
+
+    def create_tables(self) -> None:
+        """Create missing tables (idempotent)."""
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        with self._writer.begin() as conn:
+            yield conn
+
+    # users and tokens
+
+    def add_user(self, name: str) -> int:
+        """Create user ``name`` and return its id; ``UserExistsError`` if taken."""
+        try:
+            with self._write() as conn:
+                result = conn.execute(users.insert().values(name=name, created=utcnow()))
+                key = result.inserted_primary_key
+                assert key is not None
+                return int(key[0])
+        except IntegrityError as exc:
+            raise UserExistsError(name) from exc
+
+    def user_id(self, name: str) -> int | None:
+        """The id of user ``name``, or ``None``."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
+
+    def add_token(self, user_id: int, token_id: str, secret_hash: str) -> None:
+        """Record a token for ``user_id`` (only the secret's hash is stored)."""
+        with self._write() as conn:
+            conn.execute(tokens.insert().values(id=token_id, user_id=user_id, hash=secret_hash,
+                                                created=utcnow()))
+
+    def credential(self, token_id: str) -> Credential | None:
+        """The stored hash and owner of token ``token_id``, or ``None``."""
+        query = (select(tokens.c.user_id, tokens.c.hash, users.c.last_login)
+                 .join(users, users.c.id == tokens.c.user_id)
+                 .where(tokens.c.id == token_id))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else Credential(row.user_id, row.hash, row.last_login)
+
+    def record_login(self, user_id: int, when: datetime) -> None:
+        """Set the user's ``last_login``."""
+        with self._write() as conn:
+            conn.execute(users.update().where(users.c.id == user_id)
+                         .values(last_login=when))
+
+    # files
+
+    def file(self, owner_id: int, name: str) -> FileRecord | None:
+        """The current version of ``owner_id``'s file ``name``, or ``None``."""
+        query = select(files).where(files.c.owner_id == owner_id, files.c.name == name)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else FileRecord.from_row(row)
+
+    def list_files(self, owner_id: int, *, prefix: str = "", after: str | None = None,
+                   limit: int = 1000) -> list[FileRecord]:
+        """The owner's files starting with ``prefix``, after ``after``, by name (``limit`` max)."""
+        query = select(files).where(files.c.owner_id == owner_id)
+        if prefix:
+            # substr, not LIKE: SQLite's LIKE ignores ASCII case and needs escaping.
+            query = query.where(files.c.name >= prefix,
+                                func.substr(files.c.name, 1, len(prefix)) == prefix)
+        if after is not None:
+            query = query.where(files.c.name > after)
+        query = query.order_by(files.c.name).limit(limit)
+        with self.engine.connect() as conn:
+            return [FileRecord.from_row(row) for row in conn.execute(query)]
+
+    def put_file(self, owner_id: int, name: str, size: int, md5: str,
+                 location: str) -> tuple[FileRecord, str | None]:
+        """Insert or replace the owner's file ``name`` in one transaction.
+
+        Returns the new record and the location of the version it replaced
+        (``None`` if the name was new), which the caller deletes after commit.
+        """
+        values = {"size": size, "md5": md5, "location": location, "created": utcnow(),
+                  "last_accessed": None}
+        where = (files.c.owner_id == owner_id, files.c.name == name)
+        for attempt in range(1, PUT_ATTEMPTS + 1):
+            try:
+                with self._write() as conn:
+                    old = conn.execute(select(files.c.location).where(*where)
+                                       .with_for_update()).scalar()
+                    if old is None:
+                        conn.execute(files.insert().values(owner_id=owner_id, name=name, **values))
+                    else:
+                        conn.execute(files.update().where(*where).values(**values))
+                    row = conn.execute(select(files).where(*where)).one()
+                return FileRecord.from_row(row), old
+            except IntegrityError:
+                # A concurrent first upload of the same name won the insert; now it is an update.
+                if attempt == PUT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def delete_file(self, owner_id: int, name: str) -> str | None:
+        """Remove the owner's file ``name``; return its blob location, or ``None`` if absent."""
+        where = (files.c.owner_id == owner_id, files.c.name == name)
+        with self._write() as conn:
+            location = conn.execute(select(files.c.location).where(*where)).scalar()
+            if location is not None:
+                conn.execute(files.delete().where(*where))
+        return location
+
+    def record_access(self, file_id: int, when: datetime) -> None:
+        """Set a file version's ``last_accessed`` (a replaced version is simply not found)."""
+        with self._write() as conn:
+            conn.execute(files.update().where(files.c.id == file_id).values(last_accessed=when))
+
+    def is_referenced(self, location: str) -> bool:
+        """Whether any file row points at blob ``location``."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(files.c.id).where(files.c.location == location).limit(1))
+            return found.first() is not None
+
+
+def _make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and explicit transaction control."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(
+        url, pool_size=10, max_overflow=30,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so BEGIN below is ours.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front (waiting on busy_timeout), so a
+        # read-then-write transaction never fails with SQLITE_BUSY half way.
+        immediate = conn.get_execution_options().get("updl_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,158 @@
+"""The ``updl-server`` command: run the server and manage users and tokens."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import uvicorn
+
+from .app import create_app
+from .auth import mint_token
+from .catalog import Catalog, UserExistsError
+from .config import DEFAULT_MAX_SIZE, ServerConfig, parse_size
+from .names import user_name_problem
+
+F = TypeVar("F", bound=Callable[..., Any])
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+# Sockets closed by a graceful shutdown can wait this long for in-flight requests.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
+    """A byte count with an optional decimal (K, M, G) or binary (KiB, MiB, GiB) suffix."""
+
+    name = "size"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        """Parse ``value`` with ``parse_size``."""
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def data_dir_option() -> Callable[[F], F]:
+    """``--data-dir``, shared by every command."""
+    return click.option(
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("updl-data"),
+        envvar="UPDL_SERVER_DATA_DIR", show_default=True, show_envvar=True,
+        help="Where the database and blobs live (created if missing).")
+
+
+def db_url_option() -> Callable[[F], F]:
+    """``--db-url``, shared by every command."""
+    return click.option(
+        "--db-url", default=None, envvar="UPDL_SERVER_DB_URL", show_envvar=True,
+        help="SQLAlchemy database URL. Default: SQLite file DATA_DIR/updl.db.")
+
+
+@click.group()
+@click.version_option(package_name="updl-server")
+def main() -> None:
+    """updl reference server: MD5-verified uploads and downloads over HTTP."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", envvar="UPDL_SERVER_HOST", show_default=True,
+              show_envvar=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, envvar="UPDL_SERVER_PORT",
+              show_default=True, show_envvar=True, help="Port to listen on (0: any free port).")
+@data_dir_option()
+@db_url_option()
+@click.option("--max-size", type=SizeType(), default=DEFAULT_MAX_SIZE,
+              envvar="UPDL_SERVER_MAX_SIZE", show_envvar=True,
+              help="Largest accepted file: bytes, or a suffix: K/M/G/T are powers of 1000, "
+                   "KiB/MiB/GiB/TiB powers of 1024.  [default: 10GiB]")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
+              envvar="UPDL_SERVER_LOG_LEVEL", show_default=True, show_envvar=True,
+              help="Log verbosity; the access log is on at 'info' and 'debug' only.")
+def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
+        log_level: str) -> None:
+    """Serve the API until interrupted."""
+    config = ServerConfig(data_dir=data_dir, db_url=db_url, max_size=max_size, host=host,
+                          port=port, log_level=log_level.lower())
+    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
+    # Bind here, not in uvicorn, to learn the real port of "--port 0" and announce it.
+    sock = _listen(host, port)
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"updl-server listening on http://{shown_host}:{bound_port}", file=sys.stderr, flush=True)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(config), loop="auto", http="auto", lifespan="on",
+        log_level=config.log_level, access_log=config.log_level in ("info", "debug"),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    ))
+    server.run(sockets=[sock])
+
+
+@main.command("add-user")
+@click.argument("name")
+@data_dir_option()
+@db_url_option()
+def add_user(name: str, data_dir: Path, db_url: str | None) -> None:
+    """Create user NAME and print a token for it (alone on stdout)."""
+    problem = user_name_problem(name)
+    if problem is not None:
+        raise click.ClickException(f"invalid user name {name!r}: {problem}")
+    catalog = _open_catalog(data_dir, db_url)
+    try:
+        user_id = catalog.add_user(name)
+    except UserExistsError:
+        raise click.ClickException(
+            f"user {name!r} already exists; run 'updl-server new-token {name}' for another token"
+        ) from None
+    click.echo(_issue_token(catalog, user_id))
+
+
+@main.command("new-token")
+@click.argument("name")
+@data_dir_option()
+@db_url_option()
+def new_token(name: str, data_dir: Path, db_url: str | None) -> None:
+    """Print another token for existing user NAME (older tokens stay valid)."""
+    catalog = _open_catalog(data_dir, db_url)
+    user_id = catalog.user_id(name)
+    if user_id is None:
+        raise click.ClickException(
+            f"no user {name!r}; run 'updl-server add-user {name}' to create it")
+    click.echo(_issue_token(catalog, user_id))
+
+
+def _open_catalog(data_dir: Path, db_url: str | None) -> Catalog:
+    """The catalog of a data dir, with tables created (the server may never have run)."""
+    config = ServerConfig(data_dir=data_dir, db_url=db_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(config.database_url)
+    catalog.create_tables()
+    return catalog
+
+
+def _issue_token(catalog: Catalog, user_id: int) -> str:
+    """Mint a token, store its hash, and return the text to hand to the user."""
+    token = mint_token()
+    catalog.add_token(user_id, token.token_id, token.secret_hash)
+    return token.text
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv6 if ``host`` is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

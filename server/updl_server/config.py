@@ -1,0 +1,58 @@
+"""Server settings: one frozen value built by the CLI and handed to the app."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+KIB = 1024
+GIB = 1024**3
+DEFAULT_MAX_SIZE = 10 * GIB
+
+# Decimal suffixes (K, M, G, T, KB, MB, ...) count in 1000s; binary ones (KiB, MiB, ...) in 1024s.
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
+_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_size(text: str) -> int:
+    """Parse ``"500M"``, ``"10G"``, ``"1GiB"`` or plain bytes into a byte count.
+
+    ``K``/``M``/``G``/``T`` (optionally followed by ``B``) are decimal (1000s);
+    ``KiB``/``MiB``/``GiB``/``TiB`` are binary (1024s). Raises ``ValueError``.
+    """
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(f"not a size: {text!r} (use bytes or a suffix like 500M, 10G, 1GiB)")
+    digits, unit, binary, _ = match.groups()
+    if binary and not unit:
+        raise ValueError(f"not a size: {text!r} (a bare 'i' has no meaning)")
+    base = 1024 if binary else 1000
+    size: int = int(digits) * base ** _POWERS[unit.lower()]
+    if size < 1:
+        raise ValueError("the size limit must be at least 1 byte")
+    return size
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs to run; the CLI resolves flags and environment into this."""
+
+    data_dir: Path
+    db_url: str | None = None
+    max_size: int = DEFAULT_MAX_SIZE
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    @property
+    def database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file inside the data dir."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{self.data_dir.resolve() / 'updl.db'}"
+
+    @property
+    def blob_root(self) -> Path:
+        """Where the local blob store keeps file contents."""
+        return self.data_dir / "blobs"

@@ -1,0 +1,51 @@
+"""File names as users choose them, and why a name is refused.
+
+Names never become filesystem paths (blobs live under server-made ids), but
+the rules still refuse anything that would be ambiguous or dangerous if a
+client mirrored names onto a disk.
+"""
+
+from __future__ import annotations
+
+from .errors import HTTPError
+
+MAX_NAME_BYTES = 1024
+USER_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+MAX_USER_NAME = 64
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not an acceptable file name, or ``None`` when it is."""
+    if not name:
+        return "empty"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"longer than {MAX_NAME_BYTES} bytes"
+    if name.startswith("/"):
+        return "starts with '/'"
+    if "\\" in name:
+        return "contains a backslash"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "contains a control character"
+    for segment in name.split("/"):
+        if segment == "":
+            return "has an empty segment"
+        if segment in (".", ".."):
+            return f"has a {segment!r} segment"
+    return None
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` unchanged if acceptable; otherwise raise the contract's 400."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise HTTPError(400, f"invalid name: {problem}", name=name)
+    return name
+
+
+def user_name_problem(name: str) -> str | None:
+    """Why ``name`` is not an acceptable user name (1-64 of ``[A-Za-z0-9._-]``), or ``None``."""
+    if not 1 <= len(name) <= MAX_USER_NAME:
+        return f"must be 1 to {MAX_USER_NAME} characters"
+    if not set(name) <= USER_NAME_CHARS:
+        return "may contain only letters, digits, '.', '_' and '-'"
+    return None

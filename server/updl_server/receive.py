@@ -1,0 +1,263 @@
+"""Request bodies into blobs: raw (``PUT``) and streaming multipart (``POST /upload``).
+
+A *source* reads one request body and feeds the file's bytes to a
+``HashingSink`` as they arrive, then says what the client claimed (name and
+expected MD5). Nothing here reads a whole body into memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from .blobstore import BlobWriter
+from .errors import bad_request, too_large
+from .names import validate_name
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+MAX_TEXT_PART = 4 * 1024
+_MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+class RequestBody:
+    """One request's body as a stream that can be resumed (to drain it after an error)."""
+
+    def __init__(self, request: Request) -> None:
+        """Wrap ``request``; the body is read only on demand."""
+        self._stream = request.stream()
+        self.started = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The remaining body, chunk by chunk; ``ClientDisconnect`` if the client goes away."""
+        self.started = True
+        async for chunk in self._stream:
+            if chunk:
+                yield chunk
+
+    async def drain(self, limit: int) -> None:
+        """Read and discard up to ``limit`` more bytes.
+
+        Answering before the body is read makes the server close a connection
+        with unread data, which resets it and can destroy the answer in
+        flight; draining lets the client read the error.
+        """
+        self.started = True
+        seen = 0
+        try:
+            async for chunk in self._stream:
+                seen += len(chunk)
+                if seen > limit:
+                    return
+        except ClientDisconnect:
+            return
+
+
+class HashingSink:
+    """Writes to a blob while hashing and counting; refuses to pass ``max_size``."""
+
+    def __init__(self, writer: BlobWriter, max_size: int) -> None:
+        """Feed ``writer``; raise the contract's 413 once more than ``max_size`` bytes arrive."""
+        self._writer = writer
+        self._hash = hashlib.md5(usedforsecurity=False)
+        self.max_size = max_size
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        """Hash, count and store ``data``."""
+        self.size += len(data)
+        if self.size > self.max_size:
+            raise too_large(self.max_size)
+        self._hash.update(data)
+        self._writer.write(data)
+
+    @property
+    def md5(self) -> str:
+        """Hex MD5 of everything written so far."""
+        return self._hash.hexdigest()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the client said about the file: its name and, optionally, its MD5.
+
+    ``md5`` is lower-case hex for comparison; ``expected`` is how the client
+    sent it, echoed in a 409.
+    """
+
+    name: str
+    md5: str | None = None
+    expected: str | None = None
+
+
+class BodySource(Protocol):
+    """A request body that delivers one file into a sink."""
+
+    body: RequestBody
+
+    async def fill(self, sink: HashingSink) -> Claim:
+        """Stream the file into ``sink``; return the client's claim. Raises ``HTTPError`` 400."""
+
+
+def parse_content_md5(header: str) -> str:
+    """Hex digest from an RFC 1864 ``Content-MD5`` header (base64 of 16 bytes); 400 if malformed."""
+    try:
+        digest = base64.b64decode(header.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 16:
+        raise bad_request("malformed Content-MD5: expected base64 of the 16-byte MD5 digest",
+                          content_md5=header)
+    return digest.hex()
+
+
+class RawSource:
+    """A ``PUT`` body: the bytes are the file; ``Content-MD5`` is the optional claim."""
+
+    def __init__(self, body: RequestBody, name: str, content_md5: str | None) -> None:
+        """Validate the name and ``Content-MD5`` up front, before any byte is stored."""
+        self.body = body
+        self._name = validate_name(name)
+        self._md5 = None if content_md5 is None else parse_content_md5(content_md5)
+
+    async def fill(self, sink: HashingSink) -> Claim:
+        """Copy the whole body into ``sink``."""
+        async for chunk in self.body.chunks():
+            sink.write(chunk)
+        return Claim(self._name, self._md5, self._md5)
+
+
+class MultipartSource:
+    """A ``multipart/form-data`` body with ``file``, ``md5`` and optional ``name`` parts."""
+
+    def __init__(self, body: RequestBody, content_type: str | None) -> None:
+        """Check the content type and boundary up front."""
+        self.body = body
+        kind, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            raise bad_request("expected a multipart/form-data body with a boundary")
+        self._boundary = boundary
+
+    async def fill(self, sink: HashingSink) -> Claim:
+        """Parse the body as it streams; file bytes go to ``sink``, text parts are collected."""
+        parts = _Parts(sink)
+        try:
+            parser = MultipartParser(self._boundary, callbacks=parts.callbacks())
+            async for chunk in self.body.chunks():
+                parser.write(chunk)
+        except FormParserError as exc:
+            raise bad_request(f"malformed multipart body: {exc}") from exc
+        if parser.state != MultipartState.END:
+            raise bad_request("malformed multipart body: it ends before the closing boundary")
+        return parts.claim()
+
+
+class _Parts:
+    """Multipart parser callbacks: routes each part's bytes to the sink, a buffer or nowhere."""
+
+    def __init__(self, sink: HashingSink) -> None:
+        self._sink = sink
+        self._field = bytearray()
+        self._value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._current: str | None = None  # "file", "md5", "name" or None (ignored part)
+        self._text = bytearray()
+        self._filename: str | None = None
+        self._seen_file = False
+        self._texts: dict[str, str] = {}
+
+    def callbacks(self) -> MultipartCallbacks:
+        """The callback table ``MultipartParser`` expects."""
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._current = None
+        self._text = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[bytes(self._field).strip().lower()] = bytes(self._value).strip()
+        self._field, self._value = bytearray(), bytearray()
+
+    def on_headers_finished(self) -> None:
+        disposition = self._headers.get(b"content-disposition")
+        if disposition is None:
+            raise bad_request("malformed multipart body: a part has no Content-Disposition")
+        _, params = parse_options_header(disposition)
+        field = params.get(b"name")
+        if field == b"file":
+            if self._seen_file:
+                raise bad_request("two 'file' parts: send one file per upload")
+            self._seen_file = True
+            self._current = "file"
+            self._filename = _utf8(params.get(b"filename", b""), "the file name")
+        elif field in (b"md5", b"name"):
+            self._current = field.decode()
+            if self._current in self._texts:
+                raise bad_request(f"two {self._current!r} parts")
+        else:
+            self._current = None  # unknown parts are ignored, as the contract says
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current == "file":
+            self._sink.write(data[start:end])
+        elif self._current is not None:
+            self._text += data[start:end]
+            if len(self._text) > MAX_TEXT_PART:
+                raise bad_request(
+                    f"the {self._current!r} part is longer than {MAX_TEXT_PART} bytes")
+
+    def on_part_end(self) -> None:
+        if self._current in ("md5", "name"):
+            value = _utf8(bytes(self._text), f"the {self._current!r} part")
+            if self._current == "md5":
+                value = value.strip()
+                if not _MD5_HEX.match(value):
+                    raise bad_request("md5 must be 32 hex digits", md5=value)
+            else:
+                validate_name(value)  # refuse a bad name before the file part is stored
+            self._texts[self._current] = value
+        self._current = None
+
+    def claim(self) -> Claim:
+        """The client's claim once the whole body is parsed; 400 for missing parts."""
+        if not self._seen_file:
+            raise bad_request("missing the 'file' part")
+        md5 = self._texts.get("md5")
+        if md5 is None:
+            raise bad_request("missing the 'md5' part (32 hex digits of the file's MD5)")
+        name = self._texts.get("name", self._filename or "")
+        return Claim(validate_name(name), md5.lower(), md5)
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    """Decode UTF-8 text from the body; 400 if it is not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request(f"{what} is not valid UTF-8") from None

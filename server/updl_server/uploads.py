@@ -1,0 +1,86 @@
+"""Storing an upload: the integrity order, in one function.
+
+``store_verified`` is the guarantee the server makes: a file becomes visible
+only after its bytes are on disk and match the MD5 the client claimed, and a
+replacement swaps the whole file at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from .blobstore import BlobStore
+from .catalog import Catalog, FileRecord
+from .errors import HTTPError, checksum_failed, too_large
+from .receive import BodySource, HashingSink, RequestBody
+
+# Room for multipart boundaries and part headers when judging Content-Length.
+MULTIPART_OVERHEAD = 64 * 1024
+# How much of a refused body we read and discard so the client sees the answer.
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+async def store_verified(store: BlobStore, catalog: Catalog, owner_id: int,
+                         source: BodySource, max_size: int) -> FileRecord:
+    """Receive, verify, commit and record one file; return its catalog record.
+
+    1. stream the body into a temporary blob, hashing and counting (413 past ``max_size``);
+    2. compare with the claimed MD5 (409, nothing kept);
+    3. commit the blob (fsync + rename; still unreferenced, so invisible);
+    4. in one transaction, point ``(owner, name)`` at it, learning the replaced blob;
+    5. only then delete the replaced blob.
+    Any failure before 4 discards the temporary blob; a failure in 4 deletes the new one.
+    """
+    writer = store.begin()
+    try:
+        sink = HashingSink(writer, max_size)
+        claim = await source.fill(sink)
+        actual = sink.md5
+        if claim.md5 is not None and claim.md5 != actual:
+            raise checksum_failed(claim.expected or claim.md5, actual)
+        location = await run_in_threadpool(writer.commit)  # fsync must not stall the event loop
+    except BaseException:
+        # Covers 413/409/400, a client that disconnects mid-body, and cancellation.
+        writer.abort()
+        raise
+    try:
+        record, replaced = await run_in_threadpool(
+            catalog.put_file, owner_id, claim.name, sink.size, actual, location)
+    except Exception:
+        store.delete(location)
+        raise
+    if replaced is not None:
+        store.delete(replaced)
+    return record
+
+
+def refuse_declared_too_large(request: Request, max_size: int, overhead: int = 0) -> None:
+    """413 up front when ``Content-Length`` (less ``overhead`` for multipart framing) proves it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) - overhead > max_size:
+        raise too_large(max_size)
+
+
+@asynccontextmanager
+async def draining_on_error(request: Request, body: RequestBody,
+                            max_size: int) -> AsyncIterator[None]:
+    """On an ``HTTPError``, read and discard the rest of a modest body before answering.
+
+    A server that answers and closes with unread request bytes resets the
+    connection, and the reset can destroy the answer before the client reads
+    it. A body far over the limit is not worth reading; a client that sent
+    ``Expect: 100-continue`` and was refused before we read has sent nothing.
+    """
+    try:
+        yield
+    except HTTPError:
+        declared = request.headers.get("content-length", "")
+        awaiting_continue = request.headers.get("expect", "").lower() == "100-continue"
+        if not (awaiting_continue and not body.started) and not (
+                declared.isdigit() and int(declared) > max_size + DRAIN_LIMIT):
+            await body.drain(DRAIN_LIMIT)
+        raise

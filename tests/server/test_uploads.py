@@ -1,0 +1,233 @@
+"""Storing files: POST /upload (multipart) and PUT /files/{name}, verified or refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.conftest import LiveServer
+from tests.server.support import Api, md5_hex, multipart, temp_files
+
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def content_md5(data: bytes) -> str:
+    """RFC 1864 Content-MD5 of ``data``."""
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+@pytest.mark.parametrize("md5_first", [True, False])
+def test_post_upload_stores_verified_file(api: Api, live_server: LiveServer,
+                                          md5_first: bool) -> None:
+    """A verified multipart upload (md5 before or after the file) is stored as sent."""
+    data = os.urandom(300_000) + b"\r\n--not-a-boundary\r\n"
+    md5_part, file_part = ("md5", md5_hex(data).encode()), ("file", data, "report.bin")
+    response = api.post_parts([md5_part, file_part] if md5_first else [file_part, md5_part])
+    assert response.status_code == 200, response.text
+    info = response.json()
+    assert set(info) == {"name", "size", "md5", "created", "last_accessed"}
+    assert (info["name"], info["size"], info["md5"]) == ("report.bin", len(data), md5_hex(data))
+    assert ISO_Z.match(info["created"])
+    assert info["last_accessed"] is None
+    assert api.request("GET", "/info/report.bin").json() == info
+    assert api.get("report.bin").content == data
+    assert temp_files(live_server.data_dir) == []
+
+
+def test_post_upload_like_curl_with_name_override_and_unknown_parts(api: Api) -> None:
+    """A curl-style form works; `name` overrides the filename; unknown parts are ignored."""
+    data = b"hello world\n"
+    response = api.request("POST", "/upload", files={"file": ("local.txt", data)},
+                           data={"md5": md5_hex(data).upper(), "name": "dir/remote.txt",
+                                 "comment": "ignored"})
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "dir/remote.txt"
+    assert api.names() == ["dir/remote.txt"]
+
+
+def test_post_upload_wrong_md5_is_409_and_keeps_nothing(api: Api, live_server: LiveServer) -> None:
+    """A wrong md5 is a 409 with expected/actual, and nothing is kept."""
+    data = os.urandom(50_000)
+    wrong = "0123456789ABCDEF0123456789abcdef"
+    response = api.post_parts([("file", data, "bad.bin"), ("md5", wrong.encode())])
+    assert response.status_code == 409
+    assert response.json() == {"error": "checksum failed - please attempt reuploading",
+                               "expected": wrong, "actual": md5_hex(data)}
+    assert api.names() == []
+    assert api.get("bad.bin").status_code == 404
+    assert temp_files(live_server.data_dir) == []
+
+
+def test_failed_replacement_keeps_the_old_file(api: Api) -> None:
+    """A failed replacement leaves the previous version in place."""
+    api.upload("keep.txt", b"original")
+    response = api.post_parts([("file", b"impostor", "keep.txt"), ("md5", b"0" * 32)])
+    assert response.status_code == 409
+    assert api.get("keep.txt").content == b"original"
+
+
+GOOD = b"payload"
+Part = tuple[str, bytes] | tuple[str, bytes, str]
+BAD_BODIES: dict[str, list[Part]] = {
+    "missing md5": [("file", GOOD, "f.bin")],
+    "missing file": [("md5", md5_hex(GOOD).encode())],
+    "md5 too short": [("file", GOOD, "f.bin"), ("md5", b"abc")],
+    "md5 not hex": [("file", GOOD, "f.bin"), ("md5", b"g" * 32)],
+    "two file parts": [("file", GOOD, "f.bin"), ("file", GOOD, "g.bin"),
+                       ("md5", md5_hex(GOOD).encode())],
+    "huge text part": [("file", GOOD, "f.bin"), ("md5", md5_hex(GOOD).encode()),
+                       ("name", b"n" * 5000)],
+    "no name at all": [("file", GOOD, ""), ("md5", md5_hex(GOOD).encode())],
+}
+
+
+@pytest.mark.parametrize("case", BAD_BODIES)
+def test_post_upload_bad_forms_are_400(api: Api, live_server: LiveServer, case: str) -> None:
+    """Forms missing a part, with a bad md5 or two files are 400s and keep nothing."""
+    response = api.post_parts(BAD_BODIES[case])
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]
+    assert api.names() == []
+    assert temp_files(live_server.data_dir) == []
+
+
+@pytest.mark.parametrize("case", ["truncated", "garbage", "not multipart", "no boundary"])
+def test_post_upload_malformed_bodies_are_400(api: Api, case: str) -> None:
+    """Bodies that are not well-formed multipart are 400s."""
+    body, content_type = multipart([("file", GOOD, "f.bin"), ("md5", md5_hex(GOOD).encode())])
+    if case == "truncated":
+        body = body[: body.rindex(b"--") - 10]
+    elif case == "garbage":
+        body = b"this is not a multipart body at all"
+    elif case == "not multipart":
+        content_type = "application/octet-stream"
+    else:
+        content_type = "multipart/form-data"
+    response = api.request("POST", "/upload", data=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]
+    assert api.names() == []
+
+
+def test_put_with_and_without_content_md5(api: Api) -> None:
+    """PUT stores the raw body, with or without Content-MD5."""
+    data = os.urandom(100_000)
+    with_md5 = api.put("a/with.bin", data, **{"Content-MD5": content_md5(data)})
+    assert with_md5.status_code == 200, with_md5.text
+    assert with_md5.json()["md5"] == md5_hex(data)
+    without = api.put("a/without.bin", data)
+    assert without.status_code == 200, without.text
+    assert without.json()["size"] == len(data)
+    assert api.names("a/") == ["a/with.bin", "a/without.bin"]
+
+
+def test_put_wrong_content_md5_is_409(api: Api) -> None:
+    """A PUT whose Content-MD5 does not match is a 409 and keeps nothing."""
+    response = api.put("x.bin", b"actual bytes", **{"Content-MD5": content_md5(b"other bytes")})
+    assert response.status_code == 409
+    assert response.json()["expected"] == md5_hex(b"other bytes")
+    assert response.json()["actual"] == md5_hex(b"actual bytes")
+    assert api.names() == []
+
+
+@pytest.mark.parametrize("header", ["d41d8cd98f00b204e9800998ecf8427e", "!!!", "AAAA"])
+def test_put_malformed_content_md5_is_400(api: Api, header: str) -> None:
+    """A Content-MD5 that is not base64 of 16 bytes is a 400."""
+    response = api.put("x.bin", b"data", **{"Content-MD5": header})
+    assert response.status_code == 400
+    assert "Content-MD5" in response.json()["error"]
+    assert api.names() == []
+
+
+def test_put_chunked_body(api: Api) -> None:
+    """A chunked PUT (no Content-Length) is stored whole."""
+    pieces = [os.urandom(70_000) for _ in range(5)]
+    response = api.put("chunked.bin", iter(pieces))
+    assert response.status_code == 200, response.text
+    assert api.get("chunked.bin").content == b"".join(pieces)
+
+
+def test_put_empty_file(api: Api) -> None:
+    """An empty file is a file."""
+    info = api.upload("empty", b"")
+    assert (info["size"], info["md5"]) == (0, md5_hex(b""))
+    response = api.get("empty")
+    assert response.status_code == 200 and response.content == b""
+
+
+def test_replacement_gets_new_content_and_time(api: Api) -> None:
+    """Replacing a name swaps the content and gives a new created time."""
+    first = api.upload("v.txt", b"version 1")
+    second = api.upload("v.txt", b"version 2, longer")
+    assert second["created"] > first["created"]
+    assert api.get("v.txt").content == b"version 2, longer"
+    assert api.names() == ["v.txt"]
+
+
+LIMIT = 100_000
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Api]]:
+    """A server started with ``--max-size 100000`` (module-wide: ``server_factory`` is per test)."""
+    server = LiveServer(data_dir=tmp_path_factory.mktemp("small-server"),
+                        args=("--max-size", str(LIMIT)))
+    server.start()
+    yield server, Api(server.url, server.add_user("small"))
+    server.stop()
+
+
+class TestSizeLimit:
+    """413 from a server started with ``--max-size 100000``."""
+
+    LIMIT = LIMIT
+
+    def check_413(self, response: requests.Response, server: LiveServer, api: Api) -> None:
+        """The contract's 413, and nothing stored or left behind."""
+        assert response.status_code == 413, response.text
+        assert response.json() == {"error": "file exceeds the server's size limit",
+                                   "max_size": self.LIMIT}
+        assert api.names() == []
+        assert temp_files(server.data_dir) == []
+
+    def test_exactly_the_limit_fits(self, small: tuple[LiveServer, Api]) -> None:
+        """A file of exactly max_size bytes is accepted by both routes."""
+        _, api = small
+        data = os.urandom(self.LIMIT)
+        assert api.post_parts([("file", data, "fits.bin"),
+                               ("md5", md5_hex(data).encode())]).status_code == 200
+        assert api.put("fits-too.bin", data).status_code == 200
+        for name in ("fits.bin", "fits-too.bin"):
+            assert api.request("DELETE", f"/files/{name}").status_code == 204
+
+    def test_put_refused_by_content_length(self, small: tuple[LiveServer, Api]) -> None:
+        """A PUT whose Content-Length exceeds the limit is refused up front."""
+        server, api = small
+        self.check_413(api.put("big.bin", os.urandom(self.LIMIT + 1)), server, api)
+
+    def test_multipart_refused_by_content_length(self, small: tuple[LiveServer, Api]) -> None:
+        """A multipart body far over the limit is refused by Content-Length."""
+        server, api = small
+        data = os.urandom(self.LIMIT + 70 * 1024)
+        response = api.post_parts([("md5", md5_hex(data).encode()), ("file", data, "big.bin")])
+        self.check_413(response, server, api)
+
+    def test_multipart_refused_while_streaming(self, small: tuple[LiveServer, Api]) -> None:
+        """A file just over the limit inside the multipart allowance is refused while streaming."""
+        # Within the multipart allowance, so Content-Length cannot prove it: the stream does.
+        server, api = small
+        data = os.urandom(self.LIMIT + 1)
+        response = api.post_parts([("md5", md5_hex(data).encode()), ("file", data, "big.bin")])
+        self.check_413(response, server, api)
+
+    def test_chunked_put_refused_while_streaming(self, small: tuple[LiveServer, Api]) -> None:
+        """A chunked PUT is refused as soon as the stream passes the limit."""
+        server, api = small
+        response = api.put("big.bin", (os.urandom(30_000) for _ in range(10)))
+        self.check_413(response, server, api)
