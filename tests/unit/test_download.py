@@ -1,0 +1,185 @@
+"""Downloads against a scripted server: verified before they appear, nothing left on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+import requests
+import responses
+
+from updl import ChecksumMismatchError, Client, ConnectionFailedError, NotFoundError, ProgressEvent
+
+from .conftest import URL, SleepRecorder, download_headers, file_info
+
+DATA = os.urandom(300_000)
+FILE = URL + "/files/build/app.bin"
+
+
+def serve(server: responses.RequestsMock, data: bytes, **kwargs: bytes) -> None:
+    server.get(FILE, body=data, headers=download_headers(data, **kwargs))
+
+
+def assert_no_litter(directory: Path, *expected: str) -> None:
+    assert sorted(p.name for p in directory.iterdir()) == sorted(expected)
+
+
+def test_download_lands_verified(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
+    serve(server, DATA)
+    info = client.download("build/app.bin", tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == DATA
+    assert info.md5 == hashlib.md5(DATA).hexdigest() and info.size == len(DATA)
+    assert info.created.year == 2026
+    assert_no_litter(tmp_path, "out.bin")
+
+
+def test_directory_destination_gets_the_base_name(server: responses.RequestsMock, client: Client,
+                                                  tmp_path: Path) -> None:
+    serve(server, DATA)
+    client.download("build/app.bin", tmp_path)
+    assert (tmp_path / "app.bin").read_bytes() == DATA
+
+
+def test_mismatch_every_time_leaves_nothing(server: responses.RequestsMock, client: Client,
+                                            tmp_path: Path, sleeps: SleepRecorder) -> None:
+    for _ in range(4):
+        serve(server, DATA, md5_of=b"other bytes")
+    with pytest.raises(ChecksumMismatchError) as info:
+        client.download("build/app.bin", tmp_path / "out.bin")
+    assert info.value.attempts == 4 and len(sleeps.delays) == 3
+    assert info.value.actual == hashlib.md5(DATA).hexdigest()
+    assert_no_litter(tmp_path)
+
+
+def test_mismatch_then_good(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
+    serve(server, DATA[:-1] + b"!", md5_of=DATA)  # corrupted in transit
+    serve(server, DATA)
+    client.download("build/app.bin", tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == DATA
+    assert_no_litter(tmp_path, "out.bin")
+
+
+def test_existing_file_untouched_when_download_fails(server: responses.RequestsMock, client: Client,
+                                                     tmp_path: Path) -> None:
+    (tmp_path / "out.bin").write_bytes(b"previous")
+    for _ in range(4):
+        serve(server, DATA, md5_of=b"other")
+    with pytest.raises(ChecksumMismatchError):
+        client.download("build/app.bin", tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == b"previous"
+    assert_no_litter(tmp_path, "out.bin")
+
+
+def test_truncated_body_is_an_error_and_leaves_nothing(server: responses.RequestsMock, client: Client,
+                                                       tmp_path: Path) -> None:
+    headers = download_headers(DATA)  # announces the full length and MD5
+    for _ in range(4):
+        server.get(FILE, body=DATA[:1000], headers=headers)
+    with pytest.raises(ConnectionFailedError) as info:
+        client.download("build/app.bin", tmp_path / "out.bin")
+    assert info.value.attempts == 4
+    assert_no_litter(tmp_path)
+
+
+class DroppingStream(io.RawIOBase):
+    """A connection that resets after ``after`` bytes of ``data``."""
+
+    def __init__(self, data: bytes, after: int) -> None:
+        self._data = io.BytesIO(data[:after])
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        chunk = self._data.read(len(buffer))
+        if not chunk:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_connection_reset_mid_body_then_good(server: responses.RequestsMock, client: Client,
+                                             tmp_path: Path, sleeps: SleepRecorder) -> None:
+    server.get(FILE, body=io.BufferedReader(DroppingStream(DATA, 5000)),
+               headers=download_headers(DATA))
+    serve(server, DATA)
+    retries: list[object] = []
+    client.download("build/app.bin", tmp_path / "out.bin", on_retry=retries.append)
+    assert (tmp_path / "out.bin").read_bytes() == DATA
+    assert len(retries) == 1 and len(sleeps.delays) == 1
+    assert_no_litter(tmp_path, "out.bin")
+
+
+def test_connection_refused_on_get_is_left_to_the_session_layer(
+        server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder) -> None:
+    # Request-phase failures of a GET belong to urllib3's Retry on the session; the SDK loop
+    # does not multiply them.
+    server.get(FILE, body=requests.ConnectionError("[Errno 111] Connection refused"))
+    with pytest.raises(ConnectionFailedError) as info:
+        client.download("build/app.bin", tmp_path / "out.bin")
+    assert info.value.attempts == 1 and sleeps.delays == []
+    assert_no_litter(tmp_path)
+
+
+def test_interrupt_removes_the_part_file(server: responses.RequestsMock, client: Client,
+                                         tmp_path: Path) -> None:
+    serve(server, DATA)
+
+    def interrupt(event: ProgressEvent) -> None:
+        if event.transferred > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.download("build/app.bin", tmp_path / "out.bin", on_progress=interrupt)
+    assert_no_litter(tmp_path)
+
+
+def test_not_found_is_not_retried(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
+    server.get(FILE, status=404, json={"error": "no such file", "name": "build/app.bin"})
+    with pytest.raises(NotFoundError, match="no such file: build/app.bin") as info:
+        client.download("build/app.bin", tmp_path / "out.bin")
+    assert isinstance(info.value, FileNotFoundError)
+    assert_no_litter(tmp_path)
+
+
+def test_download_into_file_object(server: responses.RequestsMock, client: Client) -> None:
+    serve(server, DATA, md5_of=b"x")
+    serve(server, DATA)
+    sink = io.BytesIO()
+    client.download("build/app.bin", sink)
+    assert sink.getvalue() == DATA  # rewound and truncated before the second attempt
+
+
+def test_progress_last_event_is_the_size(server: responses.RequestsMock, client: Client,
+                                         tmp_path: Path) -> None:
+    serve(server, DATA, md5_of=b"x")
+    serve(server, DATA)
+    events: list[ProgressEvent] = []
+    client.download("build/app.bin", tmp_path / "o", on_progress=events.append)
+    assert events[-1] == ProgressEvent("build/app.bin", len(DATA), len(DATA), attempt=2)
+    assert any(b.transferred < a.transferred for a, b in zip(events, events[1:]))
+
+
+def test_get_503_is_retried_by_the_session(server: responses.RequestsMock, client: Client) -> None:
+    server.get(URL + "/info/a", status=503, json={"error": "busy"})
+    server.get(URL + "/info/a", json=file_info("a", b"abc"))
+    assert client.info("a").size == 3
+
+
+def test_list_follows_cursor(server: responses.RequestsMock, client: Client) -> None:
+    server.get(URL + "/files", json={"files": [file_info("a", b"1")], "next_cursor": "c1"},
+               match=[responses.matchers.query_param_matcher({"prefix": "x"})])
+    server.get(URL + "/files", json={"files": [file_info("b", b"2")], "next_cursor": None},
+               match=[responses.matchers.query_param_matcher({"prefix": "x", "cursor": "c1"})])
+    assert [f.name for f in client.list("x")] == ["a", "b"]
+
+
+def test_delete(server: responses.RequestsMock, client: Client) -> None:
+    server.delete(URL + "/files/a%20b", status=204)
+    client.delete("a b")
+    server.delete(URL + "/files/a%20b", status=404, json={"error": "no such file", "name": "a b"})
+    with pytest.raises(NotFoundError):
+        client.delete("a b")

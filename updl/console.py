@@ -1,0 +1,251 @@
+"""Rendering for the CLI: transfer progress, retries, results. The SDK never sees any of this.
+
+Three transfer views share one small interface (:class:`TransferView`):
+rich bars on a terminal, plain throttled lines in a log (no carriage
+returns), and nothing at all with ``--quiet``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from .sdk.models import FileInfo, format_time
+from .sdk.progress import ProgressEvent
+from .sdk.retry import RetryEvent
+
+__all__ = [
+    "PlainView",
+    "QuietView",
+    "RichView",
+    "TransferView",
+    "files_table",
+    "human_size",
+    "info_lines",
+    "json_line",
+]
+
+PREFIX = "updl: "
+
+
+def human_size(size: int | None, unit_of: int | None = None) -> str:
+    """Decimal size, e.g. ``5.2 MB``; ``unit_of`` picks the unit from another number (for ``2.0/5.0 MB``)."""
+    if size is None:
+        return "?"
+    reference = size if unit_of is None else unit_of
+    if reference < 1000:
+        return f"{size} B"
+    for exponent, unit in enumerate(("kB", "MB", "GB", "TB", "PB"), start=1):
+        if reference < 1000 ** (exponent + 1) or unit == "PB":
+            return f"{size / 1000 ** exponent:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _size_pair(done: int, total: int) -> str:
+    """``2.0/5.0 MB``: both in the unit of the total."""
+    whole = human_size(total)
+    number, _, unit = whole.partition(" ")
+    part = human_size(done, unit_of=total).partition(" ")[0]
+    return f"{part}/{number} {unit}"
+
+
+def json_line(data: dict[str, Any]) -> str:
+    """One compact JSON object, for ``--json`` output (one result per line)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def files_table(files: Iterable[FileInfo]) -> Table:
+    """The ``ls`` table: name, size, md5, created."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("NAME", overflow="fold")
+    table.add_column("SIZE", justify="right", no_wrap=True)
+    table.add_column("MD5", no_wrap=True)
+    table.add_column("CREATED", no_wrap=True)
+    for info in files:
+        table.add_row(info.name, human_size(info.size), info.md5, _short_time(info))
+    return table
+
+
+def _short_time(info: FileInfo) -> str:
+    return format_time(info.created.replace(microsecond=0)).replace("T", " ")
+
+
+def info_lines(info: FileInfo) -> list[str]:
+    """The ``info`` fields, one per line."""
+    accessed = format_time(info.last_accessed) if info.last_accessed else "never"
+    return [
+        f"name:          {info.name}",
+        f"size:          {human_size(info.size)} ({info.size} bytes)",
+        f"md5:           {info.md5}",
+        f"created:       {format_time(info.created)}",
+        f"last accessed: {accessed}",
+    ]
+
+
+def _retry_text(event: RetryEvent) -> str:
+    return (f"{event.name}: {event.error}, retrying (attempt {event.next_attempt} of "
+            f"{event.max_attempts}) in {event.delay:.1f}s")
+
+
+def _done_text(verb: str, info: FileInfo, elapsed: float, dest: str | None) -> str:
+    where = f" to {dest}" if dest else ""
+    return f"{verb} {info.name}{where} {human_size(info.size)} in {elapsed:.1f}s, md5 {info.md5}"
+
+
+class TransferView(Protocol):
+    """What the CLI tells the user about transfers. Methods are called in the SDK's callbacks."""
+
+    def begin(self, name: str, verb: str) -> None:
+        """A transfer of ``name`` starts; ``verb`` is ``uploading`` or ``downloading``."""
+
+    def progress(self, event: ProgressEvent) -> None:
+        """An SDK progress event (absolute counts)."""
+
+    def retry(self, event: RetryEvent) -> None:
+        """An SDK retry event."""
+
+    def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
+        """The transfer finished; ``verb`` is ``uploaded`` or ``downloaded``."""
+
+    def note(self, message: str) -> None:
+        """A status line (e.g. ``deleted NAME``)."""
+
+    def close(self) -> None:
+        """No more transfers."""
+
+
+class QuietView:
+    """``--quiet``: says nothing; errors are still reported by the CLI."""
+
+    def begin(self, name: str, verb: str) -> None: ...
+    def progress(self, event: ProgressEvent) -> None: ...
+    def retry(self, event: RetryEvent) -> None: ...
+    def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None: ...
+    def note(self, message: str) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Transfer:
+    verb: str
+    started: float
+    announced: bool = False
+    last_line: float = 0.0
+
+
+@dataclass
+class PlainView:
+    """For logs: a start line, a progress line at most every ``interval`` seconds per file, an end line.
+
+    Never writes a carriage return. ``clock`` is injectable so tests need not sleep.
+    """
+
+    stream: IO[str]
+    clock: Callable[[], float] = time.monotonic
+    interval: float = 5.0
+    _transfers: dict[str, _Transfer] = field(default_factory=dict)
+
+    def _line(self, text: str) -> None:
+        self.stream.write(PREFIX + text + "\n")
+        self.stream.flush()
+
+    def begin(self, name: str, verb: str) -> None:
+        self._transfers[name] = _Transfer(verb, self.clock())
+
+    def progress(self, event: ProgressEvent) -> None:
+        transfer = self._transfers.setdefault(event.name, _Transfer("transferring", self.clock()))
+        now = self.clock()
+        if not transfer.announced:
+            # The first event carries the size (a download learns it from the response).
+            size = f" ({human_size(event.total)})" if event.total is not None else ""
+            self._line(f"{transfer.verb} {event.name}{size}")
+            transfer.announced = True
+            transfer.last_line = now
+            return
+        if now - transfer.last_line < self.interval:
+            return
+        if event.total:
+            percent = 100 * event.transferred // event.total
+            self._line(f"{event.name} {percent}% {_size_pair(event.transferred, event.total)}")
+        else:
+            self._line(f"{event.name} {human_size(event.transferred)}")
+        transfer.last_line = now
+
+    def retry(self, event: RetryEvent) -> None:
+        self._line(_retry_text(event))
+
+    def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
+        transfer = self._transfers.pop(info.name, None)
+        elapsed = self.clock() - transfer.started if transfer else 0.0
+        self._line(_done_text(verb, info, elapsed, dest))
+
+    def note(self, message: str) -> None:
+        self._line(message)
+
+    def close(self) -> None:
+        self._transfers.clear()
+
+
+class RichView:
+    """For a terminal: one rich bar per file on stderr; status lines printed above the bars."""
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.clock = clock
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._tasks: dict[str, tuple[TaskID, float]] = {}
+        self._started = False
+
+    def begin(self, name: str, verb: str) -> None:
+        if not self._started:
+            self._progress.start()
+            self._started = True
+        task = self._progress.add_task(name, total=None)
+        self._tasks[name] = (task, self.clock())
+
+    def progress(self, event: ProgressEvent) -> None:
+        entry = self._tasks.get(event.name)
+        if entry is not None:
+            # Absolute: a retry sets the bar back to 0.
+            self._progress.update(entry[0], completed=event.transferred, total=event.total)
+
+    def retry(self, event: RetryEvent) -> None:
+        self._progress.console.print(PREFIX + _retry_text(event), markup=False, highlight=False)
+
+    def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
+        entry = self._tasks.pop(info.name, None)
+        elapsed = self.clock() - entry[1] if entry else 0.0
+        if entry is not None:
+            self._progress.update(entry[0], completed=info.size, total=info.size)
+        self._progress.console.print(PREFIX + _done_text(verb, info, elapsed, dest),
+                                     markup=False, highlight=False)
+
+    def note(self, message: str) -> None:
+        self._progress.console.print(PREFIX + message, markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self._started:
+            self._progress.stop()
+            self._started = False

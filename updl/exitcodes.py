@@ -1,0 +1,80 @@
+"""Exit codes of the ``updl`` command, and the one table mapping exceptions to them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+
+from .sdk.errors import (
+    AuthenticationError,
+    ChecksumMismatchError,
+    ConnectionFailedError,
+    InvalidSettingsError,
+    NotFoundError,
+    UpdlError,
+)
+
+__all__ = ["ERRORS", "ExitCode", "describe", "epilog"]
+
+
+class ExitCode(IntEnum):
+    """What ``updl`` exits with."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    AUTHENTICATION = 3
+    NOT_FOUND = 4
+    INTEGRITY = 5
+    UNREACHABLE = 6
+    INTERRUPTED = 130
+
+
+def _os_error(exc: BaseException) -> str:
+    assert isinstance(exc, OSError)
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
+        return f"no such local file or directory: {exc.filename}"
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
+
+
+def _attempts(exc: BaseException) -> str:
+    attempts = getattr(exc, "attempts", 1)
+    return f"{exc} (after {attempts} attempts)" if attempts > 1 else str(exc)
+
+
+# Ordered, most specific first: the first entry whose type matches wins.
+ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str], str]] = [
+    (KeyboardInterrupt, ExitCode.INTERRUPTED, lambda e: "interrupted", "interrupted (Ctrl-C)"),
+    (AuthenticationError, ExitCode.AUTHENTICATION, str, "the server rejected the token, or none was given"),
+    (NotFoundError, ExitCode.NOT_FOUND, str, "no such file on the server"),
+    (ChecksumMismatchError, ExitCode.INTEGRITY, _attempts, "checksum mismatch after all retries"),
+    (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
+    (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),
+    (UpdlError, ExitCode.FAILURE, _attempts, "any other failure: too large (413), refused (400), server error (5xx)"),
+    (FileNotFoundError, ExitCode.NOT_FOUND, _os_error, "no such local file"),
+    (OSError, ExitCode.FAILURE, _os_error, "cannot read or write a local file"),
+]
+
+
+def describe(exc: BaseException) -> tuple[ExitCode, str] | None:
+    """The exit code and one-line message for ``exc``, or None when the table has no entry."""
+    for kind, code, message, _ in ERRORS:
+        if isinstance(exc, kind):
+            return code, message(exc)
+    return None
+
+
+def epilog() -> str:
+    """The exit-code table for ``updl --help``."""
+    # "\b" keeps click from rewrapping the table.
+    lines = ["Exit codes:", "", "\b", f"  {ExitCode.OK:>3}  success"]
+    seen: dict[int, list[str]] = {}
+    for _, kind, _, text in ERRORS:
+        seen.setdefault(int(kind), []).append(text)
+    seen.setdefault(int(ExitCode.USAGE), []).insert(0, "usage error")
+    for number in sorted(seen):
+        lines.append(f"  {number:>3}  {'; '.join(seen[number])}")
+    return "\n".join(lines)
+

@@ -1,0 +1,50 @@
+"""The updl SDK: everything that moves and verifies bytes. Imports no UI library."""
+
+from __future__ import annotations
+
+from .client import Client
+from .config import Settings, load_settings
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    ChecksumMismatchError,
+    ConnectionFailedError,
+    InvalidSettingsError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    SourceChangedError,
+    TooLargeError,
+    UpdlError,
+)
+from .hashing import HashingReader, HashingWriter, md5_of
+from .models import FileInfo
+from .progress import ProgressCallback, ProgressEvent, tqdm_progress
+from .retry import RetryEvent, RetryPolicy, run_with_retries
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ChecksumMismatchError",
+    "Client",
+    "ConnectionFailedError",
+    "FileInfo",
+    "HashingReader",
+    "HashingWriter",
+    "InvalidSettingsError",
+    "NotFoundError",
+    "ProgressCallback",
+    "ProgressEvent",
+    "RateLimitedError",
+    "RetryEvent",
+    "RetryPolicy",
+    "ServerError",
+    "Settings",
+    "SourceChangedError",
+    "TooLargeError",
+    "UpdlError",
+    "load_settings",
+    "md5_of",
+    "run_with_retries",
+    "tqdm_progress",
+]

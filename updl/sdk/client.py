@@ -1,0 +1,413 @@
+"""The client: upload, download, list, info, delete — each verified by MD5.
+
+Uploads are one pass per attempt: the multipart encoder pulls the file through
+a :class:`~updl.sdk.hashing.HashingReader` and the ``md5`` field, sent last,
+is read lazily from that reader once the file part is done. Downloads stream
+into a temporary file next to the destination through a
+:class:`~updl.sdk.hashing.HashingWriter` and are renamed into place only
+after the MD5 and the length match.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import email.utils
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import IO, BinaryIO, cast
+
+import requests
+from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
+
+from .config import Settings, load_settings
+from .errors import ChecksumMismatchError, ConnectionFailedError, UpdlError
+from .hashing import CHUNK_SIZE, HashingReader, HashingWriter
+from .models import FileInfo
+from .progress import ProgressCallback, ProgressEvent, TqdmProgress, tqdm_progress
+from .retry import RetryEvent, RetryPolicy, run_with_retries
+from .transport import Transport, file_path, translate
+
+__all__ = ["Client"]
+
+Source = str | os.PathLike[str] | BinaryIO
+Destination = str | os.PathLike[str] | BinaryIO
+RetryCallback = Callable[[RetryEvent], None]
+
+
+class _DigestField:
+    """The multipart ``md5`` value, read only after the file part has been read.
+
+    requests-toolbelt sizes every part up front (``len`` = 32 here) and reads
+    the parts in order, so when it gets to this one the reader has seen the
+    whole file and its digest is final.
+    """
+
+    def __init__(self, reader: HashingReader) -> None:
+        self._reader = reader
+        self._value: bytes | None = None
+        self._sent = 0
+
+    def __len__(self) -> int:
+        return 32 - self._sent
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._value is None:
+            if self._reader.remaining:
+                raise RuntimeError("md5 field read before the file part was complete")
+            self._value = self._reader.hexdigest().encode("ascii")
+        end = 32 if size is None or size < 0 else min(32, self._sent + size)
+        chunk = self._value[self._sent:end]
+        self._sent = end
+        return chunk
+
+
+@contextlib.contextmanager
+def _open_source(source: Source) -> Iterator[tuple[BinaryIO, str | None]]:
+    """Yield a seekable binary file positioned where the upload starts, and a default name."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        with path.open("rb") as f:
+            yield f, path.name
+        return
+    raw_name = getattr(source, "name", None)
+    default = os.path.basename(raw_name) if isinstance(raw_name, str) and not raw_name.startswith("<") else None
+    try:
+        seekable = source.seekable()
+    except (AttributeError, ValueError):
+        seekable = False
+    if seekable:
+        yield source, default
+        return
+    # A pipe cannot be rewound or measured, and the multipart body needs a length:
+    # spool it to a temporary file once (hashing happens on the real upload pass),
+    # which also makes retries possible.
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(source, spool, CHUNK_SIZE)
+        spool.seek(0)
+        yield cast(BinaryIO, spool), default
+
+
+def _expected_md5(response: requests.Response) -> str | None:
+    """The server's MD5 of the body: ``Content-MD5`` (base64) or else a strong ``ETag`` (hex)."""
+    content_md5 = response.headers.get("Content-MD5")
+    if content_md5:
+        try:
+            digest = base64.b64decode(content_md5, validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if len(digest) == 16:
+            return digest.hex()
+    etag = response.headers.get("ETag", "")
+    if etag and not etag.startswith("W/"):
+        value = etag.strip('"').lower()
+        if len(value) == 32 and all(c in "0123456789abcdef" for c in value):
+            return value
+    return None
+
+
+def _header_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _file_mode() -> int:
+    """Mode for a new file under the current umask (mkstemp's 0600 would surprise users)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+class Client:
+    """A connection to one updl server.
+
+    Unset arguments come from :func:`~updl.sdk.config.load_settings`
+    (environment, config file, defaults); ``settings`` skips that entirely.
+    ``retry`` defaults to ``RetryPolicy(retries=settings.retries)``. A
+    ``session`` you pass is used as it is (no retrying adapter is mounted on
+    it). ``sleep`` is what retries wait with (tests inject a recorder). Use as
+    a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        profile: str | None = None,
+        settings: Settings | None = None,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if settings is None:
+            settings = load_settings(url, token, profile)
+        self.settings = settings
+        self.retry = retry if retry is not None else RetryPolicy(retries=settings.retries)
+        self._sleep = sleep
+        self._transport = Transport(settings, self.retry, session)
+
+    def __repr__(self) -> str:
+        return f"Client(url={self.settings.url!r}, token_source={self.settings.token_source!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._transport.close()
+
+    def _policy(self, retries: int | None) -> RetryPolicy:
+        if retries is None:
+            return self.retry
+        return RetryPolicy(retries, self.retry.backoff_base, self.retry.backoff_cap)
+
+    @staticmethod
+    def _reporter(on_progress: ProgressCallback | None, progress: bool,
+                  desc: str) -> tuple[ProgressCallback, TqdmProgress | None]:
+        bar = tqdm_progress(desc) if progress else None
+
+        def report(event: ProgressEvent) -> None:
+            if on_progress is not None:
+                on_progress(event)
+            if bar is not None:
+                bar(event)
+
+        return report, bar
+
+    # -- upload ---------------------------------------------------------------------------
+
+    def upload(
+        self,
+        source: Source,
+        name: str | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_retry: RetryCallback | None = None,
+        retries: int | None = None,
+        progress: bool = False,
+    ) -> FileInfo:
+        """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
+
+        The file is read once per attempt and hashed on the way; the server
+        checks the MD5 before keeping anything. Retryable failures (checksum
+        mismatch, connection errors, 5xx, 429) start over with a fresh body. A
+        file object is uploaded from its current position. Returns the stored
+        file's info.
+        """
+        with _open_source(source) as (fileobj, default_name):
+            name = name or default_name
+            if not name:
+                raise ValueError("name is required when the source has no file name")
+            start = fileobj.tell()
+            report, bar = self._reporter(on_progress, progress, name)
+            try:
+                def attempt(number: int) -> FileInfo:
+                    fileobj.seek(start)
+                    return self._upload_once(fileobj, name, number, report)
+
+                return run_with_retries(attempt, self._policy(retries), name=name,
+                                        on_retry=on_retry, sleep=self._sleep)
+            finally:
+                if bar is not None:
+                    bar.close()
+
+    def _upload_once(self, fileobj: BinaryIO, name: str, attempt: int,
+                     report: ProgressCallback) -> FileInfo:
+        reader: HashingReader
+        total: int | None = None
+
+        def on_read(position: int) -> None:
+            report(ProgressEvent(name, position, total, attempt))
+
+        reader = HashingReader(fileobj, on_read)
+        total = reader.size
+        report(ProgressEvent(name, 0, total, attempt))
+        # A fresh encoder per attempt: an encoder cannot be rewound.
+        encoder = MultipartEncoder(fields=[
+            ("name", name),
+            ("file", (os.path.basename(name) or name, reader, "application/octet-stream")),
+            ("md5", _DigestField(reader)),  # last: its value exists only once the file is read
+        ])
+        response = self._transport.request(
+            "POST", "/upload", data=encoder, headers={"Content-Type": encoder.content_type},
+        )
+        info = FileInfo.from_json(response.json())
+        sent = reader.hexdigest()
+        if info.md5 != sent:
+            raise ChecksumMismatchError(
+                f"checksum mismatch (the server stored md5 {info.md5}, the client sent {sent})",
+                expected=sent, actual=info.md5, response=response,
+            )
+        return info
+
+    # -- download -------------------------------------------------------------------------
+
+    def download(
+        self,
+        name: str,
+        dest: Destination,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_retry: RetryCallback | None = None,
+        retries: int | None = None,
+        progress: bool = False,
+    ) -> FileInfo:
+        """Download ``name`` into ``dest`` (a path, a directory, or a binary file object).
+
+        For a path the bytes go to a temporary ``.part`` file beside it, which
+        is renamed into place only when its MD5 and length match the server's;
+        on any failure it is removed, so a partial or corrupt file never
+        appears at ``dest``. A directory receives ``<dir>/<basename of name>``.
+        A file object receives the bytes as they arrive and the check happens
+        at the end (a seekable one is rewound and truncated on retry).
+
+        The returned info comes from the response headers: ``created`` from
+        ``Last-Modified`` (second precision), ``last_accessed`` from ``Date``.
+        """
+        report, bar = self._reporter(on_progress, progress, name)
+        # urllib3 already retries the request phase (connect errors, 502/503/504, 429) of a
+        # GET; this loop only retries what it cannot see: failures once the body is flowing.
+        body_started = False
+
+        def retry_if(error: UpdlError) -> bool:
+            return body_started
+
+        def open_body() -> requests.Response:
+            nonlocal body_started
+            body_started = False
+            response = self._transport.request("GET", file_path("files", name), stream=True)
+            body_started = True
+            return response
+
+        policy = self._policy(retries)
+        if isinstance(dest, (str, os.PathLike)):
+            target = Path(dest)
+            if target.is_dir():
+                target = target / name.rsplit("/", 1)[-1]
+
+            def attempt(number: int) -> FileInfo:
+                with open_body() as response:
+                    return self._receive_to_path(response, name, target, number, report)
+        else:
+            fileobj = dest
+            try:
+                start: int | None = fileobj.tell() if fileobj.seekable() else None
+            except (AttributeError, OSError, ValueError):
+                start = None
+            if start is None:
+                # Bytes already written to a pipe cannot be taken back: one attempt only.
+                policy = RetryPolicy(0, policy.backoff_base, policy.backoff_cap)
+
+            def attempt(number: int) -> FileInfo:
+                if start is not None:
+                    fileobj.seek(start)
+                    fileobj.truncate()
+                with open_body() as response:
+                    return self._receive(response, name, fileobj, number, report)
+
+        try:
+            return run_with_retries(attempt, policy, name=name, on_retry=on_retry,
+                                    sleep=self._sleep, retry_if=retry_if)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _receive_to_path(self, response: requests.Response, name: str, target: Path,
+                         attempt: int, report: ProgressCallback) -> FileInfo:
+        fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), _file_mode())
+                info = self._receive(response, name, cast(BinaryIO, f), attempt, report)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(part, target)
+        except BaseException:
+            # Includes KeyboardInterrupt: never leave a partial file behind.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(part)
+            raise
+        return info
+
+    def _receive(self, response: requests.Response, name: str, fileobj: IO[bytes],
+                 attempt: int, report: ProgressCallback) -> FileInfo:
+        """Stream the body into ``fileobj`` and verify length and MD5 against the headers."""
+        expected_md5 = _expected_md5(response)
+        if expected_md5 is None:
+            raise UpdlError(f"{name}: the server sent neither Content-MD5 nor ETag; cannot verify the download",
+                            response=response)
+        length_header = response.headers.get("Content-Length")
+        expected_size = int(length_header) if length_header and length_header.isdigit() else None
+
+        def on_write(position: int) -> None:
+            report(ProgressEvent(name, position, expected_size, attempt))
+
+        writer = HashingWriter(cast(BinaryIO, fileobj), on_write)
+        report(ProgressEvent(name, 0, expected_size, attempt))
+        try:
+            for chunk in response.iter_content(CHUNK_SIZE):
+                writer.write(chunk)
+        except requests.RequestException as exc:
+            raise translate(exc) from exc
+        if expected_size is not None and writer.bytes_written != expected_size:
+            raise ConnectionFailedError(
+                f"the download of {name} stopped after {writer.bytes_written} of {expected_size} bytes",
+                response=response,
+            )
+        actual = writer.hexdigest()
+        if actual != expected_md5:
+            raise ChecksumMismatchError(
+                f"checksum mismatch (server: {expected_md5}, received: {actual})",
+                expected=expected_md5, actual=actual, response=response,
+            )
+        return FileInfo(
+            name=name,
+            size=writer.bytes_written,
+            md5=actual,
+            created=_header_time(response.headers.get("Last-Modified")) or datetime.now(timezone.utc),
+            last_accessed=_header_time(response.headers.get("Date")),
+        )
+
+    # -- listing, info, delete ------------------------------------------------------------
+
+    def iter_files(self, prefix: str | None = None) -> Iterator[FileInfo]:
+        """Yield the caller's files ordered by name (optionally those starting with ``prefix``), page by page."""
+        cursor: str | None = None
+        while True:
+            params = {key: value for key, value in (("prefix", prefix), ("cursor", cursor)) if value}
+            page = self._transport.request("GET", "/files", params=params).json()
+            for item in page.get("files", []):
+                yield FileInfo.from_json(item)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def list(self, prefix: str | None = None) -> list[FileInfo]:
+        """All of the caller's files (optionally those starting with ``prefix``), ordered by name."""
+        return [*self.iter_files(prefix)]
+
+    def info(self, name: str) -> FileInfo:
+        """Info about one file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""
+        return FileInfo.from_json(self._transport.request("GET", file_path("info", name)).json())
+
+    def delete(self, name: str) -> None:
+        """Delete a file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""
+        self._transport.request("DELETE", file_path("files", name)).close()
+

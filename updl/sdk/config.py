@@ -1,0 +1,187 @@
+"""Settings: where the server is, the token, and how patient to be.
+
+Resolved in this order: explicit value (flag) > environment > config file >
+default. The environment and the config file are read when
+:func:`load_settings` is called, never at import. Each :class:`Settings`
+records where its URL and token came from so messages can say so without
+printing the token.
+
+Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
+
+    [default]
+    url = "https://updl.example.com"
+    token = "..."
+    retries = 5
+    timeout = 60          # or [connect, read]
+
+    [ci]
+    url = "http://10.0.0.5:8000"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from .errors import InvalidSettingsError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_URL",
+    "Settings",
+    "default_config_path",
+    "load_settings",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_PROFILE = "default"
+DEFAULT_RETRIES = 3
+#: (connect, read) seconds.
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 300.0)
+
+Timeout = float | tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved client settings; ``*_source`` says where each value came from."""
+
+    url: str = DEFAULT_URL
+    token: str | None = field(default=None, repr=False)
+    profile: str = DEFAULT_PROFILE
+    timeout: Timeout = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    url_source: str = "default"
+    token_source: str = "not set"
+
+
+def default_config_path() -> Path:
+    """``<user config dir>/updl/config.toml`` (honours ``XDG_CONFIG_HOME`` when called)."""
+    return platformdirs.user_config_path("updl") / "config.toml"
+
+
+def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        if explicit:
+            raise InvalidSettingsError(f"config file {path} (from UPDL_CONFIG) does not exist") from None
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidSettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise InvalidSettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+
+
+def _check_url(url: str, source: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidSettingsError(
+            f"invalid server URL {url!r} (from {source}); expected http://HOST[:PORT] or https://..."
+        )
+    return url.rstrip("/")
+
+
+def _check_retries(value: Any, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidSettingsError(f"retries must be a whole number >= 0, got {value!r} (from {source})")
+    return value
+
+
+def _check_timeout(value: Any, source: str) -> Timeout:
+    def positive(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and x > 0
+
+    if positive(value):
+        return float(value)
+    if isinstance(value, list | tuple) and len(value) == 2 and all(positive(x) for x in value):
+        return (float(value[0]), float(value[1]))
+    raise InvalidSettingsError(
+        f"timeout must be seconds > 0 or [connect, read], got {value!r} (from {source})"
+    )
+
+
+def load_settings(
+    url: str | None = None,
+    token: str | None = None,
+    profile: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Resolve settings: arguments > ``UPDL_URL``/``UPDL_TOKEN``/``UPDL_PROFILE`` > config file > defaults.
+
+    ``environ`` defaults to ``os.environ`` (read now); ``config_path`` to
+    ``UPDL_CONFIG`` or :func:`default_config_path`. Naming a profile that the
+    config file lacks raises :class:`InvalidSettingsError`.
+    """
+    env = os.environ if environ is None else environ
+
+    if profile:
+        profile_name, profile_explicit = profile, True
+    elif env.get("UPDL_PROFILE"):
+        profile_name, profile_explicit = env["UPDL_PROFILE"], True
+    else:
+        profile_name, profile_explicit = DEFAULT_PROFILE, False
+
+    if config_path is not None:
+        path, path_explicit = Path(config_path), True
+    elif env.get("UPDL_CONFIG"):
+        path, path_explicit = Path(env["UPDL_CONFIG"]), True
+    else:
+        path, path_explicit = default_config_path(), False
+
+    config = _read_config(path, path_explicit)
+    section = config.get(profile_name)
+    if section is None:
+        if profile_explicit:
+            known = ", ".join(sorted(k for k, v in config.items() if isinstance(v, dict))) or "none"
+            raise InvalidSettingsError(
+                f"no profile [{profile_name}] in config file {path} (profiles: {known})"
+            )
+        section = {}
+    if not isinstance(section, dict):
+        raise InvalidSettingsError(f"[{profile_name}] in config file {path} must be a table")
+    file_source = f"config file {path} [{profile_name}]"
+
+    if url:
+        url_value, url_source = url, "flag"
+    elif env.get("UPDL_URL"):
+        url_value, url_source = env["UPDL_URL"], "environment (UPDL_URL)"
+    elif section.get("url"):
+        url_value, url_source = str(section["url"]), file_source
+    else:
+        url_value, url_source = DEFAULT_URL, "default"
+
+    token_value: str | None
+    if token:
+        token_value, token_source = token, "flag"
+    elif env.get("UPDL_TOKEN"):
+        token_value, token_source = env["UPDL_TOKEN"], "environment (UPDL_TOKEN)"
+    elif section.get("token"):
+        token_value, token_source = str(section["token"]), file_source
+    else:
+        token_value, token_source = None, "not set"
+
+    retries = (_check_retries(section["retries"], file_source) if "retries" in section
+               else DEFAULT_RETRIES)
+    timeout = (_check_timeout(section["timeout"], file_source) if "timeout" in section
+               else DEFAULT_TIMEOUT)
+
+    return Settings(
+        url=_check_url(url_value, url_source),
+        token=token_value,
+        profile=profile_name,
+        timeout=timeout,
+        retries=retries,
+        url_source=url_source,
+        token_source=token_source,
+    )

@@ -1,0 +1,156 @@
+"""The exceptions the SDK raises.
+
+Every failure the SDK reports is a :class:`UpdlError`; HTTP statuses and
+``requests`` exceptions are turned into these in one place,
+:func:`updl.sdk.transport.translate`. Some also inherit a builtin so that a
+caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
+
+    UpdlError                                  .response .status .retryable .attempts
+    ├── AuthenticationError                    401, 403
+    ├── NotFoundError (FileNotFoundError)      404
+    ├── ChecksumMismatchError       retryable  409 on upload; local mismatch on download  .expected .actual
+    ├── TooLargeError                          413  .max_size
+    ├── BadRequestError                        400 and other 4xx
+    ├── ServerError                 retryable  5xx  .retry_after
+    │   └── RateLimitedError        retryable  429
+    ├── ConnectionFailedError (ConnectionError)  retryable  refused, timed out, dropped mid-transfer
+    ├── SourceChangedError                     the local file shrank while being uploaded
+    └── InvalidSettingsError                   bad URL, config file or profile
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ChecksumMismatchError",
+    "ConnectionFailedError",
+    "InvalidSettingsError",
+    "NotFoundError",
+    "RateLimitedError",
+    "ServerError",
+    "SourceChangedError",
+    "TooLargeError",
+    "UpdlError",
+]
+
+
+class UpdlError(Exception):
+    """Root of every error the SDK raises.
+
+    ``response`` is the HTTP response that caused it (if any), ``status`` its
+    status code, ``retryable`` whether a fresh attempt may succeed, and
+    ``attempts`` how many attempts were made before giving up.
+    """
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: requests.Response | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.response = response
+        self.status = status if status is not None or response is None else response.status_code
+        self.attempts = 1
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AuthenticationError(UpdlError):
+    """The server rejected the token (401) or refused access (403)."""
+
+
+class NotFoundError(UpdlError, FileNotFoundError):
+    """No such file on the server (404)."""
+
+
+class ChecksumMismatchError(UpdlError):
+    """The bytes that arrived do not have the MD5 the sender computed.
+
+    Raised for a 409 answer to an upload and for a download whose bytes do not
+    match the server's ``Content-MD5``/``ETag``. Retryable: the next attempt
+    starts over from the first byte.
+    """
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: str | None = None,
+        actual: str | None = None,
+        response: requests.Response | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, response=response, status=status)
+        self.expected = expected
+        self.actual = actual
+
+
+class TooLargeError(UpdlError):
+    """The file exceeds the server's size limit (413); ``max_size`` is the limit in bytes."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_size: int | None = None,
+        response: requests.Response | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, response=response, status=status)
+        self.max_size = max_size
+
+
+class BadRequestError(UpdlError):
+    """The server refused the request as malformed (400, other 4xx), e.g. an invalid name."""
+
+
+class ServerError(UpdlError):
+    """The server failed (5xx); ``retry_after`` is its ``Retry-After`` in seconds, if sent."""
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        response: requests.Response | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, response=response, status=status)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(ServerError):
+    """The server asked the client to slow down (429)."""
+
+
+class ConnectionFailedError(UpdlError, ConnectionError):
+    """The server could not be reached, did not answer in time, or the connection broke."""
+
+    retryable: ClassVar[bool] = True
+
+
+class InvalidSettingsError(UpdlError):
+    """A setting is unusable: a malformed URL, an unreadable config file, an unknown profile."""
+
+
+class SourceChangedError(UpdlError):
+    """The local file got shorter while it was being uploaded.
+
+    Not an ``OSError`` on purpose: urllib3 would take it for a broken connection.
+    """

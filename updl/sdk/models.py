@@ -1,0 +1,57 @@
+"""Value objects exchanged with the server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["FileInfo", "format_time", "parse_time"]
+
+
+def parse_time(value: str) -> datetime:
+    """Parse the API's ISO 8601 UTC time (``2026-11-27T21:42:47.123456Z``) into an aware datetime."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def format_time(value: datetime) -> str:
+    """Format an aware datetime the way the API does: UTC with a ``Z`` suffix."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A stored file: its name, size in bytes, MD5 (lowercase hex) and times (UTC)."""
+
+    name: str
+    size: int
+    md5: str
+    created: datetime
+    last_accessed: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FileInfo:
+        """Build from the API's FileInfo object."""
+        last = data.get("last_accessed")
+        return cls(
+            name=str(data["name"]),
+            size=int(data["size"]),
+            md5=str(data["md5"]).lower(),
+            created=parse_time(data["created"]),
+            last_accessed=parse_time(last) if last else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's FileInfo object (JSON-ready)."""
+        return {
+            "name": self.name,
+            "size": self.size,
+            "md5": self.md5,
+            "created": format_time(self.created),
+            "last_accessed": format_time(self.last_accessed) if self.last_accessed else None,
+        }

@@ -1,0 +1,61 @@
+"""Progress reporting: an event with absolute byte counts, and an optional tqdm adapter.
+
+Transfer code only calls a :data:`ProgressCallback`; it never builds a bar.
+``transferred`` is absolute: when a retry restarts a transfer it goes back to
+0, so a renderer just sets its value and never accumulates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ProgressCallback", "ProgressEvent", "TqdmProgress", "tqdm_progress"]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``transferred`` of ``total`` bytes (``None`` if unknown) of ``name`` moved in attempt ``attempt``."""
+
+    name: str
+    transferred: int
+    total: int | None
+    attempt: int = 1
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+class TqdmProgress:
+    """A progress callback drawing one tqdm bar; call :meth:`close` when the transfer ends."""
+
+    def __init__(self, desc: str, **tqdm_kwargs: Any) -> None:
+        self.desc = desc
+        self._kwargs = tqdm_kwargs
+        self._bar: Any = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self._bar is None:
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]  # imported here so the SDK never needs a UI library
+
+            self._bar = tqdm(
+                desc=self.desc, total=event.total, unit="B", unit_scale=True, unit_divisor=1024,
+                **self._kwargs,
+            )
+        if event.total is not None and self._bar.total != event.total:
+            self._bar.total = event.total
+        # Absolute position: move the bar to it (a retry moves it back to 0). update()
+        # rather than assigning n, so tqdm's redraw throttling still applies.
+        self._bar.update(event.transferred - self._bar.n)
+
+    def close(self) -> None:
+        """Close the bar (if one was drawn)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def tqdm_progress(desc: str, **tqdm_kwargs: Any) -> TqdmProgress:
+    """A :data:`ProgressCallback` that draws a tqdm bar titled ``desc``."""
+    return TqdmProgress(desc, **tqdm_kwargs)

@@ -1,0 +1,234 @@
+"""HTTP plumbing: the session, URLs, timeouts, and the one place errors are translated.
+
+Two retry layers, each with one job. Body-less idempotent requests (GET,
+HEAD, DELETE) get urllib3's ``Retry`` on the session for connection errors and
+502/503/504/429 answers. Anything with a body (uploads) is never retried here:
+the SDK's own loop (:mod:`updl.sdk.retry`) rebuilds the body for each attempt,
+because a streamed body cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .config import Settings
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    ChecksumMismatchError,
+    ConnectionFailedError,
+    InvalidSettingsError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TooLargeError,
+    UpdlError,
+)
+from .retry import RetryPolicy
+
+__all__ = ["Transport", "build_session", "file_path", "parse_retry_after", "translate"]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+
+TOKEN_HINT = ("run `updl-server add-user NAME` on the server to get one "
+              "and pass it with --token or UPDL_TOKEN")
+
+
+def _version() -> str:
+    from .. import __version__  # late: updl/__init__ imports this package
+
+    return __version__
+
+
+class IdempotentRetry(Retry):
+    """urllib3 ``Retry`` that never retries a method outside ``allowed_methods``.
+
+    Plain ``Retry`` retries *connect* errors for any method, which would
+    double up with the SDK's upload loop.
+    """
+
+    def increment(self, method: str | None = None, *args: Any, **kwargs: Any) -> Retry:  # type: ignore[override]
+        if method is not None and self.allowed_methods and method.upper() not in self.allowed_methods:
+            # What requests does without retries: fail now, read errors unwrapped.
+            return Retry(total=0, read=False, raise_on_status=False).increment(method, *args, **kwargs)
+        return super().increment(method, *args, **kwargs)
+
+
+def build_session(policy: RetryPolicy) -> requests.Session:
+    """A session whose adapter retries body-less idempotent requests according to ``policy``."""
+    session = requests.Session()
+    retry = IdempotentRetry(
+        total=policy.retries,
+        connect=policy.retries,
+        read=policy.retries,
+        status=policy.retries,
+        other=0,
+        allowed_methods=IDEMPOTENT_METHODS,
+        status_forcelist=(429, 502, 503, 504),
+        backoff_factor=policy.backoff_base,
+        backoff_max=policy.backoff_cap,
+        respect_retry_after_header=True,
+        # Hand the final error response back so translate() can explain it.
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = f"updl/{_version()}"
+    return session
+
+
+def file_path(route: str, name: str) -> str:
+    """``/<route>/<name>`` with the name percent-encoded, ``/`` kept (the API's convention)."""
+    return f"/{route}/{quote(name, safe='/')}"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    current = datetime.now(timezone.utc).timestamp() if now is None else now
+    return max(when.timestamp() - current, 0.0)
+
+
+def _error_body(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """A short reason for a connection failure, instead of urllib3's nested repr."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "no answer in time (read timeout)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke during the transfer"
+    match = _ERRNO_REASON.search(str(exc))
+    if match:
+        return match.group(1).strip().lower()
+    text = str(exc)
+    return text if len(text) < 200 else type(exc).__name__
+
+
+def translate(source: requests.Response | requests.RequestException) -> UpdlError:
+    """The updl error for an error response (status >= 400) or a ``requests`` exception.
+
+    The only place HTTP statuses and ``requests`` exceptions become updl errors.
+    Callers ``raise translate(exc) from exc``.
+    """
+    if isinstance(source, requests.RequestException):
+        exc = source
+        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                            requests.exceptions.InvalidSchema)):
+            return InvalidSettingsError(f"invalid server URL: {exc}")
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout,
+                            requests.exceptions.ChunkedEncodingError)):
+            url = exc.request.url if exc.request is not None else "the server"
+            server = re.sub(r"^(https?://[^/]+).*$", r"\1", url or "")
+            return ConnectionFailedError(
+                f"cannot reach the server at {server}: {_reason(exc)}; "
+                "check --url / UPDL_URL and that the server is running"
+            )
+        return UpdlError(f"request failed: {exc}")
+
+    response = source
+    status = response.status_code
+    body = _error_body(response)
+    message = str(body.get("error") or response.reason or f"HTTP {status}")
+    kwargs: dict[str, Any] = {"response": response, "status": status}
+    if status in (401, 403):
+        had_token = "Authorization" in response.request.headers if response.request else True
+        if not had_token:
+            return AuthenticationError(f"no token given; {TOKEN_HINT}", **kwargs)
+        if status == 403:
+            return AuthenticationError(f"access denied ({message}); check the token", **kwargs)
+        return AuthenticationError(f"the server rejected the token; {TOKEN_HINT}", **kwargs)
+    if status == 404:
+        name = body.get("name")
+        return NotFoundError(f"{message}: {name}" if name else message, **kwargs)
+    if status == 409:
+        return ChecksumMismatchError(
+            f"checksum mismatch (server: {message})",
+            expected=body.get("expected"), actual=body.get("actual"), **kwargs,
+        )
+    if status == 413:
+        max_size = body.get("max_size")
+        limit = f" (limit {max_size} bytes)" if isinstance(max_size, int) else ""
+        return TooLargeError(f"{message}{limit}", max_size=max_size if isinstance(max_size, int) else None,
+                             **kwargs)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429:
+        return RateLimitedError(f"the server is rate limiting ({message}); try again later",
+                                retry_after=retry_after, **kwargs)
+    if status >= 500:
+        return ServerError(f"server error {status}: {message}; try again later or check the server's log",
+                           retry_after=retry_after, **kwargs)
+    return BadRequestError(message, **kwargs)
+
+
+class Transport:
+    """Sends requests to one server: base URL, auth header, timeouts, error translation."""
+
+    def __init__(self, settings: Settings, policy: RetryPolicy, session: requests.Session | None = None) -> None:
+        self.settings = settings
+        self.base_url = settings.url.rstrip("/")
+        self.session = session if session is not None else build_session(policy)
+        self._owns_session = session is None
+        self._headers = {"User-Agent": f"updl/{_version()}"}
+        if settings.token:
+            self._headers["Authorization"] = f"Bearer {settings.token}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send a request and return the response; raise the translated error for failures and statuses >= 400."""
+        try:
+            response = self.session.request(
+                method, self.base_url + path, params=params, data=data,
+                headers={**self._headers, **(headers or {})},
+                timeout=self.settings.timeout, stream=stream,
+            )
+        except requests.RequestException as exc:
+            raise translate(exc) from exc
+        if response.status_code >= 400:
+            error = translate(response)
+            response.close()
+            raise error
+        return response
+
+    def close(self) -> None:
+        """Close the session if this transport made it."""
+        if self._owns_session:
+            self.session.close()
