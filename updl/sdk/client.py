@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import email.utils
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -123,11 +124,19 @@ def _header_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _file_mode() -> int:
-    """Mode for a new file under the current umask (mkstemp's 0600 would surprise users)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def _create_part_file(target: Path) -> tuple[int, str]:
+    """Create a fresh, exclusive temporary file beside ``target``; return its fd and path.
+
+    Opened with mode 0o666 so the process umask applies as it would to any new
+    file (mkstemp's 0600 would surprise users), and with O_EXCL so two
+    downloads never share a partial file.
+    """
+    while True:
+        part = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
+        try:
+            return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(part)
+        except FileExistsError:
+            continue
 
 
 class Client:
@@ -331,10 +340,9 @@ class Client:
 
     def _receive_to_path(self, response: requests.Response, name: str, target: Path,
                          attempt: int, report: ProgressCallback) -> FileInfo:
-        fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        fd, part = _create_part_file(target)
         try:
             with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), _file_mode())
                 info = self._receive(response, name, cast(BinaryIO, f), attempt, report)
                 f.flush()
                 os.fsync(f.fileno())
