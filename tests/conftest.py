@@ -72,7 +72,13 @@ class LiveServer:
         if not ready.wait(START_TIMEOUT) or not self.url:
             self.stop()
             pytest.fail("updl-server did not start:\n" + "".join(self.log))
-        assert requests.get(f"{self.url}/health", timeout=10).status_code == 200
+        try:
+            status = requests.get(f"{self.url}/health", timeout=10).status_code
+        except requests.RequestException as exc:
+            status = f"{type(exc).__name__}: {exc}"
+        if status != 200:
+            self.stop()
+            pytest.fail(f"updl-server is not healthy ({status}); its log:\n" + "".join(self.log))
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server (SIGTERM, or SIGKILL with ``kill``) and wait for it to exit."""

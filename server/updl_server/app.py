@@ -24,14 +24,18 @@ from .auth import authenticate
 from .blobstore import BlobNotFoundError, BlobStore, LocalBlobStore
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
-from .downloads import head_response, reader_bounds, stream_response, wanted_range
+from .downloads import etag, head_response, reader_bounds, stream_response, wanted_range
 from .errors import HTTPError, bad_request, no_such_file
 from .names import validate_name
+from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
+from .tus import TusService
+from .tus_routes import tus_routes
 from .uploads import (
     MULTIPART_OVERHEAD,
     draining_on_error,
     refuse_declared_too_large,
+    refuse_unless_allowed,
     store_verified,
 )
 
@@ -97,9 +101,15 @@ async def upload(request: Request) -> Response:
     body = RequestBody(request)
     async with draining_on_error(request, body, svc.config.max_size):
         owner = await svc.owner(request)
-        source = MultipartSource(body, request.headers.get("content-type"))
+        conditions = Preconditions.from_headers(request.headers)
+
+        async def on_name(name: str) -> None:
+            await refuse_unless_allowed(svc.catalog, owner, name, conditions)
+
+        source = MultipartSource(body, request.headers.get("content-type"), on_name)
         refuse_declared_too_large(request, svc.config.max_size, MULTIPART_OVERHEAD)
-        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size)
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size,
+                                      conditions)
     return JSONResponse(file_info(record))
 
 
@@ -111,7 +121,11 @@ async def put_file(request: Request) -> Response:
         owner = await svc.owner(request)
         source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
         refuse_declared_too_large(request, svc.config.max_size)
-        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size)
+        conditions = Preconditions.from_headers(request.headers)
+        await refuse_unless_allowed(svc.catalog, owner, validate_name(request.path_params["name"]),
+                                    conditions)
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size,
+                                      conditions)
     return JSONResponse(file_info(record))
 
 
@@ -150,6 +164,8 @@ async def get_file(request: Request) -> Response:
         record = await run_in_threadpool(svc.catalog.file, owner, name)
         if record is None:
             raise no_such_file(name)
+        if not_modified(request.headers.get("if-none-match"), record.md5):
+            return Response(status_code=304, headers={"ETag": etag(record)})
         byte_range = wanted_range(record, request.headers.get("range"),
                                   request.headers.get("if-range"))
         if request.method == "HEAD":
@@ -242,6 +258,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
     """
     catalog = catalog if catalog is not None else Catalog(config.database_url)
     store = store if store is not None else LocalBlobStore(config.blob_root)
+    tus = TusService(catalog, store, config.max_size)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -252,6 +269,9 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
         if report.temp_dirs or report.orphan_blobs:
             log.warning("removed %d stale temp dir(s) and %d orphan blob(s)",
                         report.temp_dirs, report.orphan_blobs)
+        swept = await run_in_threadpool(tus.sweep)
+        if swept:
+            log.warning("removed %d expired or orphaned resumable upload(s)", swept)
         try:
             yield
         finally:
@@ -264,6 +284,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
         Route("/files", list_files, methods=["GET"]),
         Route("/files/{name:updl_name}", file_by_name, methods=list(_BY_METHOD)),
         Route("/info/{name:updl_name}", info, methods=["GET"]),
+        *tus_routes(),
     ]
     app = Starlette(
         routes=routes,
@@ -276,4 +297,5 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
         },
     )
     app.state.services = Services(config, catalog, store)
+    app.state.tus = tus
     return app

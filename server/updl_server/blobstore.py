@@ -11,6 +11,7 @@ Local layout under ``root``::
     ab/ab12...ef          committed blobs, sharded by the first two hex digits
     tmp/<process>/lock    one dir per server process, flock'ed for its lifetime
     tmp/<process>/*.part  uploads in flight
+    staging/<upload id>   resumable (tus) uploads, shared by all processes (see ``staging``)
 
 A process that dies (even ``kill -9``) releases its lock, so the next
 ``sweep()`` removes its temporaries; a live process's lock keeps other
@@ -31,6 +32,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
+
+from .localfs import fsync_dir, older_than
+from .staging import LocalStagedUpload, LocalStaging, StagedUpload
 
 CHUNK_SIZE = 1024 * 1024
 # A blob committed by a process that crashed before its catalog commit is an
@@ -96,6 +100,17 @@ class BlobStore(Protocol):
     def close(self) -> None:
         """Release per-process resources."""
 
+    # Staging: resumable uploads whose bytes arrive over many requests (see ``staging``).
+
+    def stage_create(self, upload_id: str) -> None:
+        """Create an empty staged upload, visible to every process sharing the store."""
+
+    def stage_claim(self, upload_id: str) -> StagedUpload:
+        """Exclusive hold on a staged upload (``StagingBusyError``, ``StagedUploadGoneError``)."""
+
+    def stage_sweep(self, is_live: Callable[[str], bool]) -> int:
+        """Remove old staged uploads no catalog row owns; return how many."""
+
 
 class LocalBlobWriter:
     """A temporary file that is fsync'ed and renamed into place on commit."""
@@ -130,7 +145,7 @@ class LocalBlobWriter:
         self._file = None
         self._final.parent.mkdir(exist_ok=True)
         os.replace(self._temp, self._final)
-        _fsync_dir(self._final.parent)
+        fsync_dir(self._final.parent)
         self._done = True
         return self._location
 
@@ -187,6 +202,7 @@ class LocalBlobStore:
         self._tmp_root = root / "tmp"
         self._process_dir: Path | None = None
         self._lock: IO[bytes] | None = None
+        self._staging = LocalStaging(root / "staging", self._new_blob_path)
 
     @property
     def process_dir(self) -> Path | None:
@@ -249,7 +265,7 @@ class LocalBlobStore:
                 continue
             if entry.name.startswith(".new-"):
                 # A process that died within its first instant; give live ones time to rename.
-                if entry.stat().st_mtime < cutoff:
+                if older_than(entry, cutoff):
                     shutil.rmtree(entry, ignore_errors=True)
                     removed += 1
                 continue
@@ -265,17 +281,35 @@ class LocalBlobStore:
             if not (shard.is_dir() and re.fullmatch(r"[0-9a-f]{2}", shard.name)):
                 continue
             for blob in shard.iterdir():
-                if (_LOCATION.match(blob.name) and blob.stat().st_mtime < cutoff
+                if (_LOCATION.match(blob.name) and older_than(blob, cutoff)
                         and not is_referenced(blob.name)):
                     blob.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+    def stage_create(self, upload_id: str) -> None:
+        """Create ``staging/<upload_id>``, empty."""
+        self._staging.create(upload_id)
+
+    def stage_claim(self, upload_id: str) -> LocalStagedUpload:
+        """Open and ``flock`` ``staging/<upload_id>``."""
+        return self._staging.claim(upload_id)
+
+    def stage_sweep(self, is_live: Callable[[str], bool]) -> int:
+        """Remove staging files past the grace period that no catalog row owns."""
+        return self._staging.sweep(is_live, self.orphan_grace)
+
+    def _new_blob_path(self) -> tuple[Path, str]:
+        location = uuid.uuid4().hex
+        return self._path(location), location
 
     def _path(self, location: str) -> Path:
         # Locations come from the catalog; refuse anything that is not one of our ids.
         if not _LOCATION.match(location):
             raise ValueError(f"not a blob location: {location!r}")
         return self.root / location[:2] / location
+
+
 
 
 def _lock_held(lock_path: Path) -> bool:
@@ -290,12 +324,3 @@ def _lock_held(lock_path: Path) -> bool:
         except BlockingIOError:
             return True
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    """Persist a rename: the directory entry is durable only once the directory is synced."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

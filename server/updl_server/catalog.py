@@ -9,7 +9,7 @@ that reads before it writes cannot deadlock against another writer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,11 +26,13 @@ from sqlalchemy import (
     Row,
     String,
     Table,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -67,8 +69,26 @@ files = Table(
     UniqueConstraint("owner_id", "name"),
 )
 
+# Resumable (tus) uploads in progress: all their state, so any server process can take
+# the next PATCH (the bytes are in the blob store's staging area).
+tus_uploads = Table(
+    "tus_uploads", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("upload_offset", BigInteger, nullable=False),
+    Column("md5", String(32)),  # the whole file's MD5 as the client declared it, if it did
+    Column("upload_metadata", Text, nullable=False),  # Upload-Metadata as sent, echoed by HEAD
+    Column("created", DateTime, nullable=False),
+    Column("expires", DateTime, nullable=False, index=True),
+)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Only non-SQLite databases can race two first inserts of one name into a unique violation.
+# Serialises concurrent create_tables() of several server processes on PostgreSQL (any constant).
+SCHEMA_LOCK_KEY = 0x75_70_64_6C
+# Only non-SQLite databases can race two first inserts of one name into a unique violation
+# (FOR UPDATE locks no row that does not exist yet); the loser retries and finds the row.
 PUT_ATTEMPTS = 3
 
 
@@ -79,6 +99,15 @@ def utcnow() -> datetime:
 
 class UserExistsError(Exception):
     """``add_user`` was asked for a name that is taken."""
+
+
+class PreconditionFailedError(Exception):
+    """``put_file``'s ``check`` refused the current version (``current_md5``; ``None``: absent)."""
+
+    def __init__(self, current_md5: str | None) -> None:
+        """Remember what the check saw."""
+        super().__init__(current_md5)
+        self.current_md5 = current_md5
 
 
 @dataclass(frozen=True)
@@ -109,6 +138,29 @@ class FileRecord:
         return cls(**row._mapping)
 
 
+@dataclass(frozen=True)
+class TusRecord:
+    """A resumable upload in progress: who, what name, how far, until when."""
+
+    id: str
+    owner_id: int
+    name: str
+    length: int
+    offset: int
+    md5: str | None
+    metadata: str
+    created: datetime
+    expires: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> TusRecord:
+        """Build from a ``tus_uploads`` row."""
+        m = row._mapping
+        return cls(id=m["id"], owner_id=m["owner_id"], name=m["name"], length=m["length"],
+                   offset=m["upload_offset"], md5=m["md5"], metadata=m["upload_metadata"],
+                   created=m["created"], expires=m["expires"])
+
+
 class Catalog:
     """Users, tokens and file metadata in one SQL database."""
 
@@ -119,8 +171,11 @@ class Catalog:
         self._writer = self.engine.execution_options(updl_write=True)
 
     def create_tables(self) -> None:
-        """Create missing tables (idempotent)."""
-        metadata.create_all(self.engine)
+        """Create missing tables (idempotent, and safe when several processes start at once)."""
+        with self._write() as conn:  # BEGIN IMMEDIATE on SQLite: one creator at a time
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            metadata.create_all(conn)
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -194,12 +249,18 @@ class Catalog:
         with self.engine.connect() as conn:
             return [FileRecord.from_row(row) for row in conn.execute(query)]
 
-    def put_file(self, owner_id: int, name: str, size: int, md5: str,
-                 location: str) -> tuple[FileRecord, str | None]:
+    def put_file(self, owner_id: int, name: str, size: int, md5: str, location: str, *,
+                 check: Callable[[str | None], bool] | None = None
+                 ) -> tuple[FileRecord, str | None]:
         """Insert or replace the owner's file ``name`` in one transaction.
 
         Returns the new record and the location of the version it replaced
         (``None`` if the name was new), which the caller deletes after commit.
+        The current row is read locked (``FOR UPDATE`` on PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` locks the database), so two writers of one name
+        queue and each replaced location is handed out exactly once.
+        ``check``, given the current version's MD5 (``None``: absent) under that
+        lock, may refuse with ``PreconditionFailedError``; nothing changes then.
         """
         values = {"size": size, "md5": md5, "location": location, "created": utcnow(),
                   "last_accessed": None}
@@ -207,8 +268,12 @@ class Catalog:
         for attempt in range(1, PUT_ATTEMPTS + 1):
             try:
                 with self._write() as conn:
-                    old = conn.execute(select(files.c.location).where(*where)
-                                       .with_for_update()).scalar()
+                    current = conn.execute(select(files.c.location, files.c.md5).where(*where)
+                                           .with_for_update()).first()
+                    old = None if current is None else str(current.location)
+                    old_md5 = None if current is None else str(current.md5)
+                    if check is not None and not check(old_md5):
+                        raise PreconditionFailedError(old_md5)
                     if old is None:
                         conn.execute(files.insert().values(owner_id=owner_id, name=name, **values))
                     else:
@@ -225,7 +290,9 @@ class Catalog:
         """Remove the owner's file ``name``; return its blob location, or ``None`` if absent."""
         where = (files.c.owner_id == owner_id, files.c.name == name)
         with self._write() as conn:
-            location = conn.execute(select(files.c.location).where(*where)).scalar()
+            # Locked, so a concurrent replace cannot slip its new location under this delete.
+            location = conn.execute(select(files.c.location).where(*where)
+                                    .with_for_update()).scalar()
             if location is not None:
                 conn.execute(files.delete().where(*where))
         return location
@@ -239,6 +306,49 @@ class Catalog:
         """Whether any file row points at blob ``location``."""
         with self.engine.connect() as conn:
             found = conn.execute(select(files.c.id).where(files.c.location == location).limit(1))
+            return found.first() is not None
+
+    # tus uploads
+
+    def add_tus_upload(self, upload: TusRecord) -> None:
+        """Record a new resumable upload."""
+        with self._write() as conn:
+            conn.execute(tus_uploads.insert().values(
+                id=upload.id, owner_id=upload.owner_id, name=upload.name, length=upload.length,
+                upload_offset=upload.offset, md5=upload.md5, upload_metadata=upload.metadata,
+                created=upload.created, expires=upload.expires))
+
+    def tus_upload(self, upload_id: str) -> TusRecord | None:
+        """The resumable upload ``upload_id``, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
+        return None if row is None else TusRecord.from_row(row)
+
+    def advance_tus_upload(self, upload_id: str, old_offset: int, new_offset: int,
+                           expires: datetime) -> bool:
+        """Compare-and-set the offset from ``old_offset``; ``False`` if it had moved (or is gone)."""
+        with self._write() as conn:
+            result = conn.execute(
+                tus_uploads.update()
+                .where(tus_uploads.c.id == upload_id, tus_uploads.c.upload_offset == old_offset)
+                .values(upload_offset=new_offset, expires=expires))
+            return result.rowcount == 1
+
+    def delete_tus_upload(self, upload_id: str) -> None:
+        """Forget a resumable upload (absent is fine)."""
+        with self._write() as conn:
+            conn.execute(tus_uploads.delete().where(tus_uploads.c.id == upload_id))
+
+    def expired_tus_uploads(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of resumable uploads that expired before ``now``."""
+        query = select(tus_uploads.c.id).where(tus_uploads.c.expires < now).limit(limit)
+        with self.engine.connect() as conn:
+            return [str(row.id) for row in conn.execute(query)]
+
+    def has_tus_upload(self, upload_id: str) -> bool:
+        """Whether a row for ``upload_id`` exists (expired or not)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(tus_uploads.c.id).where(tus_uploads.c.id == upload_id))
             return found.first() is not None
 
 

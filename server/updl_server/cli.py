@@ -17,6 +17,7 @@ from .auth import mint_token
 from .catalog import Catalog, UserExistsError
 from .config import DEFAULT_MAX_SIZE, ServerConfig, parse_size
 from .names import user_name_problem
+from .workers import serve_forked
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
@@ -75,8 +76,11 @@ def main() -> None:
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
               envvar="UPDL_SERVER_LOG_LEVEL", show_default=True, show_envvar=True,
               help="Log verbosity; the access log is on at 'info' and 'debug' only.")
+@click.option("--workers", type=click.IntRange(1, 512), default=1, envvar="UPDL_SERVER_WORKERS",
+              show_default=True, show_envvar=True,
+              help="Worker processes sharing the listening socket (each its own event loop).")
 def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
-        log_level: str) -> None:
+        log_level: str, workers: int) -> None:
     """Serve the API until interrupted."""
     config = ServerConfig(data_dir=data_dir, db_url=db_url, max_size=max_size, host=host,
                           port=port, log_level=log_level.lower())
@@ -86,12 +90,20 @@ def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     print(f"updl-server listening on http://{shown_host}:{bound_port}", file=sys.stderr, flush=True)
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(config), loop="auto", http="auto", lifespan="on",
-        log_level=config.log_level, access_log=config.log_level in ("info", "debug"),
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    ))
-    server.run(sockets=[sock])
+
+    def serve(listener: socket.socket) -> None:
+        # Built per process: each worker needs its own DB pool and blob-store temp dir.
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(config), loop="auto", http="auto", lifespan="on",
+            log_level=config.log_level, access_log=config.log_level in ("info", "debug"),
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        ))
+        server.run(sockets=[listener])
+
+    if workers == 1:
+        serve(sock)
+    else:
+        sys.exit(serve_forked(serve, sock, workers))
 
 
 @main.command("add-user")

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -140,9 +140,15 @@ class RawSource:
 class MultipartSource:
     """A ``multipart/form-data`` body with ``file``, ``md5`` and optional ``name`` parts."""
 
-    def __init__(self, body: RequestBody, content_type: str | None) -> None:
-        """Check the content type and boundary up front."""
+    def __init__(self, body: RequestBody, content_type: str | None,
+                 on_name: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """Check the content type and boundary up front.
+
+        ``on_name`` is awaited once with the ``name`` part as soon as it is parsed
+        (before the file's bytes when the client sends ``name`` first); it may raise.
+        """
         self.body = body
+        self._on_name = on_name
         kind, params = parse_options_header(content_type)
         boundary = params.get(b"boundary")
         if kind != b"multipart/form-data" or not boundary:
@@ -154,8 +160,12 @@ class MultipartSource:
         parts = _Parts(sink)
         try:
             parser = MultipartParser(self._boundary, callbacks=parts.callbacks())
+            pending = self._on_name
             async for chunk in self.body.chunks():
                 parser.write(chunk)
+                if pending is not None and parts.name is not None:
+                    announce, pending = pending, None
+                    await announce(parts.name)
         except FormParserError as exc:
             raise bad_request(f"malformed multipart body: {exc}") from exc
         if parser.state != MultipartState.END:
@@ -243,6 +253,11 @@ class _Parts:
                 validate_name(value)  # refuse a bad name before the file part is stored
             self._texts[self._current] = value
         self._current = None
+
+    @property
+    def name(self) -> str | None:
+        """The ``name`` part, once it has been parsed."""
+        return self._texts.get("name")
 
     def claim(self) -> Claim:
         """The client's claim once the whole body is parsed; 400 for missing parts."""

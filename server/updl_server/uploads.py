@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from .blobstore import BlobStore
-from .catalog import Catalog, FileRecord
+from .catalog import Catalog, FileRecord, PreconditionFailedError
 from .errors import HTTPError, checksum_failed, too_large
+from .preconditions import Preconditions, precondition_failed
 from .receive import BodySource, HashingSink, RequestBody
 
 # Room for multipart boundaries and part headers when judging Content-Length.
@@ -25,13 +26,15 @@ DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 async def store_verified(store: BlobStore, catalog: Catalog, owner_id: int,
-                         source: BodySource, max_size: int) -> FileRecord:
+                         source: BodySource, max_size: int,
+                         preconditions: Preconditions | None = None) -> FileRecord:
     """Receive, verify, commit and record one file; return its catalog record.
 
     1. stream the body into a temporary blob, hashing and counting (413 past ``max_size``);
     2. compare with the claimed MD5 (409, nothing kept);
     3. commit the blob (fsync + rename; still unreferenced, so invisible);
-    4. in one transaction, point ``(owner, name)`` at it, learning the replaced blob;
+    4. in one transaction, check ``preconditions`` (412) and point ``(owner, name)``
+       at the blob, learning the replaced blob;
     5. only then delete the replaced blob.
     Any failure before 4 discards the temporary blob; a failure in 4 deletes the new one.
     """
@@ -47,15 +50,45 @@ async def store_verified(store: BlobStore, catalog: Catalog, owner_id: int,
         # Covers 413/409/400, a client that disconnects mid-body, and cancellation.
         writer.abort()
         raise
+    return await record_committed(store, catalog, owner_id, claim.name, sink.size, actual,
+                                  location, preconditions)
+
+
+async def record_committed(store: BlobStore, catalog: Catalog, owner_id: int, name: str,
+                           size: int, md5: str, location: str,
+                           preconditions: Preconditions | None = None) -> FileRecord:
+    """Steps 4 and 5 of the integrity order, for a verified blob already committed at ``location``.
+
+    Shared by ``store_verified`` and the tus completion: record ``(owner, name)``
+    → ``location`` in one transaction (412 if ``preconditions`` fail; the new blob
+    is deleted on any failure), then delete the version it replaced.
+    """
+    check = preconditions.allows if preconditions else None
     try:
         record, replaced = await run_in_threadpool(
-            catalog.put_file, owner_id, claim.name, sink.size, actual, location)
+            lambda: catalog.put_file(owner_id, name, size, md5, location, check=check))
+    except PreconditionFailedError as exc:
+        store.delete(location)
+        raise precondition_failed(name, exc.current_md5) from None
     except Exception:
         store.delete(location)
         raise
     if replaced is not None:
         store.delete(replaced)
     return record
+
+
+async def refuse_unless_allowed(catalog: Catalog, owner_id: int, name: str,
+                                preconditions: Preconditions) -> None:
+    """412 before any byte is stored when the current version already fails ``preconditions``.
+
+    Only an early answer: the version can change before commit, where the catalog checks again.
+    """
+    if preconditions:
+        current = await run_in_threadpool(catalog.file, owner_id, name)
+        current_md5 = None if current is None else current.md5
+        if not preconditions.allows(current_md5):
+            raise precondition_failed(name, current_md5)
 
 
 def refuse_declared_too_large(request: Request, max_size: int, overhead: int = 0) -> None:
