@@ -124,9 +124,10 @@ def test_connection_refused_on_get_is_left_to_the_session_layer(
     assert_no_litter(tmp_path)
 
 
-def test_interrupt_removes_the_part_file(server: responses.RequestsMock, client: Client,
-                                         tmp_path: Path) -> None:
+def test_interrupt_keeps_the_part_file_for_the_next_run(server: responses.RequestsMock,
+                                                        client: Client, tmp_path: Path) -> None:
     serve(server, DATA)
+    serve(server, DATA)  # the scripted server ignores Range: the rerun gets 200 and restarts
 
     def interrupt(event: ProgressEvent) -> None:
         if event.transferred > 0:
@@ -134,7 +135,12 @@ def test_interrupt_removes_the_part_file(server: responses.RequestsMock, client:
 
     with pytest.raises(KeyboardInterrupt):
         client.download("build/app.bin", tmp_path / "out.bin", on_progress=interrupt)
-    assert_no_litter(tmp_path)
+    assert_no_litter(tmp_path, "out.bin.part")
+    assert 0 < (tmp_path / "out.bin.part").stat().st_size <= len(DATA)
+    client.download("build/app.bin", tmp_path / "out.bin")
+    assert server.calls[1].request.headers["Range"].startswith("bytes=")
+    assert (tmp_path / "out.bin").read_bytes() == DATA
+    assert_no_litter(tmp_path, "out.bin")
 
 
 def test_not_found_is_not_retried(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:

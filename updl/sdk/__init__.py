@@ -16,6 +16,7 @@ from .errors import (
     SourceChangedError,
     TooLargeError,
     UpdlError,
+    UploadBusyError,
 )
 from .hashing import HashingReader, HashingWriter, md5_of
 from .models import FileInfo
@@ -43,6 +44,7 @@ __all__ = [
     "SourceChangedError",
     "TooLargeError",
     "UpdlError",
+    "UploadBusyError",
     "load_settings",
     "md5_of",
     "run_with_retries",

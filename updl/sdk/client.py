@@ -10,12 +10,8 @@ after the MD5 and the length match.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import email.utils
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -29,12 +25,17 @@ import requests
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
 from .config import Settings, load_settings
+from .downloads import PartFile, ResumableDownload
+from .downloads import expected_md5 as _expected_md5
+from .downloads import header_time as _header_time
 from .errors import ChecksumMismatchError, ConnectionFailedError, UpdlError
 from .hashing import CHUNK_SIZE, HashingReader, HashingWriter
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, TqdmProgress, tqdm_progress
+from .resume import ResumeStore
 from .retry import RetryEvent, RetryPolicy, run_with_retries
 from .transport import Transport, file_path, translate
+from .tus import TusUpload
 
 __all__ = ["Client"]
 
@@ -96,49 +97,6 @@ def _open_source(source: Source) -> Iterator[tuple[BinaryIO, str | None]]:
         yield cast(BinaryIO, spool), default
 
 
-def _expected_md5(response: requests.Response) -> str | None:
-    """The server's MD5 of the body: ``Content-MD5`` (base64) or else a strong ``ETag`` (hex)."""
-    content_md5 = response.headers.get("Content-MD5")
-    if content_md5:
-        try:
-            digest = base64.b64decode(content_md5, validate=True)
-        except (binascii.Error, ValueError):
-            digest = b""
-        if len(digest) == 16:
-            return digest.hex()
-    etag = response.headers.get("ETag", "")
-    if etag and not etag.startswith("W/"):
-        value = etag.strip('"').lower()
-        if len(value) == 32 and all(c in "0123456789abcdef" for c in value):
-            return value
-    return None
-
-
-def _header_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _create_part_file(target: Path) -> tuple[int, str]:
-    """Create a fresh, exclusive temporary file beside ``target``; return its fd and path.
-
-    Opened with mode 0o666 so the process umask applies as it would to any new
-    file (mkstemp's 0600 would surprise users), and with O_EXCL so two
-    downloads never share a partial file.
-    """
-    while True:
-        part = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
-        try:
-            return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(part)
-        except FileExistsError:
-            continue
-
-
 class Client:
     """A connection to one updl server.
 
@@ -167,6 +125,7 @@ class Client:
         self.retry = retry if retry is not None else RetryPolicy(retries=settings.retries)
         self._sleep = sleep
         self._transport = Transport(settings, self.retry, session)
+        self._resume = ResumeStore()
 
     def __repr__(self) -> str:
         return f"Client(url={self.settings.url!r}, token_source={self.settings.token_source!r})"
@@ -211,6 +170,7 @@ class Client:
         on_retry: RetryCallback | None = None,
         retries: int | None = None,
         progress: bool = False,
+        resumable_threshold: int | None = None,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -219,7 +179,19 @@ class Client:
         mismatch, connection errors, 5xx, 429) start over with a fresh body. A
         file object is uploaded from its current position. Returns the stored
         file's info.
+
+        A path of at least ``resumable_threshold`` bytes (default
+        ``settings.resumable_threshold``, 64 MiB; 0: always) goes over tus in
+        checksummed chunks and resumes where it stopped, even in a later
+        process (see :mod:`updl.sdk.tus`).
         """
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            threshold = (self.settings.resumable_threshold if resumable_threshold is None
+                         else resumable_threshold)
+            if path.is_file() and path.stat().st_size >= threshold:
+                return self._upload_resumable(path, name or path.name, on_progress, on_retry,
+                                              retries, progress)
         with _open_source(source) as (fileobj, default_name):
             name = name or default_name
             if not name:
@@ -236,6 +208,19 @@ class Client:
             finally:
                 if bar is not None:
                     bar.close()
+
+    def _upload_resumable(self, path: Path, name: str, on_progress: ProgressCallback | None,
+                          on_retry: RetryCallback | None, retries: int | None,
+                          progress: bool) -> FileInfo:
+        report, bar = self._reporter(on_progress, progress, name)
+        try:
+            upload = TusUpload(self._transport, self._resume, path, name,
+                               self.settings.resumable_chunk_size, report)
+            return run_with_retries(upload.run, self._policy(retries), name=name,
+                                    on_retry=on_retry, sleep=self._sleep)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _upload_once(self, fileobj: BinaryIO, name: str, attempt: int,
                      report: ProgressCallback) -> FileInfo:
@@ -280,10 +265,12 @@ class Client:
     ) -> FileInfo:
         """Download ``name`` into ``dest`` (a path, a directory, or a binary file object).
 
-        For a path the bytes go to a temporary ``.part`` file beside it, which
-        is renamed into place only when its MD5 and length match the server's;
-        on any failure it is removed, so a partial or corrupt file never
-        appears at ``dest``. A directory receives ``<dir>/<basename of name>``.
+        For a path the bytes go to ``<dest>.part`` beside it, which is renamed
+        into place only when the whole file's MD5 and length match the
+        server's, so a partial or corrupt file never appears at ``dest``. An
+        interrupted download leaves the ``.part`` and the next call resumes it
+        (``Range`` + ``If-Range``; see :mod:`updl.sdk.downloads`). A directory
+        receives ``<dir>/<basename of name>``.
         A file object receives the bytes as they arrive and the check happens
         at the end (a seekable one is rewound and truncated on retry).
 
@@ -298,22 +285,24 @@ class Client:
         def retry_if(error: UpdlError) -> bool:
             return body_started
 
-        def open_body() -> requests.Response:
+        def open_body(headers: dict[str, str] | None = None) -> requests.Response:
             nonlocal body_started
             body_started = False
-            response = self._transport.request("GET", file_path("files", name), stream=True)
+            response = self._transport.request("GET", file_path("files", name), stream=True,
+                                               headers=headers)
             body_started = True
             return response
 
         policy = self._policy(retries)
+        part: PartFile | None = None
+        attempt: Callable[[int], FileInfo]
         if isinstance(dest, (str, os.PathLike)):
             target = Path(dest)
             if target.is_dir():
                 target = target / name.rsplit("/", 1)[-1]
-
-            def attempt(number: int) -> FileInfo:
-                with open_body() as response:
-                    return self._receive_to_path(response, name, target, number, report)
+            part = PartFile(target)
+            attempt = ResumableDownload(self._transport.base_url, name, target, part, self._resume,
+                                        open_body, report).run
         else:
             fileobj = dest
             try:
@@ -324,7 +313,7 @@ class Client:
                 # Bytes already written to a pipe cannot be taken back: one attempt only.
                 policy = RetryPolicy(0, policy.backoff_base, policy.backoff_cap)
 
-            def attempt(number: int) -> FileInfo:
+            def attempt(number: int) -> FileInfo:  # type: ignore[misc]
                 if start is not None:
                     fileobj.seek(start)
                     fileobj.truncate()
@@ -335,24 +324,10 @@ class Client:
             return run_with_retries(attempt, policy, name=name, on_retry=on_retry,
                                     sleep=self._sleep, retry_if=retry_if)
         finally:
+            if part is not None:
+                part.close()
             if bar is not None:
                 bar.close()
-
-    def _receive_to_path(self, response: requests.Response, name: str, target: Path,
-                         attempt: int, report: ProgressCallback) -> FileInfo:
-        fd, part = _create_part_file(target)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                info = self._receive(response, name, cast(BinaryIO, f), attempt, report)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(part, target)
-        except BaseException:
-            # Includes KeyboardInterrupt: never leave a partial file behind.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(part)
-            raise
-        return info
 
     def _receive(self, response: requests.Response, name: str, fileobj: IO[bytes],
                  attempt: int, report: ProgressCallback) -> FileInfo:
@@ -419,3 +394,33 @@ class Client:
         """Delete a file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""
         self._transport.request("DELETE", file_path("files", name)).close()
 
+
+    # -- batch helpers (added for batches: skip-existing, one client per worker thread) ---
+
+    def head(self, name: str) -> FileInfo | None:
+        """What the server has under ``name`` (``HEAD /files/{name}``: size and ETag MD5), or None if nothing.
+
+        ``created`` comes from ``Last-Modified``. Sends no body and downloads nothing.
+        """
+        from .errors import NotFoundError  # local: keeps this addition self-contained
+
+        try:
+            response = self._transport.request("HEAD", file_path("files", name))
+        except NotFoundError:
+            return None
+        with response:
+            md5 = _expected_md5(response)
+            length = response.headers.get("Content-Length", "")
+            if md5 is None or not length.isdigit():
+                raise UpdlError(f"{name}: the server's HEAD answer has no usable ETag or Content-Length",
+                                response=response)
+            return FileInfo(name=name, size=int(length), md5=md5,
+                            created=_header_time(response.headers.get("Last-Modified"))
+                            or datetime.now(timezone.utc))
+
+    def clone(self) -> Client:
+        """A new client with the same settings, retry policy and sleep, and its own connections.
+
+        ``requests.Session`` is not guaranteed thread-safe: give each worker thread its own clone.
+        """
+        return Client(settings=self.settings, retry=self.retry, sleep=self._sleep)

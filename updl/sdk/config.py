@@ -13,6 +13,8 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
     token = "..."
     retries = 5
     timeout = 60          # or [connect, read]
+    resumable_threshold = "64MiB"   # files at least this big go over tus (0: always)
+    resumable_chunk_size = "8MiB"   # bytes per tus PATCH
 
     [ci]
     url = "http://10.0.0.5:8000"
@@ -21,6 +23,7 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +50,10 @@ DEFAULT_RETRIES = 3
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 300.0)
 
 Timeout = float | tuple[float, float]
+MIB = 1024 * 1024
+DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
+DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,32 @@ class Settings:
     retries: int = DEFAULT_RETRIES
     url_source: str = "default"
     token_source: str = "not set"
+    resumable_threshold: int = DEFAULT_RESUMABLE_THRESHOLD
+    resumable_chunk_size: int = DEFAULT_RESUMABLE_CHUNK_SIZE
+
+
+def parse_size(value: int | str) -> int:
+    """A byte count from an int or ``"64MiB"``/``"500M"``/``"1048576"`` (K/M/G/T: 1000s, KiB...: 1024s)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"not a size: {value!r} (must be >= 0)")
+        return value
+    match = _SIZE.match(str(value))
+    if match is None or (match.group(3) and not match.group(2)):
+        raise ValueError(f"not a size: {value!r} (use bytes or a suffix like 64MiB, 500M)")
+    digits, unit, binary, _ = match.groups()
+    powers = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+    return int(digits) * (1024 if binary else 1000) ** powers[unit.lower()]
+
+
+def _check_size(value: Any, key: str, source: str, minimum: int) -> int:
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise InvalidSettingsError(f"{key}: {exc} (from {source})") from None
+    if size < minimum:
+        raise InvalidSettingsError(f"{key} must be at least {minimum} bytes (from {source})")
+    return size
 
 
 def default_config_path() -> Path:
@@ -171,6 +204,10 @@ def load_settings(
     else:
         token_value, token_source = None, "not set"
 
+    threshold = (_check_size(section["resumable_threshold"], "resumable_threshold", file_source, 0)
+                 if "resumable_threshold" in section else DEFAULT_RESUMABLE_THRESHOLD)
+    chunk_size = (_check_size(section["resumable_chunk_size"], "resumable_chunk_size", file_source, 1)
+                  if "resumable_chunk_size" in section else DEFAULT_RESUMABLE_CHUNK_SIZE)
     retries = (_check_retries(section["retries"], file_source) if "retries" in section
                else DEFAULT_RETRIES)
     timeout = (_check_timeout(section["timeout"], file_source) if "timeout" in section
@@ -184,4 +221,6 @@ def load_settings(
         retries=retries,
         url_source=url_source,
         token_source=token_source,
+        resumable_threshold=threshold,
+        resumable_chunk_size=chunk_size,
     )

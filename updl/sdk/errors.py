@@ -14,6 +14,7 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── ServerError                 retryable  5xx  .retry_after
     │   └── RateLimitedError        retryable  429
     ├── ConnectionFailedError (ConnectionError)  retryable  refused, timed out, dropped mid-transfer
+    ├── UploadBusyError             retryable  423: another request is writing to that resumable upload
     ├── SourceChangedError                     the local file shrank while being uploaded
     └── InvalidSettingsError                   bad URL, config file or profile
 """
@@ -37,6 +38,7 @@ __all__ = [
     "SourceChangedError",
     "TooLargeError",
     "UpdlError",
+    "UploadBusyError",
 ]
 
 
@@ -154,3 +156,9 @@ class SourceChangedError(UpdlError):
 
     Not an ``OSError`` on purpose: urllib3 would take it for a broken connection.
     """
+
+
+class UploadBusyError(UpdlError):
+    """Another request is appending to the same resumable upload right now (423); try again shortly."""
+
+    retryable: ClassVar[bool] = True

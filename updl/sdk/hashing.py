@@ -11,7 +11,7 @@ import hashlib
 import io
 import os
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import SourceChangedError
 
@@ -95,10 +95,12 @@ class HashingReader:
 class HashingWriter:
     """Writes to ``fileobj``, hashing what passes through; ``on_write(position)`` gets the absolute count."""
 
-    def __init__(self, fileobj: BinaryIO, on_write: Callable[[int], None] | None = None) -> None:
+    def __init__(self, fileobj: BinaryIO, on_write: Callable[[int], None] | None = None,
+                 digest: Any = None) -> None:
+        """``digest``: an MD5 already fed with the bytes before these (a resumed download's prefix)."""
         self._file = fileobj
         self._on_write = on_write
-        self._hash = hashlib.md5()
+        self._hash = digest if digest is not None else hashlib.md5()
         self.bytes_written = 0
 
     def write(self, data: bytes) -> int:
