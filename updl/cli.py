@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,15 @@ from rich.console import Console
 from . import __version__
 from .console import PlainView, QuietView, RichView, TransferView, files_table, info_lines, json_line
 from .exitcodes import ExitCode, describe, epilog
+from .reporting import BatchReport
+from .sdk.batch import Outcome, Task, raise_for_outcomes
+from .sdk.batch_download import download_batch, plan_downloads
+from .sdk.batch_upload import plan_uploads, upload_batch
 from .sdk.client import Client
-from .sdk.config import load_settings
+from .sdk.config import load_settings, parse_size
+from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from .sdk.models import FileInfo
+from .sdk.selection import has_magic, join_prefix, normalize_prefix, select_files
 
 __all__ = ["Environment", "cli", "main"]
 
@@ -48,13 +54,16 @@ class Options:
     quiet: bool = False
     debug: bool = False
     env: Environment = field(default_factory=Environment)
+    resumable_threshold: int | None = None  # put's --resumable-threshold, over the settings
     _client: Client | None = field(default=None, repr=False)
 
     def client(self) -> Client:
         """The SDK client for these options (settings resolved once, here)."""
         if self._client is None:
-            self._client = Client(settings=load_settings(self.url, self.token, self.profile),
-                                  sleep=self.env.sleep)
+            settings = load_settings(self.url, self.token, self.profile)
+            if self.resumable_threshold is not None:
+                settings = replace(settings, resumable_threshold=self.resumable_threshold)
+            self._client = Client(settings=settings, sleep=self.env.sleep)
             click.get_current_context().call_on_close(self._client.close)
         return self._client
 
@@ -119,49 +128,149 @@ def cli(ctx: click.Context, url: str | None, token: str | None, profile: str | N
 
 
 pass_options = click.make_pass_decorator(Options)
+
+
+class SizeType(click.ParamType):
+    """A byte count: plain bytes or with a suffix (64MiB, 500M)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Parse with the SDK's ``parse_size``."""
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 retries_option = click.option("--retries", type=click.IntRange(min=0), metavar="N",
                               help="Retries after the first attempt [default: config or 3].")
 
 
-@cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
-@click.option("--name", metavar="NAME", help="Name to store under (one FILE only; required for '-').")
-@retries_option
-@pass_options
-def put(options: Options, files: tuple[str, ...], name: str | None, retries: int | None) -> None:
-    """Upload FILE(s); each is stored under its base name unless --name is given.
+jobs_option = click.option("-j", "--jobs", type=click.IntRange(1, 32), default=1, show_default=True,
+                           metavar="N", help="Transfer N files at once.")
+no_files_option = click.option(
+    "--if-no-files", type=click.Choice(["fail", "warn", "ignore"]), default="fail", show_default=True,
+    help="When nothing matches: fail (exit 7), warn, or ignore.")
 
-    FILE may be '-' for standard input (with --name). Stops at the first failure.
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--name", metavar="NAME", help="Name to store under (one FILE only; required for '-').")
+@click.option("-r", "--recursive", is_flag=True,
+              help="Upload the files below each DIR, stored as DIR's name + path inside (like cp -r).")
+@click.option("--prefix", metavar="PREFIX", help="Store below PREFIX/ ('/' is added if missing).")
+@click.option("--include", multiple=True, metavar="PATTERN",
+              help="Only files whose relative path matches (fnmatch; repeatable).")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Leave out files whose relative path matches (fnmatch; repeatable).")
+@click.option("--dry-run", is_flag=True, help="List what would be uploaded; contact no server.")
+@click.option("--skip-existing", is_flag=True,
+              help="Hash each file first; skip it when the server has that name with the same MD5.")
+@click.option("--manifest", metavar="FILE", help="Write a checksum manifest (md5sum/sha256sum -c format).")
+@click.option("--manifest-format", type=click.Choice(["md5", "sha256"]), default="md5", show_default=True,
+              help="Digest of the manifest.")
+@jobs_option
+@no_files_option
+@retries_option
+@click.option("--resumable-threshold", type=SizeType(), metavar="SIZE",
+              help="Files this big or bigger go in resumable chunks (tus); a rerun after an "
+                   "interruption continues where it stopped. 0: always [default: config or 64MiB].")
+@pass_options
+def put(options: Options, files: tuple[str, ...], name: str | None, recursive: bool, prefix: str | None,
+        include: tuple[str, ...], exclude: tuple[str, ...], dry_run: bool, skip_existing: bool,
+        manifest: str | None, manifest_format: str, jobs: int, if_no_files: str,
+        retries: int | None, resumable_threshold: int | None) -> None:
+    """Upload FILE(s), directories (-r) and globs ('dist/*.whl', 'build/**/*.tgz', expanded by updl).
+
+    A FILE is stored under its base name, a DIR (with -r) under DIR's name,
+    a glob match under its path relative to the current directory; all below
+    --prefix. A failed file does not stop the others; every outcome is
+    reported and the exit code says what happened. FILE may be '-' for
+    standard input (with --name).
     """
-    if name is not None and len(files) > 1:
+    options.resumable_threshold = resumable_threshold
+    if name is not None and (len(files) > 1 or recursive or has_magic(files[0])):
         raise click.UsageError("--name works with one FILE only")
-    if "-" in files and name is None:
-        raise click.UsageError("uploading standard input ('-') needs --name")
+    if "-" in files:
+        if name is None or len(files) > 1:
+            raise click.UsageError("uploading standard input ('-') needs --name and no other FILE")
+        if manifest or skip_existing or dry_run:
+            raise click.UsageError("standard input ('-') cannot be combined with --manifest, "
+                                   "--skip-existing or --dry-run")
+    report = BatchReport(options.view(), options.json, "uploaded", 1, clock=options.env.clock)
+    if files == ("-",):
+        _put_stdin(options, report, join_prefix(prefix, name or "-"), retries)
+        return
+    selected = select_files(files, recursive=recursive, include=include, exclude=exclude,
+                            ignore=[manifest] if manifest else [])
+    if name is not None:
+        selected = [replace(selected[0], relative=name)] if selected else []
+    tasks = plan_uploads(selected, prefix)
+    report.files = len(tasks)
+    if not tasks:
+        report.no_files(if_no_files, " ".join(files))
+        return
+    if dry_run:  # before any client exists: not even a connection is made
+        report.dry_run(tasks)
+        return
     client = options.client()
-    view = options.view()
+    view = report.view
     try:
-        for path in files:
-            stored = name or os.path.basename(path.rstrip("/"))
-            source = sys.stdin.buffer if path == "-" else Path(path)
-            view.begin(stored, "uploading")
-            info = client.upload(source, stored, on_progress=view.progress, on_retry=view.retry,
-                                 retries=retries)
-            view.done(info, "uploaded")
-            if options.json:
-                options.emit(info.to_json())
+        view.plan(len(tasks), sum(t.size or 0 for t in tasks))
+        outcomes = upload_batch(
+            client, tasks, jobs=jobs, skip_existing=skip_existing,
+            algorithms=(manifest_format,) if manifest else (), retries=retries,
+            on_start=lambda task: view.begin(task.name, "uploading"), on_progress=view.progress,
+            on_retry=view.retry, on_outcome=report.outcome)
+        stored = [o for o in outcomes if o.status in ("uploaded", "skipped")]
+        if manifest:
+            write_manifest(manifest, [Entry(o.digests[manifest_format], o.task.relative) for o in stored])
+            view.note(f"wrote {manifest} ({len(stored)} files, {manifest_format})")
+        report.summary(outcomes)
+    finally:
+        view.close()
+    raise_for_outcomes(outcomes)
+
+
+def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | None) -> None:
+    """``put - --name NAME``: one upload from standard input, reported like any batch."""
+    view = report.view
+    try:
+        view.begin(name, "uploading")
+        info = options.client().upload(sys.stdin.buffer, name, on_progress=view.progress,
+                                       on_retry=view.retry, retries=retries)
+        outcome = Outcome(Task(name, Path("-"), name, info.size), "uploaded", size=info.size, md5=info.md5,
+                          attempts=1, info=info)
+        report.outcome(outcome)
+        report.summary([outcome])
     finally:
         view.close()
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("-o", "--output", metavar="PATH",
               help="Where to write: a file, a directory (gets the base name), or '-' for stdout "
-                   "[default: ./<base name of NAME>].")
+                   "[default: ./<base name of NAME>]; with --prefix, the directory to fill [default: .].")
+@click.option("--prefix", metavar="PREFIX",
+              help="Download every file below PREFIX/, recreating the paths below it in the -o directory.")
+@click.option("--manifest", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+              help="With --prefix: fetch exactly the files FILE lists (paths below the prefix) and "
+                   "check each against its digest too.")
+@jobs_option
+@no_files_option
 @retries_option
 @pass_options
-def get(options: Options, name: str, output: str | None, retries: int | None) -> None:
-    """Download NAME; it appears at the destination only once its MD5 is verified."""
+def get(options: Options, name: str | None, output: str | None, prefix: str | None, manifest: str | None,
+        jobs: int, if_no_files: str, retries: int | None) -> None:
+    """Download NAME, or everything below --prefix; files appear only once their MD5 is verified."""
+    if (name is None) == (prefix is None):
+        raise click.UsageError("give either NAME or --prefix PREFIX")
+    if manifest and prefix is None:
+        raise click.UsageError("--manifest needs --prefix")
+    if prefix is not None:
+        _get_prefix(options, prefix, Path(output or "."), manifest, jobs, if_no_files, retries)
+        return
+    assert name is not None
     client = options.client()
     view = options.view()
     basename = name.rsplit("/", 1)[-1]
@@ -186,6 +295,53 @@ def get(options: Options, name: str, output: str | None, retries: int | None) ->
         view.close()
 
 
+def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | None, jobs: int,
+                if_no_files: str, retries: int | None) -> None:
+    """``get --prefix``: every file below the prefix (or those the manifest lists) into ``out_dir``."""
+    entries = read_manifest(manifest) if manifest else None
+    client = options.client()
+    tasks, decided = plan_downloads(client.iter_files(normalize_prefix(prefix) or None), prefix, out_dir,
+                                    entries)
+    view = options.view()
+    report = BatchReport(view, options.json, "downloaded", len(tasks) + len(decided), clock=options.env.clock)
+    if not tasks and not decided:
+        report.no_files(if_no_files, f"nothing on the server below {normalize_prefix(prefix)!r}")
+        return
+    try:
+        view.plan(len(tasks), sum(t.size or 0 for t in tasks))
+        for outcome in decided:
+            report.outcome(outcome)
+        outcomes = decided + download_batch(
+            client, tasks, jobs=jobs, retries=retries,
+            on_start=lambda task: view.begin(task.name, "downloading"), on_progress=view.progress,
+            on_retry=view.retry, on_outcome=report.outcome)
+        report.summary(outcomes)
+    finally:
+        view.close()
+    raise_for_outcomes(outcomes)
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("-C", "--directory", metavar="DIR", default=".", show_default=True,
+              help="Where the manifest's paths start.")
+@pass_options
+def verify(options: Options, manifest: str, directory: str) -> None:
+    """Check local files against MANIFEST (md5sum/sha256sum format; the digest length tells which).
+
+    Prints 'PATH: OK', 'PATH: FAILED' or 'PATH: MISSING' per file (OK lines
+    are left out with --quiet). Exit 5 if any FAILED, else 4 if any MISSING.
+    """
+
+    def show(result: VerifyResult) -> None:
+        if options.json:
+            options.emit({"path": result.entry.path, "status": result.status,
+                          "algorithm": result.entry.algorithm, "expected": result.entry.digest,
+                          "actual": result.actual})
+        elif result.status != "OK" or not options.quiet:
+            click.echo(f"{result.entry.path}: {result.status}")
+
+    verify_manifest(manifest, directory, on_result=show)
 @cli.command(name="ls")
 @click.argument("prefix", required=False)
 @pass_options

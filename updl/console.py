@@ -2,12 +2,15 @@
 
 Three transfer views share one small interface (:class:`TransferView`):
 rich bars on a terminal, plain throttled lines in a log (no carriage
-returns), and nothing at all with ``--quiet``.
+returns), and nothing at all with ``--quiet``. Batches (``--jobs N``) call the
+views from worker threads, so every view serialises its methods with a lock;
+on a terminal a batch also gets one overall bar.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -125,6 +128,15 @@ class TransferView(Protocol):
     def note(self, message: str) -> None:
         """A status line (e.g. ``deleted NAME``)."""
 
+    def plan(self, files: int, total: int) -> None:
+        """A batch of ``files`` files, ``total`` bytes, is about to start."""
+
+    def skipped(self, name: str, size: int | None, reason: str) -> None:
+        """``name`` is not transferred (e.g. unchanged on the server)."""
+
+    def failed(self, name: str, message: str) -> None:
+        """The transfer of ``name`` failed; the batch goes on."""
+
     def close(self) -> None:
         """No more transfers."""
 
@@ -137,6 +149,9 @@ class QuietView:
     def retry(self, event: RetryEvent) -> None: ...
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None: ...
     def note(self, message: str) -> None: ...
+    def plan(self, files: int, total: int) -> None: ...
+    def skipped(self, name: str, size: int | None, reason: str) -> None: ...
+    def failed(self, name: str, message: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -159,15 +174,22 @@ class PlainView:
     clock: Callable[[], float] = time.monotonic
     interval: float = 5.0
     _transfers: dict[str, _Transfer] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def _line(self, text: str) -> None:
-        self.stream.write(PREFIX + text + "\n")
-        self.stream.flush()
+        with self._lock:
+            self.stream.write(PREFIX + text + "\n")
+            self.stream.flush()
 
     def begin(self, name: str, verb: str) -> None:
-        self._transfers[name] = _Transfer(verb, self.clock())
+        with self._lock:
+            self._transfers[name] = _Transfer(verb, self.clock())
 
     def progress(self, event: ProgressEvent) -> None:
+        with self._lock:
+            self._progress(event)
+
+    def _progress(self, event: ProgressEvent) -> None:
         transfer = self._transfers.setdefault(event.name, _Transfer("transferring", self.clock()))
         now = self.clock()
         if not transfer.announced:
@@ -190,19 +212,32 @@ class PlainView:
         self._line(_retry_text(event))
 
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
-        transfer = self._transfers.pop(info.name, None)
-        elapsed = self.clock() - transfer.started if transfer else 0.0
-        self._line(_done_text(verb, info, elapsed, dest))
+        with self._lock:
+            transfer = self._transfers.pop(info.name, None)
+            elapsed = self.clock() - transfer.started if transfer else 0.0
+            self._line(_done_text(verb, info, elapsed, dest))
 
     def note(self, message: str) -> None:
         self._line(message)
 
+    def plan(self, files: int, total: int) -> None:
+        pass  # a log needs no overall bar: the summary line says it all
+
+    def skipped(self, name: str, size: int | None, reason: str) -> None:
+        self._line(f"skipped {name} ({reason})")
+
+    def failed(self, name: str, message: str) -> None:
+        with self._lock:
+            self._transfers.pop(name, None)
+            self._line(f"failed {name}: {message}")
+
     def close(self) -> None:
-        self._transfers.clear()
+        with self._lock:
+            self._transfers.clear()
 
 
 class RichView:
-    """For a terminal: one rich bar per file on stderr; status lines printed above the bars."""
+    """For a terminal: one rich bar per file on stderr, status lines above the bars; a batch adds an overall bar."""
 
     def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
@@ -217,35 +252,82 @@ class RichView:
         )
         self._tasks: dict[str, tuple[TaskID, float]] = {}
         self._started = False
+        self._lock = threading.RLock()
+        self._overall: TaskID | None = None
+        self._positions: dict[str, int] = {}
 
-    def begin(self, name: str, verb: str) -> None:
+    def _start(self) -> None:
         if not self._started:
             self._progress.start()
             self._started = True
-        task = self._progress.add_task(name, total=None)
-        self._tasks[name] = (task, self.clock())
+
+    def _print(self, text: str) -> None:
+        self._progress.console.print(PREFIX + text, markup=False, highlight=False)
+
+    def _set_overall(self, name: str, position: int | None) -> None:
+        if self._overall is None:
+            return
+        if position is None:
+            self._positions.pop(name, None)
+        else:
+            self._positions[name] = position
+        self._progress.update(self._overall, completed=sum(self._positions.values()))
+
+    def plan(self, files: int, total: int) -> None:
+        with self._lock:
+            if files > 1:
+                self._start()
+                self._overall = self._progress.add_task(f"total ({files} files)", total=total)
+
+    def begin(self, name: str, verb: str) -> None:
+        with self._lock:
+            self._start()
+            task = self._progress.add_task(name, total=None)
+            self._tasks[name] = (task, self.clock())
 
     def progress(self, event: ProgressEvent) -> None:
-        entry = self._tasks.get(event.name)
-        if entry is not None:
-            # Absolute: a retry sets the bar back to 0.
-            self._progress.update(entry[0], completed=event.transferred, total=event.total)
+        with self._lock:
+            entry = self._tasks.get(event.name)
+            if entry is not None:
+                # Absolute: a retry sets the bar back to 0.
+                self._progress.update(entry[0], completed=event.transferred, total=event.total)
+                self._set_overall(event.name, event.transferred)
 
     def retry(self, event: RetryEvent) -> None:
-        self._progress.console.print(PREFIX + _retry_text(event), markup=False, highlight=False)
+        with self._lock:
+            self._print(_retry_text(event))
 
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
-        entry = self._tasks.pop(info.name, None)
-        elapsed = self.clock() - entry[1] if entry else 0.0
-        if entry is not None:
-            self._progress.update(entry[0], completed=info.size, total=info.size)
-        self._progress.console.print(PREFIX + _done_text(verb, info, elapsed, dest),
-                                     markup=False, highlight=False)
+        with self._lock:
+            entry = self._tasks.pop(info.name, None)
+            elapsed = self.clock() - entry[1] if entry else 0.0
+            if entry is not None:
+                if self._overall is not None:
+                    self._progress.remove_task(entry[0])  # a batch keeps only running bars
+                else:
+                    self._progress.update(entry[0], completed=info.size, total=info.size)
+            self._set_overall(info.name, info.size)
+            self._print(_done_text(verb, info, elapsed, dest))
 
     def note(self, message: str) -> None:
-        self._progress.console.print(PREFIX + message, markup=False, highlight=False)
+        with self._lock:
+            self._print(message)
+
+    def skipped(self, name: str, size: int | None, reason: str) -> None:
+        with self._lock:
+            self._set_overall(name, size or 0)
+            self._print(f"skipped {name} ({reason})")
+
+    def failed(self, name: str, message: str) -> None:
+        with self._lock:
+            entry = self._tasks.pop(name, None)
+            if entry is not None:
+                self._progress.remove_task(entry[0])
+            self._set_overall(name, None)
+            self._print(f"failed {name}: {message}")
 
     def close(self) -> None:
-        if self._started:
-            self._progress.stop()
-            self._started = False
+        with self._lock:
+            if self._started:
+                self._progress.stop()
+                self._started = False

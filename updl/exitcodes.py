@@ -13,6 +13,9 @@ from .sdk.errors import (
     NotFoundError,
     UpdlError,
 )
+from .sdk.batch import BatchFailedError, PartialFailureError
+from .sdk.manifest import MissingFilesError
+from .sdk.selection import NoFilesError, SelectionError
 
 __all__ = ["ERRORS", "ExitCode", "describe", "epilog"]
 
@@ -27,6 +30,8 @@ class ExitCode(IntEnum):
     NOT_FOUND = 4
     INTEGRITY = 5
     UNREACHABLE = 6
+    NO_FILES = 7
+    PARTIAL_FAILURE = 8
     INTERRUPTED = 130
 
 
@@ -49,9 +54,15 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
     (KeyboardInterrupt, ExitCode.INTERRUPTED, lambda e: "interrupted", "interrupted (Ctrl-C)"),
     (AuthenticationError, ExitCode.AUTHENTICATION, str, "the server rejected the token, or none was given"),
     (NotFoundError, ExitCode.NOT_FOUND, str, "no such file on the server"),
-    (ChecksumMismatchError, ExitCode.INTEGRITY, _attempts, "checksum mismatch after all retries"),
+    (MissingFilesError, ExitCode.NOT_FOUND, str, "files a manifest lists are missing"),
+    (ChecksumMismatchError, ExitCode.INTEGRITY, _attempts,
+     "checksum mismatch after all retries, or against a manifest (in a batch: any file)"),
     (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
     (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),
+    (SelectionError, ExitCode.USAGE, str, "bad file selection (a directory without -r, a glob outside the "
+                                          "current directory)"),
+    (NoFilesError, ExitCode.NO_FILES, str, "no files to transfer (with --if-no-files fail, the default)"),
+    (PartialFailureError, ExitCode.PARTIAL_FAILURE, str, "some files of a batch failed, others succeeded"),
     (UpdlError, ExitCode.FAILURE, _attempts, "any other failure: too large (413), refused (400), server error (5xx)"),
     (FileNotFoundError, ExitCode.NOT_FOUND, _os_error, "no such local file"),
     (OSError, ExitCode.FAILURE, _os_error, "cannot read or write a local file"),
@@ -60,6 +71,10 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
 
 def describe(exc: BaseException) -> tuple[ExitCode, str] | None:
     """The exit code and one-line message for ``exc``, or None when the table has no entry."""
+    if isinstance(exc, BatchFailedError) and not isinstance(exc, PartialFailureError):
+        # Every file failed: their common code if they agree, else a plain failure.
+        codes = {found[0] for found in map(describe, exc.errors) if found is not None}
+        return (codes.pop() if len(codes) == 1 else ExitCode.FAILURE), str(exc)
     for kind, code, message, _ in ERRORS:
         if isinstance(exc, kind):
             return code, message(exc)

@@ -18,7 +18,9 @@ def test_put_ls_get_rm_through_console_script(live_server: LiveServer, token: st
 
     put = run_updl(live_server, token, "--json", "put", str(source), "--name", "build/42/app.tar.gz")
     assert put.returncode == 0, put.stderr
-    uploaded = json.loads(put.stdout)
+    line, summary = (json.loads(text) for text in put.stdout.splitlines())
+    uploaded = line
+    assert uploaded["status"] == "uploaded" and summary["summary"]["uploaded"] == 1
     assert uploaded["name"] == "build/42/app.tar.gz"
     assert uploaded["md5"] == md5_hex(source)
     # Not a terminal: progress goes to stderr as plain lines, never carriage-return redraws.
@@ -63,7 +65,9 @@ def test_exit_codes_for_auth_missing_and_unreachable(live_server: LiveServer, to
     assert run_updl(live_server, token, "put", str(tmp_path / "missing.bin")).returncode == 4
     unreachable = run_updl("http://127.0.0.1:9", token, "--json", "put", str(make_file()), "--retries", "1")
     assert unreachable.returncode == 6
-    assert unreachable.stdout == ""
+    failed, summary = (json.loads(text) for text in unreachable.stdout.splitlines())
+    assert failed["status"] == "failed" and failed["attempts"] == 2
+    assert summary["summary"]["failed"] == 1
 
 
 def test_cli_in_process_with_settings_from_flags(live_server: LiveServer, token: str, make_file,

@@ -73,9 +73,11 @@ def test_put_json_and_quiet(server: responses.RequestsMock, source: Path, tmp_pa
     server.post(UPLOAD, json=file_info("b.bin", b"bb"))
     result = run("--json", "-q", "put", str(source), str(other))
     assert result.exit_code == 0 and result.stderr == ""
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["name"] for r in rows] == ["app.tar.gz", "b.bin"]
+    *rows, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["name"], r["status"]) for r in rows] == [("app.tar.gz", "uploaded"), ("b.bin", "uploaded")]
     assert rows[0]["md5"] == hashlib.md5(DATA).hexdigest()
+    assert summary["summary"] | {"seconds": 0} == {"uploaded": 2, "skipped": 0, "failed": 0,
+                                                   "bytes": len(DATA) + 2, "seconds": 0}
 
 
 def test_put_401_exit_3(server: responses.RequestsMock, source: Path) -> None:

@@ -18,7 +18,6 @@ from updl import (
     Client,
     ConnectionFailedError,
     ProgressEvent,
-    RateLimitedError,
     TooLargeError,
 )
 

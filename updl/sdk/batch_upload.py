@@ -1,0 +1,141 @@
+"""Uploading many files: plan (names below a prefix), skip unchanged ones, upload, collect digests.
+
+Digests for a manifest come from the same read that uploads the file: the MD5
+is the one the server verified, and a SHA-256 is computed by wrapping the
+file in :class:`DigestingFile`. Only ``skip_existing`` reads a file before
+sending it (its MD5 must be known to ask the server), and that read computes
+every digest needed, so the upload pass adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, BinaryIO, cast
+
+from .batch import Job, Outcome, Task, run_batch
+from .client import Client
+from .errors import SourceChangedError
+from .manifest import digest_file
+from .progress import ProgressCallback
+from .retry import RetryEvent
+from .selection import Selected, join_prefix
+
+__all__ = ["DigestingFile", "plan_uploads", "upload_batch"]
+
+
+class DigestingFile:
+    """A read-only seekable file that hashes what is read sequentially from offset 0.
+
+    A seek back to 0 (a retry starting over) resets the hash, so the digest
+    is that of the last attempt's bytes. ``complete(size)`` tells whether the
+    hash covers exactly ``size`` bytes. No ``fileno()``, so nothing bypasses it.
+    """
+
+    def __init__(self, fileobj: BinaryIO, algorithm: str) -> None:
+        self._file = fileobj
+        self._algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self._hashed = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self._file.seek(offset, whence)
+        if position == 0:
+            self._hash = hashlib.new(self._algorithm)
+            self._hashed = 0
+        return position
+
+    def read(self, size: int | None = -1) -> bytes:
+        position = self._file.tell()
+        data = self._file.read(-1 if size is None else size)
+        end = position + len(data)
+        if position <= self._hashed < end:
+            self._hash.update(data[self._hashed - position:])
+            self._hashed = end
+        return data
+
+    def complete(self, size: int) -> bool:
+        """Whether exactly ``size`` bytes were hashed."""
+        return self._hashed == size
+
+    def hexdigest(self) -> str:
+        """The digest of the bytes hashed so far."""
+        return self._hash.hexdigest()
+
+
+def plan_uploads(selected: Sequence[Selected], prefix: str | None) -> list[Task]:
+    """One task per selected file, stored as ``prefix`` + its relative path."""
+    return [Task(join_prefix(prefix, s.relative), s.path, s.relative, s.size) for s in selected]
+
+
+def _upload(client: Client, job: Job[Any], *, algorithms: Sequence[str], skip_existing: bool,
+            retries: int | None, options: Mapping[str, Any]) -> Outcome:
+    task = job.task
+    digests: dict[str, str] = {}
+    if skip_existing:
+        digests = digest_file(task.path, {"md5", *algorithms})
+        remote = client.head(task.name)
+        if remote is not None and remote.md5 == digests["md5"]:
+            return Outcome(task, "skipped", size=remote.size, md5=remote.md5, digests=digests,
+                           reason="unchanged: the server has the same MD5")
+    job.on_start()
+    extra = [a for a in algorithms if a != "md5" and a not in digests]
+    kwargs: dict[str, Any] = {**options, "on_progress": job.on_progress, "on_retry": job.on_retry,
+                              "retries": retries}
+    if not extra:
+        info = client.upload(task.path, task.name, **kwargs)
+    else:
+        with open(task.path, "rb") as f:
+            reader = DigestingFile(cast(BinaryIO, f), extra[0])
+            info = client.upload(cast(BinaryIO, reader), task.name, **kwargs)
+        if reader.complete(info.size):
+            digests[extra[0]] = reader.hexdigest()
+        else:
+            # The transfer did not read the file front to back (a resumable upload): hash it apart.
+            digests.update(digest_file(task.path, {"md5", extra[0]}))
+    if digests.get("md5", info.md5) != info.md5:
+        raise SourceChangedError(f"{task.path} changed while being uploaded (md5 {digests['md5']} "
+                                 f"when read, {info.md5} when sent); upload it again")
+    digests["md5"] = info.md5
+    return Outcome(task, "uploaded", size=info.size, md5=info.md5, digests=digests, attempts=job.attempts,
+                   info=info)
+
+
+def upload_batch(
+    client: Client,
+    tasks: Sequence[Task],
+    *,
+    jobs: int = 1,
+    skip_existing: bool = False,
+    algorithms: Sequence[str] = (),
+    retries: int | None = None,
+    on_start: Callable[[Task], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    upload_options: Mapping[str, Any] | None = None,
+) -> list[Outcome]:
+    """Upload every task; ``algorithms`` lists digests wanted besides MD5 (for a manifest).
+
+    ``upload_options`` are passed on to :meth:`Client.upload` (e.g. ``resumable_threshold``).
+
+    With ``skip_existing`` each file is hashed first and not sent when the
+    server already has that name with the same MD5 (status ``skipped``).
+    """
+
+    def work(worker: Client, job: Job[Any]) -> Outcome:
+        return _upload(worker, job, algorithms=algorithms, skip_existing=skip_existing, retries=retries,
+                       options=upload_options or {})
+
+    return run_batch(client, tasks, work, jobs=jobs, on_start=on_start, on_progress=on_progress,
+                     on_retry=on_retry, on_outcome=on_outcome)
+
