@@ -225,9 +225,9 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
         if manifest:
             write_manifest(manifest, [Entry(o.digests[manifest_format], o.task.relative) for o in stored])
             view.note(f"wrote {manifest} ({len(stored)} files, {manifest_format})")
-        report.summary(outcomes)
     finally:
-        view.close()
+        view.close()  # the bars finish drawing before the summary line below them
+    report.summary(outcomes)
     raise_for_outcomes(outcomes)
 
 
@@ -315,9 +315,9 @@ def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | No
             client, tasks, jobs=jobs, retries=retries,
             on_start=lambda task: view.begin(task.name, "downloading"), on_progress=view.progress,
             on_retry=view.retry, on_outcome=report.outcome)
-        report.summary(outcomes)
     finally:
         view.close()
+    report.summary(outcomes)
     raise_for_outcomes(outcomes)
 
 
