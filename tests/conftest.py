@@ -46,6 +46,7 @@ class LiveServer:
     url: str = ""
     process: subprocess.Popen[str] | None = None
     log: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the server
 
     def start(self) -> None:
         """Start the server and block until it reports the URL it listens on."""
@@ -53,7 +54,7 @@ class LiveServer:
                "--data-dir", str(self.data_dir), "--log-level", "warning", *self.args]
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=clean_env(),
+            text=True, env=clean_env(**self.env),
         )
         ready = threading.Event()
         self.log = []
@@ -104,7 +105,7 @@ class LiveServer:
         result = subprocess.run(
             [console_script("updl-server"), "add-user", name, "--data-dir", str(self.data_dir),
              *self.db_args()],
-            capture_output=True, text=True, env=clean_env(), timeout=60,
+            capture_output=True, text=True, env=clean_env(**self.env), timeout=60,
         )
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import __version__
@@ -24,7 +24,14 @@ from .auth import authenticate
 from .blobstore import BlobNotFoundError, BlobStore, LocalBlobStore
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
-from .downloads import etag, head_response, reader_bounds, stream_response, wanted_range
+from .downloads import (
+    etag,
+    file_headers,
+    head_response,
+    reader_bounds,
+    stream_response,
+    wanted_range,
+)
 from .errors import HTTPError, bad_request, no_such_file
 from .names import validate_name
 from .preconditions import Preconditions, not_modified
@@ -64,6 +71,7 @@ class Services:
     config: ServerConfig
     catalog: Catalog
     store: BlobStore
+    presign: Callable[[str], str] | None = None  # location -> URL, for redirected downloads
 
     async def owner(self, request: Request) -> int:
         """The authenticated user's id (401 otherwise)."""
@@ -170,8 +178,15 @@ async def get_file(request: Request) -> Response:
                                   request.headers.get("if-range"))
         if request.method == "HEAD":
             return head_response(record, byte_range)
+        # A Range the server ignores (If-Range mismatch, several ranges) must not reach the
+        # store through a redirect: it would answer that range of the new version.
+        if svc.presign is not None and (byte_range is not None or "range" not in request.headers):
+            url = await run_in_threadpool(svc.presign, record.location)
+            await run_in_threadpool(svc.catalog.record_access, record.id, utcnow())
+            return presigned_redirect(record, url)
         try:
-            reader = svc.store.open(record.location, *reader_bounds(byte_range))
+            reader = await run_in_threadpool(svc.store.open, record.location,
+                                             *reader_bounds(byte_range))
         except BlobNotFoundError:
             continue  # replaced and deleted since the lookup: the next lookup sees the new file
         await run_in_threadpool(svc.catalog.record_access, record.id, utcnow())
@@ -188,8 +203,17 @@ async def delete_file(request: Request) -> Response:
     location = await run_in_threadpool(svc.catalog.delete_file, owner, name)
     if location is None:
         raise no_such_file(name)
-    svc.store.delete(location)  # after the row is gone: a reader never finds a row without a blob
+    # After the row is gone: a reader never finds a row without a blob.
+    await run_in_threadpool(svc.store.delete, location)
     return Response(status_code=204)
+
+
+def presigned_redirect(record: FileRecord, url: str) -> Response:
+    """307 to a presigned store URL, with the file's ``ETag`` and ``Content-MD5`` (the store's
+    own ETag is not the MD5 for a multipart object, so clients verify against these)."""
+    headers = {k: v for k, v in file_headers(record, None).items()
+               if k in ("ETag", "Content-MD5", "Last-Modified")}
+    return RedirectResponse(url, status_code=307, headers={**headers, "Cache-Control": "no-store"})
 
 
 _BY_METHOD = {"GET": get_file, "HEAD": get_file, "PUT": put_file, "DELETE": delete_file}
@@ -249,6 +273,16 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal server error"}, status_code=500)
 
 
+def default_store(config: ServerConfig) -> BlobStore:
+    """The blob store ``config`` asks for: local disk in the data dir, or S3."""
+    if config.s3 is None:
+        return LocalBlobStore(config.blob_root)
+    from .s3store import S3BlobStore  # boto3 is the optional 's3' extra
+
+    return S3BlobStore(config.s3.bucket, config.s3.prefix, endpoint_url=config.s3_endpoint_url,
+                       max_size=config.max_size)
+
+
 def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
                store: BlobStore | None = None) -> Starlette:
     """The Starlette app for ``config``; ``catalog``/``store`` default to SQL and local disk.
@@ -257,14 +291,14 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
     and sweeps what crashed processes left behind.
     """
     catalog = catalog if catalog is not None else Catalog(config.database_url)
-    store = store if store is not None else LocalBlobStore(config.blob_root)
+    store = store if store is not None else default_store(config)
     tus = TusService(catalog, store, config.max_size)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         await run_in_threadpool(catalog.create_tables)
-        store.start()
+        await run_in_threadpool(store.start)
         report = await run_in_threadpool(store.sweep, catalog.is_referenced)
         if report.temp_dirs or report.orphan_blobs:
             log.warning("removed %d stale temp dir(s) and %d orphan blob(s)",
@@ -296,6 +330,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
             Exception: _on_crash,
         },
     )
-    app.state.services = Services(config, catalog, store)
+    presign = getattr(store, "presign_url", None) if config.s3_presign_downloads else None
+    app.state.services = Services(config, catalog, store, presign)
     app.state.tus = tus
     return app

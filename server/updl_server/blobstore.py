@@ -85,8 +85,8 @@ class BlobStore(Protocol):
     def start(self) -> None:
         """Acquire per-process resources (call once before ``begin``)."""
 
-    def begin(self) -> BlobWriter:
-        """Start writing a new blob."""
+    def begin(self, owner_id: int) -> BlobWriter:
+        """Start writing a new blob of user ``owner_id`` (a store may group blobs by owner)."""
 
     def open(self, location: str, start: int = 0, end: int | None = None) -> BlobReader:
         """Open bytes ``[start, end)`` of a blob now; ``BlobNotFoundError`` if it is gone."""
@@ -230,8 +230,8 @@ class LocalBlobStore:
             self._lock.close()
             self._lock = None
 
-    def begin(self) -> LocalBlobWriter:
-        """A writer for a new blob with a fresh id."""
+    def begin(self, owner_id: int = 0) -> LocalBlobWriter:
+        """A writer for a new blob with a fresh id (local blobs are not grouped by owner)."""
         if self._process_dir is None:
             raise RuntimeError("LocalBlobStore.start() was not called")
         location = uuid.uuid4().hex

@@ -15,7 +15,7 @@ import uvicorn
 from .app import create_app
 from .auth import mint_token
 from .catalog import Catalog, UserExistsError
-from .config import DEFAULT_MAX_SIZE, ServerConfig, parse_size
+from .config import DEFAULT_MAX_SIZE, S3Location, ServerConfig, parse_size, parse_storage
 from .names import user_name_problem
 from .workers import serve_forked
 
@@ -37,6 +37,22 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since
             return value
         try:
             return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class StorageType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
+    """``local`` or ``s3://BUCKET/PREFIX``."""
+
+    name = "storage"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> S3Location | None:
+        """Parse ``value`` with ``parse_storage``."""
+        if value is None or isinstance(value, S3Location):
+            return value
+        try:
+            return parse_storage(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -79,11 +95,33 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(1, 512), default=1, envvar="UPDL_SERVER_WORKERS",
               show_default=True, show_envvar=True,
               help="Worker processes sharing the listening socket (each its own event loop).")
+@click.option("--storage", type=StorageType(), default=None, envvar="UPDL_SERVER_STORAGE",
+              show_envvar=True,
+              help="Where file contents live: 'local' (DATA_DIR/blobs, the default) or "
+                   "s3://BUCKET/PREFIX (needs 'updl-server[s3]'; credentials and region from "
+                   "boto3's usual environment and config files).")
+@click.option("--s3-endpoint-url", default=None, envvar="UPDL_SERVER_S3_ENDPOINT_URL",
+              show_envvar=True, help="Endpoint of an S3-compatible store (MinIO, Ceph, ...).")
+@click.option("--s3-presign-downloads/--no-s3-presign-downloads", default=False,
+              envvar="UPDL_SERVER_S3_PRESIGN_DOWNLOADS", show_envvar=True,
+              help="Answer downloads with a 307 redirect to a presigned S3 URL.")
 def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
-        log_level: str, workers: int) -> None:
+        log_level: str, workers: int, storage: S3Location | None, s3_endpoint_url: str | None,
+        s3_presign_downloads: bool) -> None:
     """Serve the API until interrupted."""
+    if storage is None and (s3_endpoint_url or s3_presign_downloads):
+        raise click.UsageError("--s3-endpoint-url and --s3-presign-downloads need "
+                               "--storage s3://BUCKET/PREFIX")
+    if storage is not None:
+        try:
+            import boto3  # noqa: F401 - only to fail early with advice
+        except ImportError:
+            raise click.ClickException("S3 storage needs boto3: pip install 'updl-server[s3]'"
+                                       ) from None
     config = ServerConfig(data_dir=data_dir, db_url=db_url, max_size=max_size, host=host,
-                          port=port, log_level=log_level.lower())
+                          port=port, log_level=log_level.lower(), s3=storage,
+                          s3_endpoint_url=s3_endpoint_url,
+                          s3_presign_downloads=s3_presign_downloads)
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
     # Bind here, not in uvicorn, to learn the real port of "--port 0" and announce it.
     sock = _listen(host, port)

@@ -35,6 +35,28 @@ def parse_size(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class S3Location:
+    """Where an S3 blob store keeps blobs: ``s3://BUCKET/PREFIX``."""
+
+    bucket: str
+    prefix: str = ""
+
+
+def parse_storage(text: str | None) -> S3Location | None:
+    """``--storage``: ``local`` (or nothing) for the data dir, or ``s3://BUCKET[/PREFIX]``.
+
+    Raises ``ValueError`` for anything else.
+    """
+    if text is None or text.strip() in ("", "local"):
+        return None
+    scheme, _, rest = text.strip().partition("://")
+    bucket, _, prefix = rest.partition("/")
+    if scheme != "s3" or not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
+        raise ValueError(f"not a storage location: {text!r} (use 'local' or s3://BUCKET/PREFIX)")
+    return S3Location(bucket, prefix.strip("/"))
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything the server needs to run; the CLI resolves flags and environment into this."""
 
@@ -44,6 +66,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    s3: S3Location | None = None  # None: blobs on local disk in the data dir
+    s3_endpoint_url: str | None = None
+    s3_presign_downloads: bool = False
 
     @property
     def database_url(self) -> str:

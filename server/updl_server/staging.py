@@ -68,8 +68,9 @@ class StagedUpload(Protocol):
     def chunks(self) -> Iterator[bytes]:
         """Everything staged, from the first byte (to hash it at completion)."""
 
-    def promote(self) -> str:
-        """Turn the staged bytes into a committed (still unreferenced) blob; return its location."""
+    def promote(self, owner_id: int) -> str:
+        """Turn the staged bytes into a committed (still unreferenced) blob of ``owner_id``;
+        return its location."""
 
     def discard(self) -> None:
         """Delete the staged bytes."""
@@ -137,7 +138,7 @@ class LocalStagedUpload:
             while chunk := reader.read(READ_CHUNK):
                 yield chunk
 
-    def promote(self) -> str:
+    def promote(self, owner_id: int = 0) -> str:
         """fsync, rename into the blob tree, fsync both directories; return the location."""
         self.sync()
         final, location = self._new_blob()

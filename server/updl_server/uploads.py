@@ -38,16 +38,18 @@ async def store_verified(store: BlobStore, catalog: Catalog, owner_id: int,
     5. only then delete the replaced blob.
     Any failure before 4 discards the temporary blob; a failure in 4 deletes the new one.
     """
-    writer = store.begin()
+    writer = store.begin(owner_id)
+    sink = HashingSink(writer, max_size)
     try:
-        sink = HashingSink(writer, max_size)
         claim = await source.fill(sink)
+        await sink.finish()
         actual = sink.md5
         if claim.md5 is not None and claim.md5 != actual:
             raise checksum_failed(claim.expected or claim.md5, actual)
         location = await run_in_threadpool(writer.commit)  # fsync must not stall the event loop
     except BaseException:
         # Covers 413/409/400, a client that disconnects mid-body, and cancellation.
+        sink.settle()  # a batch may still be on its way into the writer
         writer.abort()
         raise
     return await record_committed(store, catalog, owner_id, claim.name, sink.size, actual,
@@ -68,13 +70,13 @@ async def record_committed(store: BlobStore, catalog: Catalog, owner_id: int, na
         record, replaced = await run_in_threadpool(
             lambda: catalog.put_file(owner_id, name, size, md5, location, check=check))
     except PreconditionFailedError as exc:
-        store.delete(location)
+        await run_in_threadpool(store.delete, location)  # a network call on S3
         raise precondition_failed(name, exc.current_md5) from None
     except Exception:
-        store.delete(location)
+        await run_in_threadpool(store.delete, location)
         raise
     if replaced is not None:
-        store.delete(replaced)
+        await run_in_threadpool(store.delete, replaced)
     return record
 
 

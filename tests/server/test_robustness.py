@@ -43,13 +43,16 @@ def start_raw_put(api: Api, name: str, total: int, sent: bytes) -> socket.socket
 
 
 def partial_temp_exists(data_dir: Path) -> bool:
-    """Whether an upload is in flight with bytes already on disk."""
+    """Whether an upload is in flight with bytes already on disk.
+
+    The server writes in batches of about 1 MiB, so callers send more than that.
+    """
     return any(p.stat().st_size > 0 for p in temp_files(data_dir))
 
 
 def test_cut_off_upload_leaves_nothing(live_server: LiveServer, api: Api) -> None:
     """A PUT cut off mid-body leaves no file and no temporary blob."""
-    sock = start_raw_put(api, "cut.bin", 1_000_000, os.urandom(500_000))
+    sock = start_raw_put(api, "cut.bin", 4_000_000, os.urandom(1_500_000))
     wait_for(lambda: partial_temp_exists(live_server.data_dir), "the upload to reach the disk")
     sock.close()
     wait_for(lambda: temp_files(live_server.data_dir) == [], "the temporary blob to be removed")
@@ -62,12 +65,12 @@ def test_cut_off_multipart_upload_leaves_nothing(live_server: LiveServer, api: A
     parts = urlsplit(api.base)
     body_start = (b"--B\r\nContent-Disposition: form-data; name=\"md5\"\r\n\r\n" + b"0" * 32 +
                   b"\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.bin\""
-                  b"\r\n\r\n" + os.urandom(400_000))
+                  b"\r\n\r\n" + os.urandom(1_500_000))
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
     sock.sendall((f"POST /upload HTTP/1.1\r\nHost: {parts.netloc}\r\n"
                   f"Authorization: Bearer {api.token}\r\n"
                   "Content-Type: multipart/form-data; boundary=B\r\n"
-                  "Content-Length: 1000000\r\n\r\n").encode() + body_start)
+                  "Content-Length: 4000000\r\n\r\n").encode() + body_start)
     wait_for(lambda: partial_temp_exists(live_server.data_dir), "the upload to reach the disk")
     sock.close()
     wait_for(lambda: temp_files(live_server.data_dir) == [], "the temporary blob to be removed")
@@ -79,7 +82,7 @@ def test_killed_server_leaves_no_temp_litter_after_restart(
     """kill -9 mid-upload leaves a temporary file that the restart sweeps away."""
     server = server_factory()
     api = make_api(server)
-    sock = start_raw_put(api, "doomed.bin", 2_000_000, os.urandom(300_000))
+    sock = start_raw_put(api, "doomed.bin", 4_000_000, os.urandom(1_500_000))
     try:
         wait_for(lambda: partial_temp_exists(server.data_dir), "the upload to reach the disk")
         server.stop(kill=True)

@@ -40,7 +40,25 @@ OpenBody = Callable[[dict[str, str]], requests.Response]
 
 
 def expected_md5(response: requests.Response) -> str | None:
-    """The server's MD5 of the file: ``Content-MD5`` (base64) or else a strong ``ETag`` (hex)."""
+    """The server's MD5 of the file: ``Content-MD5`` (base64) or else a strong ``ETag`` (hex).
+
+    After a redirect (a server that sends downloads to presigned storage URLs)
+    the updl server's own answer is asked first: a store's ETag is not the MD5
+    of a multipart object.
+    """
+    for answer in (*response.history[:1], response):
+        md5 = _md5_from_headers(answer)
+        if md5 is not None:
+            return md5
+    return None
+
+
+def server_etag(response: requests.Response) -> str | None:
+    """The updl server's ``ETag`` (the first answer of a redirect chain), for ``If-Range``."""
+    return (response.history[0] if response.history else response).headers.get("ETag")
+
+
+def _md5_from_headers(response: requests.Response) -> str | None:
     content_md5 = response.headers.get("Content-MD5")
     if content_md5:
         try:
@@ -177,9 +195,9 @@ class ResumableDownload:
         if md5 is None:
             raise UpdlError(f"{self._name}: the server sent neither Content-MD5 nor ETag; "
                             "cannot verify the download", response=response)
-        if response.headers.get("ETag"):
-            self._store.remember_download(part.path, self._server, self._name,
-                                          response.headers["ETag"])
+        etag = server_etag(response)
+        if etag:
+            self._store.remember_download(part.path, self._server, self._name, etag)
         digest = part.prefix_md5(offset)
 
         def on_write(position: int) -> None:
