@@ -9,6 +9,8 @@ that reads before it writes cannot deadlock against another writer.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,6 +83,21 @@ tus_uploads = Table(
     Column("md5", String(32)),  # the whole file's MD5 as the client declared it, if it did
     Column("upload_metadata", Text, nullable=False),  # Upload-Metadata as sent, echoed by HEAD
     Column("created", DateTime, nullable=False),
+    Column("expires", DateTime, nullable=False, index=True),
+)
+
+# Finished tus uploads, kept until they expire so that a client which lost the last PATCH's
+# answer learns from HEAD that the upload is done and what was stored. A table of its own
+# (not a column on tus_uploads) so that create_all adds it to an existing database.
+tus_completed = Table(
+    "tus_completed", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=False),  # the stored file's MD5, verified by the server
+    Column("upload_metadata", Text, nullable=False),
+    Column("stored", DateTime, nullable=False),  # the stored file's `created`
     Column("expires", DateTime, nullable=False, index=True),
 )
 
@@ -159,6 +176,28 @@ class TusRecord:
         return cls(id=m["id"], owner_id=m["owner_id"], name=m["name"], length=m["length"],
                    offset=m["upload_offset"], md5=m["md5"], metadata=m["upload_metadata"],
                    created=m["created"], expires=m["expires"])
+
+
+@dataclass(frozen=True)
+class TusCompletion:
+    """A finished resumable upload: which file it stored, remembered until ``expires``."""
+
+    id: str
+    owner_id: int
+    name: str
+    length: int
+    md5: str
+    metadata: str
+    stored: datetime
+    expires: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> TusCompletion:
+        """Build from a ``tus_completed`` row."""
+        m = row._mapping
+        return cls(id=m["id"], owner_id=m["owner_id"], name=m["name"], length=m["length"],
+                   md5=m["md5"], metadata=m["upload_metadata"], stored=m["stored"],
+                   expires=m["expires"])
 
 
 class Catalog:
@@ -351,6 +390,37 @@ class Catalog:
             found = conn.execute(select(tus_uploads.c.id).where(tus_uploads.c.id == upload_id))
             return found.first() is not None
 
+    def complete_tus_upload(self, upload_id: str, md5: str, stored: datetime,
+                            expires: datetime) -> None:
+        """In one transaction, turn the upload's row into a completion (absent row: nothing)."""
+        with self._write() as conn:
+            row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
+            if row is None:
+                return
+            upload = TusRecord.from_row(row)
+            conn.execute(tus_completed.insert().values(
+                id=upload.id, owner_id=upload.owner_id, name=upload.name, length=upload.length,
+                md5=md5, upload_metadata=upload.metadata, stored=stored, expires=expires))
+            conn.execute(tus_uploads.delete().where(tus_uploads.c.id == upload_id))
+
+    def tus_completion(self, upload_id: str) -> TusCompletion | None:
+        """The finished upload ``upload_id``, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(tus_completed).where(tus_completed.c.id == upload_id)).first()
+        return None if row is None else TusCompletion.from_row(row)
+
+    def delete_tus_completion(self, upload_id: str) -> None:
+        """Forget a finished upload (absent is fine); its file is not touched."""
+        with self._write() as conn:
+            conn.execute(tus_completed.delete().where(tus_completed.c.id == upload_id))
+
+    def delete_expired_tus_completions(self, now: datetime) -> int:
+        """Forget finished uploads that expired before ``now``; return how many."""
+        with self._write() as conn:
+            result = conn.execute(tus_completed.delete().where(tus_completed.c.expires < now))
+            return int(result.rowcount or 0)
+
 
 def _make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and explicit transaction control."""
@@ -366,8 +436,8 @@ def _make_engine(url: str) -> Engine:
         # Take transaction control away from the sqlite3 module so BEGIN below is ours.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -379,3 +449,22 @@ def _make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a SQLite database to WAL (persistent, so usually already done).
+
+    Switching needs an exclusive lock and SQLite answers "database is locked"
+    at once, without waiting on the busy timeout, when another process holds
+    one: that happens when several workers open a fresh database together.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # back off; the other process's switch takes milliseconds

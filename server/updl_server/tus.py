@@ -15,22 +15,45 @@ the catalog's offset — left by a process that died mid-PATCH — are cut off b
 the next holder. A PATCH whose checksum fails (460), or whose client goes
 away, is rolled back to where it started.
 
+**Off the event loop, on every core.** A PATCH body is gathered into ~1 MiB
+batches; each batch is appended to the staged file and fed to the running
+whole-file MD5 in a worker thread, while a second thread feeds it to the
+PATCH's ``Upload-Checksum`` digest and the event loop receives the next
+batch. One batch is in flight at a time, so the order is kept and at most two
+batches are in memory. When a PATCH starts at offset 0 with an ``md5``
+checksum, that checksum *is* the running MD5 and is computed once.
+
 **Integrity at completion.** The upload becomes a file exactly as ``POST
-/upload`` does: the whole file's MD5 is compared with the ``md5`` the
-creation request declared in ``Upload-Metadata`` (409, the same body as POST
-/upload's, and nothing is kept — the upload is gone), then the staged bytes
-are promoted to a blob and recorded by ``uploads.record_committed`` (the
-commit half of the integrity order). hashlib state cannot move between
-processes, so each process keeps the running MD5 of uploads whose PATCHes it
-received in order; when the last PATCH reaches a process that did not see
-them all (several workers, a restart), the staged file is read once more to
-hash it — one extra sequential read of the file, only in that case.
+/upload`` does: the whole file's MD5 is compared with the MD5 the client
+declared — the ``md5`` in the creation's ``Upload-Metadata`` (plain tus
+clients) and/or the ``Upload-Md5`` header of the PATCH that completes the
+upload (updl's extension: the client hashes while sending and reads the file
+once) — and on a mismatch the answer is 409 (the same body as POST
+/upload's) and nothing is kept: the upload is gone. With neither, the file is
+stored as received (each PATCH's ``Upload-Checksum`` protected the transfer).
+Then the staged bytes are promoted to a blob and recorded by
+``uploads.record_committed`` (the commit half of the integrity order).
+hashlib state cannot move between processes, so each process keeps the
+running MD5 of uploads whose PATCHes it received in order; when the last
+PATCH reaches a process that did not see them all (several workers, a
+restart), the staged file is read once more to hash it — one extra
+sequential read of the file, only in that case.
+
+**After completion.** The upload's row becomes a *completion* (one
+transaction) kept until it expires: ``HEAD`` answers it with the final
+offset and the stored file's MD5, so a client that lost the last PATCH's
+answer learns it is done instead of uploading again. (A process that dies
+between recording the file and recording the completion leaves an upload
+whose HEAD says "complete offset, no MD5" and whose staged bytes are gone;
+its next PATCH gets 404 and the client starts over.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hashlib
 import logging
 import re
@@ -47,7 +70,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from .blobstore import BlobStore
-from .catalog import Catalog, FileRecord, TusRecord, utcnow
+from .catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
 from .errors import HTTPError, bad_request, checksum_failed, too_large
 from .names import validate_name
 from .receive import RequestBody
@@ -67,6 +90,7 @@ OFFSET_STREAM = "application/offset+octet-stream"
 EXPIRY = timedelta(hours=24)  # after the last activity
 SWEEP_INTERVAL_SECONDS = 60.0  # at most one opportunistic sweep per process per minute
 HASH_CACHE_SIZE = 256  # running MD5s kept per process
+WRITE_BATCH = 1024 * 1024  # bytes per worker-thread append+hash of a PATCH body
 _MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 _KEY = re.compile(r"^[^\s,]+$")
 
@@ -112,6 +136,23 @@ def parse_checksum(header: str | None) -> Checksum | None:
     except (binascii.Error, ValueError):
         raise bad_request("malformed Upload-Checksum (expected: ALGORITHM BASE64)") from None
     return Checksum(algorithm, digest)
+
+
+def parse_final_md5(header: str | None) -> str | None:
+    """``Upload-Md5``: the whole file's MD5 (32 hex), on the completing PATCH; 400 if malformed."""
+    if header is None:
+        return None
+    value = header.strip()
+    if not _MD5_HEX.match(value):
+        raise bad_request("Upload-Md5 must be the whole file's MD5 as 32 hex digits",
+                          upload_md5=header)
+    return value.lower()
+
+
+def not_final(length: int) -> HTTPError:
+    """400: ``Upload-Md5`` came on a PATCH that does not complete the upload."""
+    return bad_request("Upload-Md5 belongs on the PATCH that completes the upload "
+                       "(its body must end at Upload-Length)", length=length)
 
 
 def header_int(request: Request, header: str) -> int:
@@ -171,6 +212,11 @@ class TusService:
         self.max_size = max_size
         self._hashes = _RunningHashes()
         self._last_sweep = time.monotonic()
+        # Appending and hashing release the GIL: pools of their own keep them off the event
+        # loop without taking threads from the catalog's. A batch (in _workers) waits for its
+        # second digest (in _hashers), never the other way round, so neither pool can starve.
+        self._workers = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="updl-tus")
+        self._hashers = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="updl-tus-hash")
 
     async def create(self, owner: int, request: Request) -> TusRecord:
         """Validate a creation request and make the (empty) upload."""
@@ -199,10 +245,19 @@ class TusService:
             await run_in_threadpool(self.sweep)
         return record
 
-    async def live(self, owner: int, upload_id: str) -> TusRecord:
-        """The caller's upload: 404 if unknown or another user's, 410 (and removed) if expired."""
+    async def find(self, owner: int, upload_id: str) -> TusRecord | TusCompletion:
+        """The caller's upload, or its completion once finished.
+
+        404 if unknown, another user's, or a completion that expired; 410 (and
+        removed) if an unfinished upload expired.
+        """
         record = await run_in_threadpool(self.catalog.tus_upload, upload_id)
-        if record is None or record.owner_id != owner:
+        if record is None:
+            done = await run_in_threadpool(self.catalog.tus_completion, upload_id)
+            if done is None or done.owner_id != owner or done.expires <= utcnow():
+                raise no_such_upload(upload_id)
+            return done
+        if record.owner_id != owner:
             raise no_such_upload(upload_id)
         if record.expires <= utcnow():
             await run_in_threadpool(self._remove_expired, upload_id)
@@ -210,10 +265,13 @@ class TusService:
         return record
 
     async def append(self, record: TusRecord, offset: int, checksum: Checksum | None,
-                     body: RequestBody) -> tuple[TusRecord, FileRecord | None]:
+                     body: RequestBody,
+                     final_md5: str | None = None) -> tuple[TusRecord, FileRecord | None]:
         """Append one PATCH body at ``offset``; complete the upload when it reaches the length.
 
-        Returns the updated upload and, once complete, the stored file.
+        ``final_md5`` (``Upload-Md5``) is only allowed when this body completes
+        the upload (400 otherwise, and the body is not kept). Returns the
+        updated upload and, once complete, the stored file.
         """
         if offset != record.offset:
             raise offset_conflict(record.offset, offset)
@@ -224,36 +282,47 @@ class TusService:
                 raise no_such_upload(record.id)
             if current.offset != offset:
                 raise offset_conflict(current.offset, offset)
-            record = await self._write(held, current, checksum, body)
+            record = await self._write(held, current, checksum, body, final_md5 is not None)
             if record.offset < record.length:
                 return record, None
-            return record, await self._complete(held, record)
+            return record, await self._complete(held, record, final_md5)
         finally:
             held.close()
 
-    async def complete_empty(self, record: TusRecord) -> FileRecord:
+    async def complete_empty(self, record: TusRecord, final_md5: str | None = None) -> FileRecord:
         """Store a zero-length upload right at creation."""
         held = await self._claim(record.id)
         try:
-            return await self._complete(held, record)
+            return await self._complete(held, record, final_md5)
         finally:
             held.close()
 
-    async def terminate(self, record: TusRecord) -> None:
-        """Delete an upload and its staged bytes (423 while a PATCH is writing to it)."""
-        held = await self._claim(record.id)
+    async def terminate(self, upload: TusRecord | TusCompletion) -> None:
+        """Delete an upload and its staged bytes (423 while a PATCH is writing to it).
+
+        A completion is only forgotten: the file it stored stays.
+        """
+        if isinstance(upload, TusCompletion):
+            await run_in_threadpool(self.catalog.delete_tus_completion, upload.id)
+            return
+        held = await self._claim(upload.id)
         try:
-            await run_in_threadpool(self.catalog.delete_tus_upload, record.id)
+            await run_in_threadpool(self.catalog.delete_tus_upload, upload.id)
             held.discard()
-            self._hashes.forget(record.id)
+            self._hashes.forget(upload.id)
         finally:
             held.close()
 
     def sweep(self) -> int:
-        """Remove expired uploads (not being written) and staged bytes no row owns; return how many."""
+        """Remove expired uploads (not being written) and staged bytes no row owns; return how many.
+
+        Expired completions are forgotten too (not counted).
+        """
         removed = 0
-        for upload_id in self.catalog.expired_tus_uploads(utcnow()):
+        now = utcnow()
+        for upload_id in self.catalog.expired_tus_uploads(now):
             removed += self._remove_expired(upload_id)
+        self.catalog.delete_expired_tus_completions(now)
         return removed + self.store.stage_sweep(self.catalog.has_tus_upload)
 
     # internals
@@ -269,7 +338,7 @@ class TusService:
             raise no_such_upload(upload_id) from None
 
     async def _write(self, held: StagedUpload, record: TusRecord, checksum: Checksum | None,
-                     body: RequestBody) -> TusRecord:
+                     body: RequestBody, must_complete: bool) -> TusRecord:
         """Append the body under the hold; roll back on any failure; advance the catalog."""
         start = record.offset
         staged = held.size()
@@ -280,17 +349,35 @@ class TusService:
             held.truncate(start)  # a dead writer's bytes the catalog never counted
         check = None if checksum is None else CHECKSUMS[checksum.algorithm]()
         whole = self._hashes.resume(record.id, start)
+        if start == 0 and checksum is not None and checksum.algorithm == "md5":
+            whole = check  # from offset 0 the body's MD5 is the whole file's so far: hash once
+        digests = [d for d in (check, whole) if d is not None]
+        if len(digests) == 2 and digests[0] is digests[1]:
+            digests.pop()
+        batch: list[bytes] = []
+        batched = 0
+        in_flight: concurrent.futures.Future[None] | None = None
         received = 0
         try:
             async for chunk in body.chunks():
                 received += len(chunk)
                 if start + received > record.length:
                     raise bad_request("the body goes past Upload-Length", length=record.length)
-                held.append(chunk)
-                if check is not None:
-                    check.update(chunk)
-                if whole is not None:
-                    whole.update(chunk)
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= WRITE_BATCH:
+                    if in_flight is not None:
+                        await asyncio.wrap_future(in_flight)
+                    in_flight = self._workers.submit(self._absorb, held, b"".join(batch),
+                                                     digests)
+                    batch, batched = [], 0
+            if in_flight is not None:
+                await asyncio.wrap_future(in_flight)
+            if batch:
+                in_flight = self._workers.submit(self._absorb, held, b"".join(batch), digests)
+                await asyncio.wrap_future(in_flight)
+            if must_complete and start + received != record.length:
+                raise not_final(record.length)
             if checksum is not None and check is not None and check.digest() != checksum.digest:
                 raise HTTPError(460, "checksum mismatch: the body does not match Upload-Checksum",
                                 algorithm=checksum.algorithm, offset=start)
@@ -302,13 +389,26 @@ class TusService:
                                 sent=start)
         except BaseException:
             # 460/400/409, a client that went away, cancellation: the offset stays where it was.
+            if in_flight is not None:
+                concurrent.futures.wait([in_flight])  # at most one batch: a few milliseconds
             held.truncate(start)
             raise
         if whole is not None:
             self._hashes.save(record.id, start + received, whole)
         return replace(record, offset=start + received, expires=expires)
 
-    async def _complete(self, held: StagedUpload, record: TusRecord) -> FileRecord:
+    def _absorb(self, held: StagedUpload, data: bytes, digests: list[Any]) -> None:
+        """Append one batch and feed it to the digests, the second one in parallel (in worker
+        threads: writes and hashlib release the GIL)."""
+        second = self._hashers.submit(digests[1].update, data) if len(digests) > 1 else None
+        held.append(data)
+        if digests:
+            digests[0].update(data)
+        if second is not None:
+            second.result()
+
+    async def _complete(self, held: StagedUpload, record: TusRecord,
+                        final_md5: str | None) -> FileRecord:
         """Verify the whole file's MD5, promote the staged bytes and record the file."""
         whole = self._hashes.resume(record.id, record.offset)
         self._hashes.forget(record.id)
@@ -316,16 +416,21 @@ class TusService:
             md5 = whole.hexdigest()
         else:
             md5 = await run_in_threadpool(_md5_of, held.chunks())  # the extra read, see above
-        if record.md5 is not None and md5 != record.md5:
-            await run_in_threadpool(self.catalog.delete_tus_upload, record.id)
-            held.discard()
-            raise checksum_failed(record.md5, md5)
-        location = await run_in_threadpool(held.promote)
+        for declared in (record.md5, final_md5):
+            if declared is not None and md5 != declared:
+                await run_in_threadpool(self.catalog.delete_tus_upload, record.id)
+                held.discard()
+                raise checksum_failed(declared, md5)
+        location = await run_in_threadpool(held.promote, record.owner_id)
         try:
-            return await record_committed(self.store, self.catalog, record.owner_id, record.name,
-                                          record.length, md5, location)
-        finally:
+            stored = await record_committed(self.store, self.catalog, record.owner_id,
+                                            record.name, record.length, md5, location)
+        except BaseException:
             await run_in_threadpool(self.catalog.delete_tus_upload, record.id)
+            raise
+        await run_in_threadpool(self.catalog.complete_tus_upload, record.id, stored.md5,
+                                stored.created, utcnow() + EXPIRY)
+        return stored
 
     def _remove_expired(self, upload_id: str) -> int:
         """Delete an expired upload unless a request holds it or it was renewed; 1 if deleted."""

@@ -2,18 +2,22 @@
 
 Same token auth and name rules as the rest of the API; every answer carries
 ``Tus-Resumable`` and every error is JSON. ``OPTIONS`` (discovery) needs no
-token, like ``/health``.
+token, like ``/health``. The answer that completes an upload, and ``HEAD``
+of a completed one, carry the stored file's ``ETag``, ``Upload-Md5`` and
+``Last-Modified`` (updl's extension; see docs/api.md).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .catalog import FileRecord, TusCompletion
 from .errors import HTTPError, bad_request
 from .receive import RequestBody
 from .tus import (
@@ -26,7 +30,10 @@ from .tus import (
     header_int,
     http_date,
     no_such_upload,
+    not_final,
+    offset_conflict,
     parse_checksum,
+    parse_final_md5,
 )
 from .uploads import draining_on_error
 
@@ -62,6 +69,26 @@ def _offset_stream(request: Request) -> bool:
 
 def _progress_headers(record: TusRecord) -> dict[str, str]:
     return {"Upload-Offset": str(record.offset), "Upload-Expires": http_date(record.expires)}
+
+
+def _stored_headers(md5: str, stored: datetime) -> dict[str, str]:
+    """What a completed upload stored: the file's ETag and MD5, and when (its ``created``)."""
+    return {"ETag": f'"{md5}"', "Upload-Md5": md5, "Last-Modified": http_date(stored)}
+
+
+def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str, str]:
+    headers = _progress_headers(record)
+    if stored is not None:
+        headers.update(_stored_headers(stored.md5, stored.created))
+    return headers
+
+
+def _refuse_md5_unless_final(request: Request, offset: int, length: int,
+                             final_md5: str | None) -> None:
+    """400 before reading the body when ``Content-Length`` proves it does not end the upload."""
+    declared = request.headers.get("content-length", "")
+    if final_md5 is not None and declared.isdigit() and offset + int(declared) != length:
+        raise not_final(length)
 
 
 def tus_protocol(handler: Handler) -> Handler:
@@ -104,31 +131,43 @@ async def create(request: Request) -> Response:
         owner = await _owner(request)
         with_upload = _offset_stream(request) and _has_body(request)
         checksum = parse_checksum(request.headers.get("upload-checksum")) if with_upload else None
+        final_md5 = parse_final_md5(request.headers.get("upload-md5"))
+        length = header_int(request, "upload-length")
+        if final_md5 is not None and length > 0 and not with_upload:
+            raise not_final(length)
+        _refuse_md5_unless_final(request, 0, length, final_md5)
         record = await tus.create(owner, request)
         location = f"{str(request.base_url).rstrip('/')}/tus/{record.id}"
+        stored = None
         try:
             if record.length == 0:
-                await tus.complete_empty(record)
+                stored = await tus.complete_empty(record, final_md5)
             elif with_upload:
-                record, _ = await tus.append(record, 0, checksum, body)
+                record, stored = await tus.append(record, 0, checksum, body, final_md5)
         except HTTPError as exc:
             exc.headers = {**exc.headers, "Location": location}
             raise
-    return Response(status_code=201, headers={"Location": location, **_progress_headers(record)})
+    return Response(status_code=201,
+                    headers={"Location": location, **_completed_headers(record, stored)})
 
 
 async def head(request: Request) -> Response:
-    """``HEAD /tus/{id}``: how far the upload is."""
-    record = await _tus(request).live(await _owner(request), _upload_id(request))
-    headers = {**_progress_headers(record), "Upload-Length": str(record.length),
+    """``HEAD /tus/{id}``: how far the upload is (a completed one: what it stored)."""
+    upload = await _tus(request).find(await _owner(request), _upload_id(request))
+    headers = {"Upload-Length": str(upload.length), "Upload-Expires": http_date(upload.expires),
                "Cache-Control": "no-store"}
-    if record.metadata:
-        headers["Upload-Metadata"] = record.metadata
+    if isinstance(upload, TusCompletion):
+        headers["Upload-Offset"] = str(upload.length)
+        headers.update(_stored_headers(upload.md5, upload.stored))
+    else:
+        headers["Upload-Offset"] = str(upload.offset)
+    if upload.metadata:
+        headers["Upload-Metadata"] = upload.metadata
     return Response(status_code=200, headers=headers)
 
 
 async def patch(request: Request) -> Response:
-    """``PATCH /tus/{id}``: append the body at ``Upload-Offset`` (checked by ``Upload-Checksum``)."""
+    """``PATCH /tus/{id}``: append the body at ``Upload-Offset`` (checked by Upload-Checksum)."""
     tus = _tus(request)
     body = RequestBody(request)
     async with draining_on_error(request, body, tus.max_size):
@@ -137,19 +176,23 @@ async def patch(request: Request) -> Response:
             raise HTTPError(415, f"PATCH needs Content-Type: {OFFSET_STREAM}")
         offset = header_int(request, "upload-offset")
         checksum = parse_checksum(request.headers.get("upload-checksum"))
-        record = await tus.live(owner, _upload_id(request))
+        final_md5 = parse_final_md5(request.headers.get("upload-md5"))
+        upload = await tus.find(owner, _upload_id(request))
+        if isinstance(upload, TusCompletion):  # HEAD says it is done, and what it stored
+            raise offset_conflict(upload.length, offset)
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and offset + int(declared) > record.length:
-            raise bad_request("the body goes past Upload-Length", length=record.length)
-        record, _ = await tus.append(record, offset, checksum, body)
-    return Response(status_code=204, headers=_progress_headers(record))
+        if declared.isdigit() and offset + int(declared) > upload.length:
+            raise bad_request("the body goes past Upload-Length", length=upload.length)
+        _refuse_md5_unless_final(request, offset, upload.length, final_md5)
+        record, stored = await tus.append(upload, offset, checksum, body, final_md5)
+    return Response(status_code=204, headers=_completed_headers(record, stored))
 
 
 async def terminate(request: Request) -> Response:
-    """``DELETE /tus/{id}``: abandon the upload; its bytes are deleted."""
+    """``DELETE /tus/{id}``: abandon the upload, deleting its bytes (a completed one: forget it)."""
     tus = _tus(request)
-    record = await tus.live(await _owner(request), _upload_id(request))
-    await tus.terminate(record)
+    upload = await tus.find(await _owner(request), _upload_id(request))
+    await tus.terminate(upload)
     return Response(status_code=204)
 
 

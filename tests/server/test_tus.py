@@ -75,10 +75,14 @@ def test_chunks_with_checksums_become_a_verified_file(api: Api) -> None:
         assert response.status_code == 204, response.text
         assert response.headers["Upload-Offset"] == str(end)
         assert response.headers["Tus-Resumable"] == "1.0.0"
+        if end < len(data):
+            assert "Upload-Md5" not in response.headers and "ETag" not in response.headers
+    # The completing answer says what was stored (updl's extension).
+    assert response.headers["Upload-Md5"] == md5_hex(data)
+    assert response.headers["ETag"] == f'"{md5_hex(data)}"' and "GMT" in response.headers["Last-Modified"]
     assert api.names() == ["dir/big.bin"]
     got = api.get("dir/big.bin")
     assert got.content == data and got.headers["ETag"] == f'"{md5_hex(data)}"'
-    assert api.request("HEAD", path, headers=TUS).status_code == 404  # done: the upload is gone
 
 
 def test_protocol_errors_are_json_and_leave_the_offset(api: Api) -> None:
@@ -115,6 +119,99 @@ def test_whole_file_md5_mismatch_keeps_nothing(api: Api) -> None:
                                "expected": "0" * 32, "actual": md5_hex(data)}
     assert api.names() == []
     assert api.request("HEAD", path, headers=TUS).status_code == 404
+
+
+def test_upload_md5_on_the_completing_patch_is_verified_before_commit(api: Api) -> None:
+    # updl's extension: no md5 at creation, the whole file's MD5 on the last PATCH.
+    data = os.urandom(300_000)
+    path = created(api, len(data), "late.bin")
+    assert patch(api, path, 0, data[:100_000]).status_code == 204
+    wrong = api.request("PATCH", path, data=data[100_000:], headers={
+        **STREAM, "Upload-Offset": "100000", "Upload-Md5": "0" * 32})
+    assert wrong.status_code == 409
+    assert wrong.json() == {"error": "checksum failed - please attempt reuploading",
+                            "expected": "0" * 32, "actual": md5_hex(data)}
+    assert api.names() == []  # refused before commit: nothing listed, the upload is gone
+    assert api.request("HEAD", path, headers=TUS).status_code == 404
+
+    path = created(api, len(data), "late.bin")
+    assert patch(api, path, 0, data[:100_000]).status_code == 204
+    done = api.request("PATCH", path, data=data[100_000:], headers={
+        **STREAM, "Upload-Offset": "100000", "Upload-Md5": md5_hex(data).upper()})
+    assert done.status_code == 204, done.text
+    assert done.headers["Upload-Md5"] == md5_hex(data)
+    assert api.get("late.bin").content == data
+
+
+def test_upload_md5_only_on_the_patch_that_completes(api: Api) -> None:
+    data = os.urandom(3000)
+    path = created(api, len(data))
+    early = {**STREAM, "Upload-Offset": "0", "Upload-Md5": md5_hex(data)}
+    sized = api.request("PATCH", path, data=data[:1000], headers=early)
+    assert sized.status_code == 400 and "Upload-Md5" in sized.json()["error"]
+    chunked = api.request("PATCH", path, data=iter([data[:1000]]), headers=early)  # no length
+    assert chunked.status_code == 400 and "Upload-Md5" in chunked.json()["error"]
+    assert offset_of(api, path) == 0  # refused bodies are not kept
+    malformed = api.request("PATCH", path, data=data, headers={**early, "Upload-Md5": "xyz"})
+    assert malformed.status_code == 400
+    assert api.request("PATCH", path, data=data, headers=early).status_code == 204
+    assert api.get("big.bin").content == data
+
+
+def test_upload_md5_on_a_creation_that_completes(api: Api) -> None:
+    data = os.urandom(2000)
+    headers = {**STREAM, "Upload-Length": str(len(data)),
+               "Upload-Metadata": metadata(name="at-once.bin")}
+    wrong = api.request("POST", "/tus/", data=data, headers={**headers, "Upload-Md5": "0" * 32})
+    assert wrong.status_code == 409 and api.names() == []
+    bodiless = api.request("POST", "/tus/", headers={
+        **TUS, "Upload-Length": "10", "Upload-Md5": md5_hex(data),
+        "Upload-Metadata": metadata(name="at-once.bin")})
+    assert bodiless.status_code == 400
+    right = api.request("POST", "/tus/", data=data, headers={**headers, "Upload-Md5": md5_hex(data)})
+    assert right.status_code == 201 and right.headers["Upload-Md5"] == md5_hex(data)
+    assert api.get("at-once.bin").content == data
+
+
+def test_without_any_md5_the_file_is_stored_as_received(api: Api) -> None:
+    data = os.urandom(4000)
+    path = created(api, len(data), "plain.bin")
+    response = patch(api, path, 0, data, algorithm=None)
+    assert response.status_code == 204 and response.headers["Upload-Md5"] == md5_hex(data)
+    assert api.get("plain.bin").content == data
+
+
+def test_a_completed_upload_answers_head_until_it_expires(
+        server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]) -> None:
+    server = server_factory()
+    api = make_api(server)
+    data = os.urandom(2000)
+    path = created(api, len(data), "done.bin")
+    assert patch(api, path, 0, data).status_code == 204
+    head = api.request("HEAD", path, headers=TUS)
+    assert head.status_code == 200
+    assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == str(len(data))
+    assert head.headers["Upload-Md5"] == md5_hex(data)
+    assert head.headers["ETag"] == f'"{md5_hex(data)}"'
+    assert "GMT" in head.headers["Last-Modified"] and "GMT" in head.headers["Upload-Expires"]
+    again = patch(api, path, 0, data)  # a client that lost the answer and tries again
+    assert again.status_code == 409 and again.json()["offset"] == len(data)
+    other = Api(server.url, server.add_user("someone-else"))
+    assert other.request("HEAD", path, headers=TUS).status_code == 404
+    assert api.request("DELETE", path, headers=TUS).status_code == 204  # forgets the upload...
+    assert api.request("HEAD", path, headers=TUS).status_code == 404
+    assert api.get("done.bin").content == data  # ...not the file
+
+    path = created(api, len(data), "done.bin")
+    assert patch(api, path, 0, data).status_code == 204
+    engine = sqlalchemy.create_engine(f"sqlite:///{server.data_dir.resolve() / 'updl.db'}")
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE tus_completed SET expires = '2000-01-01 00:00:00'"))
+    assert api.request("HEAD", path, headers=TUS).status_code == 404
+    server.restart()  # the startup sweep forgets expired completions
+    with engine.begin() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT count(*) FROM tus_completed")).scalar() == 0
+    engine.dispose()
 
 
 def test_creation_rules(api: Api, server_factory: Callable[..., LiveServer],
@@ -194,14 +291,15 @@ def test_concurrent_patch_is_refused_with_423(server_factory: Callable[..., Live
                                               make_api: Callable[[LiveServer], Api]) -> None:
     server = server_factory()
     api = make_api(server)
-    data = os.urandom(200_000)
+    data = os.urandom(3 * 1024 * 1024)
     path = created(api, len(data), md5=md5_hex(data))
     release = threading.Event()
+    half = 2 * 1024 * 1024  # more than one ~1 MiB write batch, so bytes land in staging
 
     def slow_body() -> Iterator[bytes]:
-        yield data[:100_000]
+        yield data[:half]
         release.wait(30)
-        yield data[100_000:]
+        yield data[half:]
 
     result: dict[str, requests.Response] = {}
     first = threading.Thread(target=lambda: result.setdefault(

@@ -18,9 +18,9 @@ def test_entry_follows_the_file_identity(tmp_path: Path) -> None:
     store = ResumeStore(tmp_path / "cache" / "resume.json")
     source = tmp_path / "big.bin"
     source.write_bytes(b"x" * 10)
-    store.remember_upload(key(source), UploadEntry("/tus/abc", "0" * 32, time.time() + 60))
+    store.remember_upload(key(source), UploadEntry("/tus/abc", time.time() + 60))
     entry = store.upload(key(source))
-    assert entry is not None and (entry.url, entry.md5) == ("/tus/abc", "0" * 32)
+    assert entry is not None and entry.url == "/tus/abc"
     assert store.upload(key(source, "other-name")) is None
     os.utime(source, ns=(1, 1))  # touched: a different file as far as resuming goes
     assert store.upload(key(source)) is None
@@ -30,7 +30,7 @@ def test_expired_entries_are_dropped(tmp_path: Path) -> None:
     store = ResumeStore(tmp_path / "resume.json")
     source = tmp_path / "f"
     source.write_bytes(b"1")
-    store.remember_upload(key(source), UploadEntry("/tus/old", "0" * 32, time.time() - 1))
+    store.remember_upload(key(source), UploadEntry("/tus/old", time.time() - 1))
     assert store.upload(key(source)) is None
 
 
@@ -41,7 +41,7 @@ def test_corrupt_store_is_an_empty_cache(tmp_path: Path) -> None:
     source = tmp_path / "f"
     source.write_bytes(b"1")
     assert store.upload(key(source)) is None
-    store.remember_upload(key(source), UploadEntry("/tus/new", "1" * 32, time.time() + 60))
+    store.remember_upload(key(source), UploadEntry("/tus/new", time.time() + 60))
     assert store.upload(key(source)) is not None
 
 
@@ -56,8 +56,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     def write(chunk: list[Path]) -> None:
         store = ResumeStore(path)  # one store per thread, like one per process
         for source in chunk:
-            store.remember_upload(key(source), UploadEntry(f"/tus/{source.name}", "0" * 32,
-                                                           time.time() + 60))
+            store.remember_upload(key(source), UploadEntry(f"/tus/{source.name}", time.time() + 60))
 
     threads = [threading.Thread(target=write, args=(sources[i::4],)) for i in range(4)]
     for thread in threads:

@@ -2,9 +2,9 @@
 
 One small JSON file, ``<user cache dir>/updl/resume.json`` by default:
 
-- ``uploads``: a resumable upload's URL and whole-file MD5, keyed by server
-  URL, name, the file's absolute path, size and ``mtime_ns`` (a changed file
-  never resumes an old upload);
+- ``uploads``: a resumable upload's URL, keyed by server URL, name, the
+  file's absolute path, size and ``mtime_ns`` (a changed file never resumes
+  an old upload);
 - ``downloads``: the ``ETag`` a ``.part`` file's bytes came from, keyed by
   the ``.part``'s absolute path (sent back as ``If-Range``).
 
@@ -67,10 +67,9 @@ class UploadKey:
 
 @dataclass(frozen=True)
 class UploadEntry:
-    """A resumable upload in progress: its URL path on the server and the MD5 it was created with."""
+    """A resumable upload in progress: its URL path on the server, remembered until ``expires``."""
 
     url: str
-    md5: str
     expires: float
 
 
@@ -87,13 +86,12 @@ class ResumeStore:
             raw = data["uploads"].get(key.text())
         if not raw:
             return None
-        return UploadEntry(str(raw["url"]), str(raw["md5"]), float(raw["expires"]))
+        return UploadEntry(str(raw["url"]), float(raw["expires"]))
 
     def remember_upload(self, key: UploadKey, entry: UploadEntry) -> None:
         """Record (or replace) the upload for ``key``."""
         with self._transaction(write=True) as data:
-            data["uploads"][key.text()] = {"url": entry.url, "md5": entry.md5,
-                                           "expires": entry.expires}
+            data["uploads"][key.text()] = {"url": entry.url, "expires": entry.expires}
 
     def forget_upload(self, key: UploadKey) -> None:
         """Drop the entry for ``key`` (absent is fine)."""
