@@ -7,12 +7,9 @@ expected MD5). Nothing here reads a whole body into memory.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import concurrent.futures
 import hashlib
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from .blobstore import BlobWriter
 from .errors import bad_request, too_large
 from .names import validate_name
+from .pipeline import WorkerPipe
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -69,75 +67,42 @@ class RequestBody:
 class HashingSink:
     """Writes to a blob while hashing and counting; refuses to pass ``max_size``.
 
-    ``write`` only counts and buffers, so the 413 comes at once. The MD5 and
-    the blob write of each ~1 MiB batch run in a worker thread (both release
-    the GIL) while the event loop receives the next bytes: ``pump`` hands over
-    a full batch after waiting for the previous one, which keeps the batches
-    in order and at most two of them in memory. ``finish`` flushes the rest;
-    ``settle`` waits for a batch in flight before the writer is aborted.
+    ``write`` only counts and queues, so the 413 comes at once; the hashing
+    and storing happen in a worker thread (:class:`~updl_server.pipeline.WorkerPipe`):
+    sources call ``pump`` after each received chunk, the caller ``finish``
+    before reading ``md5``, and ``settle`` before aborting the writer.
     """
-
-    BATCH = 1024 * 1024
 
     def __init__(self, writer: BlobWriter, max_size: int) -> None:
         """Feed ``writer``; raise the contract's 413 once more than ``max_size`` bytes arrive."""
-        self._writer = writer
         self._hash = hashlib.md5(usedforsecurity=False)
+        self._pipe = WorkerPipe(writer.write, [self._hash])
         self.max_size = max_size
         self.size = 0
-        self._batch: list[bytes] = []
-        self._batched = 0
-        self._in_flight: concurrent.futures.Future[None] | None = None
 
     def write(self, data: bytes) -> None:
         """Count ``data`` and queue it for hashing and storing (413 past the limit)."""
         self.size += len(data)
         if self.size > self.max_size:
             raise too_large(self.max_size)
-        self._batch.append(data)
-        self._batched += len(data)
+        self._pipe.add(data)
 
     async def pump(self) -> None:
-        """Hand a full batch to the worker thread (waiting for the previous one first)."""
-        if self._batched >= self.BATCH:
-            await self._hand_over()
+        """Let the worker thread take a full batch."""
+        await self._pipe.pump()
 
     async def finish(self) -> None:
         """Hash and store everything still queued; afterwards ``md5`` is final."""
-        if self._batched:
-            await self._hand_over()
-        await self._wait()
+        await self._pipe.finish()
 
     def settle(self) -> None:
-        """Block until no batch is being written (before aborting the writer after an error)."""
-        if self._in_flight is not None:
-            concurrent.futures.wait([self._in_flight])
-
-    async def _hand_over(self) -> None:
-        data = b"".join(self._batch)
-        self._batch, self._batched = [], 0
-        await self._wait()
-        self._in_flight = _BATCH_THREADS.submit(self._consume, data)
-
-    async def _wait(self) -> None:
-        if self._in_flight is not None:
-            in_flight, self._in_flight = self._in_flight, None
-            await asyncio.wrap_future(in_flight)
-
-    def _consume(self, data: bytes) -> None:
-        self._hash.update(data)
-        self._writer.write(data)
+        """Block until no batch is being written."""
+        self._pipe.settle()
 
     @property
     def md5(self) -> str:
         """Hex MD5 of everything stored so far."""
         return self._hash.hexdigest()
-
-
-# Hashing and writing are CPU- and IO-bound work that releases the GIL; a
-# dedicated pool keeps it off the event loop and out of the DB threadpool.
-_BATCH_THREADS = concurrent.futures.ThreadPoolExecutor(
-    max_workers=min(32, (os.cpu_count() or 1) * 4), thread_name_prefix="updl-receive")
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,8 @@ its next PATCH gets 404 and the client starts over.)
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import concurrent.futures
 import hashlib
 import logging
 import re
@@ -73,6 +71,7 @@ from .blobstore import BlobStore
 from .catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
 from .errors import HTTPError, bad_request, checksum_failed, too_large
 from .names import validate_name
+from .pipeline import WorkerPipe
 from .receive import RequestBody
 from .staging import StagedUpload, StagedUploadGoneError, StagingBusyError
 from .uploads import record_committed
@@ -90,7 +89,6 @@ OFFSET_STREAM = "application/offset+octet-stream"
 EXPIRY = timedelta(hours=24)  # after the last activity
 SWEEP_INTERVAL_SECONDS = 60.0  # at most one opportunistic sweep per process per minute
 HASH_CACHE_SIZE = 256  # running MD5s kept per process
-WRITE_BATCH = 1024 * 1024  # bytes per worker-thread append+hash of a PATCH body
 _MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 _KEY = re.compile(r"^[^\s,]+$")
 
@@ -212,11 +210,6 @@ class TusService:
         self.max_size = max_size
         self._hashes = _RunningHashes()
         self._last_sweep = time.monotonic()
-        # Appending and hashing release the GIL: pools of their own keep them off the event
-        # loop without taking threads from the catalog's. A batch (in _workers) waits for its
-        # second digest (in _hashers), never the other way round, so neither pool can starve.
-        self._workers = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="updl-tus")
-        self._hashers = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="updl-tus-hash")
 
     async def create(self, owner: int, request: Request) -> TusRecord:
         """Validate a creation request and make the (empty) upload."""
@@ -354,28 +347,16 @@ class TusService:
         digests = [d for d in (check, whole) if d is not None]
         if len(digests) == 2 and digests[0] is digests[1]:
             digests.pop()
-        batch: list[bytes] = []
-        batched = 0
-        in_flight: concurrent.futures.Future[None] | None = None
+        pipe = WorkerPipe(held.append, digests)
         received = 0
         try:
             async for chunk in body.chunks():
                 received += len(chunk)
                 if start + received > record.length:
                     raise bad_request("the body goes past Upload-Length", length=record.length)
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= WRITE_BATCH:
-                    if in_flight is not None:
-                        await asyncio.wrap_future(in_flight)
-                    in_flight = self._workers.submit(self._absorb, held, b"".join(batch),
-                                                     digests)
-                    batch, batched = [], 0
-            if in_flight is not None:
-                await asyncio.wrap_future(in_flight)
-            if batch:
-                in_flight = self._workers.submit(self._absorb, held, b"".join(batch), digests)
-                await asyncio.wrap_future(in_flight)
+                pipe.add(chunk)
+                await pipe.pump()
+            await pipe.finish()
             if must_complete and start + received != record.length:
                 raise not_final(record.length)
             if checksum is not None and check is not None and check.digest() != checksum.digest:
@@ -389,23 +370,12 @@ class TusService:
                                 sent=start)
         except BaseException:
             # 460/400/409, a client that went away, cancellation: the offset stays where it was.
-            if in_flight is not None:
-                concurrent.futures.wait([in_flight])  # at most one batch: a few milliseconds
+            pipe.settle()  # at most one batch in flight: a few milliseconds
             held.truncate(start)
             raise
         if whole is not None:
             self._hashes.save(record.id, start + received, whole)
         return replace(record, offset=start + received, expires=expires)
-
-    def _absorb(self, held: StagedUpload, data: bytes, digests: list[Any]) -> None:
-        """Append one batch and feed it to the digests, the second one in parallel (in worker
-        threads: writes and hashlib release the GIL)."""
-        second = self._hashers.submit(digests[1].update, data) if len(digests) > 1 else None
-        held.append(data)
-        if digests:
-            digests[0].update(data)
-        if second is not None:
-            second.result()
 
     async def _complete(self, held: StagedUpload, record: TusRecord,
                         final_md5: str | None) -> FileRecord:
