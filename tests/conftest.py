@@ -8,12 +8,28 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import requests
+
+WAIT_TIMEOUT = 30.0
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_TIMEOUT) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds.
+
+    A bounded wait on an observable condition, never a sleep standing in for synchronisation.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
 
 LISTENING = re.compile(r"updl-server listening on (http://\S+)")
 START_TIMEOUT = 30.0

@@ -8,14 +8,13 @@ import hashlib
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import LiveServer, clean_env, console_script
+from tests.conftest import LiveServer, clean_env, console_script, wait_for
 from tests.e2e.conftest import md5_hex
 from tests.e2e.relay import Relay
 
@@ -24,14 +23,6 @@ UPLOAD_SIZE = 24 * MIB
 DOWNLOAD_SIZE = 8 * MIB
 WAIT = 30.0
 
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Bounded poll on a condition (never a sleep standing in for synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 _users = iter(range(1, 1000))

@@ -14,14 +14,13 @@ from urllib.parse import urlsplit
 import pytest
 
 import updl
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, wait_for
 from tests.server.s3support import (  # noqa: F401 - fixtures
     PREFIX,
     Bucket,
     bucket,
     s3_endpoint,
     s3_server_factory,
-    wait_for,
 )
 from tests.server.support import Api, md5_hex
 

@@ -6,12 +6,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LISTENING, LiveServer
+from tests.conftest import LISTENING, LiveServer, wait_for
 from tests.server.pgsupport import pg_database, postgres_url  # noqa: F401 - fixtures
 from tests.server.racing import all_at_once, committed_blobs
 from tests.server.support import Api, md5_hex, temp_files
@@ -68,14 +68,6 @@ def test_two_processes_are_one_service(servers: list[LiveServer]) -> None:
     assert other.names() == []
     assert committed_blobs(one_server.data_dir) == []
 
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _children(pid: int) -> list[int]:
