@@ -48,9 +48,24 @@ def test_writer_hashes_and_reports() -> None:
     writer = HashingWriter(sink, positions.append)
     for i in range(0, len(DATA), 7000):
         writer.write(DATA[i:i + 7000])
+    writer.close()  # hashing and writing run on worker threads: close() waits for them
     assert sink.getvalue() == DATA
     assert writer.hexdigest() == hashlib.md5(DATA).hexdigest()
     assert positions[-1] == len(DATA) == writer.bytes_written
+
+
+def test_writer_surfaces_a_failed_write() -> None:
+    class FullDisk(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            if self.tell() >= 20_000:
+                raise OSError(28, "No space left on device")
+            return super().write(data)
+
+    writer = HashingWriter(FullDisk())
+    with pytest.raises(OSError, match="No space left"):
+        for i in range(0, len(DATA), 7000):
+            writer.write(DATA[i:i + 7000])
+        writer.close()
 
 
 def test_md5_of(tmp_path: Path) -> None:

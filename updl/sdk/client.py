@@ -349,6 +349,8 @@ class Client:
                 writer.write(chunk)
         except requests.RequestException as exc:
             raise translate(exc) from exc
+        finally:
+            writer.close()
         if expected_size is not None and writer.bytes_written != expected_size:
             raise ConnectionFailedError(
                 f"the download of {name} stopped after {writer.bytes_written} of {expected_size} bytes",

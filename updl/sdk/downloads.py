@@ -211,6 +211,7 @@ class ResumableDownload:
         except requests.RequestException as exc:
             raise translate(exc) from exc
         finally:
+            writer.close()
             part.file.flush()  # what arrived stays for the next attempt
         size = offset + writer.bytes_written
         if total is not None and size != total:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from .errors import SourceChangedError
@@ -93,7 +95,16 @@ class HashingReader:
 
 
 class HashingWriter:
-    """Writes to ``fileobj``, hashing what passes through; ``on_write(position)`` gets the absolute count."""
+    """Writes to ``fileobj`` and hashes what passes through; ``on_write(position)`` gets the absolute count.
+
+    The hashing and the writing each run on a worker thread of their own while
+    the caller goes back to the network (hashlib and file writes release the
+    GIL), so receiving, hashing and writing overlap; at most ``MAX_PENDING``
+    chunks are in flight, which bounds memory. Call :meth:`close` before relying
+    on the file's contents; :meth:`hexdigest` waits for the hashing itself.
+    """
+
+    MAX_PENDING = 8
 
     def __init__(self, fileobj: BinaryIO, on_write: Callable[[int], None] | None = None,
                  digest: Any = None) -> None:
@@ -102,19 +113,42 @@ class HashingWriter:
         self._on_write = on_write
         self._hash = digest if digest is not None else hashlib.md5()
         self.bytes_written = 0
+        self._hashing = ThreadPoolExecutor(1, thread_name_prefix="updl-hash")
+        self._writing = ThreadPoolExecutor(1, thread_name_prefix="updl-write")
+        self._pending: deque[tuple[Future[Any], Future[Any]]] = deque()
 
     def write(self, data: bytes) -> int:
-        """Write all of ``data``; returns its length."""
-        self._file.write(data)
-        self._hash.update(data)
+        """Queue all of ``data`` for hashing and writing; returns its length.
+
+        Raises the error of an earlier chunk's write (a full disk, say) when it surfaces.
+        """
+        while len(self._pending) >= self.MAX_PENDING:
+            self._settle_oldest()
+        self._pending.append((self._hashing.submit(self._hash.update, data),
+                              self._writing.submit(self._file.write, data)))
         self.bytes_written += len(data)
         if self._on_write is not None:
             self._on_write(self.bytes_written)
         return len(data)
 
+    def close(self) -> None:
+        """Wait until every queued byte is hashed and written (raising a write error); idempotent."""
+        try:
+            while self._pending:
+                self._settle_oldest()
+        finally:
+            self._hashing.shutdown()
+            self._writing.shutdown()
+
     def hexdigest(self) -> str:
-        """MD5 (lowercase hex) of the bytes written so far."""
+        """MD5 (lowercase hex) of the bytes written so far (waits for them)."""
+        self.close()
         return self._hash.hexdigest()
+
+    def _settle_oldest(self) -> None:
+        hashed, written = self._pending.popleft()
+        hashed.result()
+        written.result()
 
 
 def md5_of(path: str | os.PathLike[str]) -> str:
