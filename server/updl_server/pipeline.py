@@ -16,8 +16,8 @@ from typing import Any
 
 BATCH = 1024 * 1024
 
-# Two pools: a batch (in _BATCHES) may wait for its second digest (in
-# _DIGESTS), never the other way round, so neither pool can starve the other.
+# Two pools: a batch (in _BATCHES) waits for its digests (in _DIGESTS), never
+# the other way round, so neither pool can starve the other.
 _WORKERS = min(32, (os.cpu_count() or 1) * 4)
 _BATCHES = concurrent.futures.ThreadPoolExecutor(_WORKERS, thread_name_prefix="updl-write")
 _DIGESTS = concurrent.futures.ThreadPoolExecutor(_WORKERS, thread_name_prefix="updl-digest")
@@ -28,8 +28,8 @@ class WorkerPipe:
 
     ``add`` only queues. ``pump`` hands over a full batch once the previous
     one is done, which keeps the batches in order and at most two of them in
-    memory. In the thread a batch goes to ``write`` and to each digest (a
-    second digest in parallel on another thread). ``finish`` flushes the
+    memory. In the thread a batch goes to ``write`` while each digest takes it
+    on a thread of its own. ``finish`` flushes the
     rest; ``settle`` waits for a batch in flight, before the caller rolls the
     storage back after an error.
     """
@@ -75,10 +75,9 @@ class WorkerPipe:
             await asyncio.wrap_future(in_flight)
 
     def _absorb(self, data: bytes) -> None:
-        # The first digest runs here after the write; any others alongside, on their own threads.
-        alongside = [_DIGESTS.submit(digest.update, data) for digest in self._digests[1:]]
+        # The digests run alongside the write, on their own threads: a write is often waiting
+        # on the disk, and hashing then costs no extra time.
+        alongside = [_DIGESTS.submit(digest.update, data) for digest in self._digests]
         self._write(data)
-        if self._digests:
-            self._digests[0].update(data)
         for done in alongside:
             done.result()
