@@ -13,7 +13,8 @@ What it measures (medians of ``--runs`` runs, same files, same machine):
    forced onto one multipart POST, vs ``md5sum`` then ``curl -F file=@ -F md5=`` (the two-pass way);
 2. download: ``updl get`` vs ``curl -o`` then ``md5sum``, and vs ``aria2c --checksum=md5=``;
 3. the server against nginx: ``curl -T`` (PUT) and ``curl -o /dev/null`` to updl-server and to nginx
-   (WebDAV PUT written to disk; the same file served statically);
+   (WebDAV PUT written to disk, also followed by ``sync FILE`` since updl-server fsyncs before it
+   answers; the same file served statically);
 4. many small files: ``updl put --jobs 8`` vs a shell loop of ``md5sum`` + ``curl -F`` per file;
 5. peak RSS (VmHWM) of client and server for a 100 MiB and a ``--big-rss-gib`` GiB transfer.
 """
@@ -180,6 +181,9 @@ def main() -> None:
             srv = hyperfine(root, opts.runs, {
                 "updl-server PUT": f"curl -sf {auth} -T {big} {server.url}/files/big-put -o /dev/null",
                 "nginx PUT": f"curl -sf -T {big} {nginx}/dav/big-put -o /dev/null",
+                # updl-server fsyncs before it answers; nginx does not: the same durability, for a fair pair
+                "nginx PUT + sync": (f"curl -sf -T {big} {nginx}/dav/big-put -o /dev/null && "
+                                     f"sync {root}/nginx-www/dav/big-put"),
                 "updl-server GET": f"curl -sf {auth} {server.url}/files/big-put -o /dev/null",
                 "nginx GET": f"curl -sf {nginx}/dav/big-put -o /dev/null",
             })
