@@ -25,7 +25,7 @@ import requests
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
 from .config import Settings, load_settings
-from .downloads import PartFile, ResumableDownload
+from .downloads import PartFile, ResumableDownload, receive_body
 from .downloads import expected_md5 as _expected_md5
 from .downloads import header_time as _header_time
 from .errors import ChecksumMismatchError, ConnectionFailedError, UpdlError
@@ -34,7 +34,7 @@ from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, TqdmProgress, tqdm_progress
 from .resume import ResumeStore
 from .retry import RetryEvent, RetryPolicy, run_with_retries
-from .transport import Transport, file_path, translate
+from .transport import Transport, file_path
 from .tus import TusUpload
 
 __all__ = ["Client"]
@@ -344,13 +344,7 @@ class Client:
 
         writer = HashingWriter(cast(BinaryIO, fileobj), on_write)
         report(ProgressEvent(name, 0, expected_size, attempt))
-        try:
-            for chunk in response.iter_content(CHUNK_SIZE):
-                writer.write(chunk)
-        except requests.RequestException as exc:
-            raise translate(exc) from exc
-        finally:
-            writer.close()
+        receive_body(response, writer)
         if expected_size is not None and writer.bytes_written != expected_size:
             raise ConnectionFailedError(
                 f"the download of {name} stopped after {writer.bytes_written} of {expected_size} bytes",

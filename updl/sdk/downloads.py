@@ -86,6 +86,20 @@ def header_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def receive_body(response: requests.Response, writer: HashingWriter) -> None:
+    """Stream the response body through ``writer`` and wait until it is all hashed and written.
+
+    Network failures become updl errors; the writer is closed either way.
+    """
+    try:
+        for chunk in response.iter_content(CHUNK_SIZE):
+            writer.write(chunk)
+    except requests.RequestException as exc:
+        raise translate(exc) from exc
+    finally:
+        writer.close()
+
+
 class PartFile:
     """``<target>.part``, opened read-write and exclusively ``flock``ed until :meth:`close`."""
 
@@ -206,12 +220,8 @@ class ResumableDownload:
         writer = HashingWriter(cast(BinaryIO, part.file), on_write, digest)
         self._report(ProgressEvent(self._name, offset, total, attempt))
         try:
-            for chunk in response.iter_content(CHUNK_SIZE):
-                writer.write(chunk)
-        except requests.RequestException as exc:
-            raise translate(exc) from exc
+            receive_body(response, writer)
         finally:
-            writer.close()
             part.file.flush()  # what arrived stays for the next attempt
         size = offset + writer.bytes_written
         if total is not None and size != total:
