@@ -1,7 +1,7 @@
 """Resumable uploads over tus 1.0: creation, appends, completion, termination, expiration.
 
 Supported extensions: creation, creation-with-upload, checksum (``md5``,
-``sha1``, ``sha256`` per PATCH), termination, expiration. Routes live in
+``sha1``, ``sha256``, ``crc32`` per PATCH), termination, expiration. Routes live in
 ``tus_routes``; this module holds the protocol rules and the state machine.
 
 **Stateless processes.** Everything about an upload (owner, name, length,
@@ -57,6 +57,7 @@ import logging
 import re
 import time
 import uuid
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -80,7 +81,25 @@ log = logging.getLogger("updl_server")
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
+class Crc32:
+    """CRC-32 (as zlib computes it) behind the ``update``/``digest`` interface of hashlib.
+
+    Enough to catch a chunk damaged in transit, at about five times the speed of MD5;
+    the whole file's MD5 still decides whether anything is stored. tusd offers it too.
+    """
+
+    def __init__(self) -> None:
+        self._value = 0
+
+    def update(self, data: bytes) -> None:
+        self._value = zlib.crc32(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(4, "big")
+
+
 CHECKSUMS: dict[str, Callable[[], Any]] = {
+    "crc32": Crc32,
     "md5": lambda: hashlib.md5(usedforsecurity=False),
     "sha1": lambda: hashlib.sha1(usedforsecurity=False),
     "sha256": hashlib.sha256,

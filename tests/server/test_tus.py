@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ def patch(api: Api, path: str, offset: int, data: Any, algorithm: str | None = "
           digest: bytes | None = None) -> requests.Response:
     headers = {**STREAM, "Upload-Offset": str(offset)}
     if algorithm is not None:
-        digest = digest if digest is not None else hashlib.new(algorithm, data).digest()
+        if digest is None:
+            digest = (zlib.crc32(data).to_bytes(4, "big") if algorithm == "crc32"
+                      else hashlib.new(algorithm, data).digest())
         headers["Upload-Checksum"] = f"{algorithm} {base64.b64encode(digest).decode()}"
     return api.request("PATCH", path, data=data, headers=headers)
 
@@ -62,15 +65,16 @@ def test_options_advertises_the_protocol(live_server: LiveServer) -> None:
     assert response.headers["Tus-Version"] == "1.0.0"
     assert set(response.headers["Tus-Extension"].split(",")) == {
         "creation", "creation-with-upload", "checksum", "termination", "expiration"}
-    assert response.headers["Tus-Checksum-Algorithm"] == "md5,sha1,sha256"
+    assert response.headers["Tus-Checksum-Algorithm"] == "crc32,md5,sha1,sha256"
     assert int(response.headers["Tus-Max-Size"]) == 10 * 1024**3
 
 
 def test_chunks_with_checksums_become_a_verified_file(api: Api) -> None:
-    data = os.urandom(300_000)
+    data = os.urandom(400_000)
     path = created(api, len(data), "dir/big.bin", md5=md5_hex(data))
-    for algorithm, (start, end) in zip(("md5", "sha1", "sha256"),
-                                       ((0, 100_000), (100_000, 200_000), (200_000, 300_000))):
+    for algorithm, (start, end) in zip(("md5", "sha1", "sha256", "crc32"),
+                                       ((0, 100_000), (100_000, 200_000), (200_000, 300_000),
+                                        (300_000, 400_000))):
         response = patch(api, path, start, data[start:end], algorithm)
         assert response.status_code == 204, response.text
         assert response.headers["Upload-Offset"] == str(end)
@@ -95,9 +99,10 @@ def test_protocol_errors_are_json_and_leave_the_offset(api: Api) -> None:
         (api.request("HEAD", path), 412),
         (patch(api, path, 0, data[:400]), 409),
         (patch(api, path, 400, data[400:], digest=b"\0" * 16), 460),
+        (patch(api, path, 400, data[400:], "crc32", digest=b"\0" * 4), 460),
         (patch(api, path, 400, data[400:] + b"more"), 400),
         (api.request("PATCH", path, data=data[400:], headers={**TUS, "Upload-Offset": "400"}), 415),
-        (patch(api, path, 400, data[400:], "crc32", b"1234"), 400),
+        (patch(api, path, 400, data[400:], "sha512", b"1234"), 400),  # not offered
     ]
     for response, status in cases:
         assert response.status_code == status, (status, response.text)

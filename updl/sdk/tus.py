@@ -11,10 +11,11 @@ docs/api.md). The server compares that with the file it received *before*
 committing anything; on a mismatch it answers 409, keeps nothing and drops
 the upload, and the next attempt starts over.
 
-The per-chunk checksum is SHA-1, not MD5: it costs the client and the server
-a pass over every byte and only guards the transfer (the file's identity is
-its MD5), and SHA-1 is the cheaper of the two wherever OpenSSL has SHA
-extensions or AVX2 (about 2.5x on x86-64 with SHA-NI).
+The per-chunk checksum is CRC-32, not MD5: it costs the client and the server
+a pass over every byte and only guards the transfer of that chunk (the file's
+identity is its MD5, checked by the server before it stores anything), and
+zlib's CRC-32 runs at about 3 GB/s here against MD5's 570 MB/s and SHA-1's
+1.4 GB/s. tusd accepts ``crc32`` too; the server also takes md5, sha1, sha256.
 
 Both cores work: a worker thread reads chunk N+1 and hashes it — the two
 digests in parallel, since hashlib releases the GIL — while chunk N is on the
@@ -48,6 +49,7 @@ import base64
 import hashlib
 import os
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -79,7 +81,7 @@ TUS_VERSION = "1.0.0"
 OFFSET_STREAM = "application/offset+octet-stream"
 GONE = (404, 410)
 MAX_RESYNCS = 3
-CHUNK_CHECKSUM = "sha1"  # Upload-Checksum algorithm of each PATCH (see the module docstring)
+CHUNK_CHECKSUM = "crc32"  # Upload-Checksum algorithm of each PATCH (see the module docstring)
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -168,7 +170,7 @@ class _ChunkReader:
 
 
 def _chunk_digest(data: bytes) -> bytes:
-    return hashlib.new(CHUNK_CHECKSUM, data).digest()
+    return zlib.crc32(data).to_bytes(4, "big")
 
 
 def _md5_file(fileobj: BinaryIO, length: int) -> Any:
