@@ -24,7 +24,7 @@ from .console import PlainView, QuietView, RichView, TransferView, files_table, 
 from .exitcodes import ExitCode, describe, epilog
 from .reporting import BatchReport
 from .sdk.batch import Outcome, Task, raise_for_outcomes
-from .sdk.batch_download import download_batch, plan_downloads
+from .sdk.batch_download import download_batch, plan_downloads, plan_named_downloads
 from .sdk.batch_upload import plan_uploads, upload_batch
 from .sdk.client import Client
 from .sdk.config import load_settings, parse_size
@@ -247,10 +247,11 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
 
 
 @cli.command()
-@click.argument("name", required=False)
+@click.argument("names", metavar="[NAME]...", nargs=-1)
 @click.option("-o", "--output", metavar="PATH",
               help="Where to write: a file, a directory (gets the base name), or '-' for stdout "
-                   "[default: ./<base name of NAME>]; with --prefix, the directory to fill [default: .].")
+                   "[default: ./<base name of NAME>]; with several NAMEs or --prefix, the directory "
+                   "to fill [default: .].")
 @click.option("--prefix", metavar="PREFIX",
               help="Download every file below PREFIX/, recreating the paths below it in the -o directory.")
 @click.option("--manifest", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
@@ -260,17 +261,24 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
 @no_files_option
 @retries_option
 @pass_options
-def get(options: Options, name: str | None, output: str | None, prefix: str | None, manifest: str | None,
-        jobs: int, if_no_files: str, retries: int | None) -> None:
-    """Download NAME, or everything below --prefix; files appear only once their MD5 is verified."""
-    if (name is None) == (prefix is None):
-        raise click.UsageError("give either NAME or --prefix PREFIX")
+def get(options: Options, names: tuple[str, ...], output: str | None, prefix: str | None,
+        manifest: str | None, jobs: int, if_no_files: str, retries: int | None) -> None:
+    """Download NAME(s), or everything below --prefix; files appear only once their MD5 is verified.
+
+    Several NAMEs go into the -o directory (default: the current one), each under its
+    base name, --jobs at a time.
+    """
+    if bool(names) == (prefix is not None):
+        raise click.UsageError("give either NAME(s) or --prefix PREFIX")
     if manifest and prefix is None:
         raise click.UsageError("--manifest needs --prefix")
     if prefix is not None:
         _get_prefix(options, prefix, Path(output or "."), manifest, jobs, if_no_files, retries)
         return
-    assert name is not None
+    if len(names) > 1:
+        _get_names(options, names, Path(output or "."), jobs, retries)
+        return
+    name = names[0]
     client = options.client()
     view = options.view()
     basename = name.rsplit("/", 1)[-1]
@@ -293,6 +301,29 @@ def get(options: Options, name: str | None, output: str | None, prefix: str | No
             options.emit({**info.to_json(), "path": str(dest)})
     finally:
         view.close()
+
+
+def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: int,
+               retries: int | None) -> None:
+    """``get NAME NAME...``: each into ``out_dir/<base name>``, reported like any batch."""
+    if not out_dir.is_dir():
+        raise click.UsageError(f"-o {out_dir}: with several NAMEs, -o must be an existing directory")
+    client = options.client()
+    tasks, decided = plan_named_downloads(client, names, out_dir)
+    view = options.view()
+    report = BatchReport(view, options.json, "downloaded", len(names), clock=options.env.clock)
+    try:
+        view.plan(len(tasks), sum(t.size or 0 for t in tasks))
+        for outcome in decided:
+            report.outcome(outcome)
+        outcomes = decided + download_batch(
+            client, tasks, jobs=jobs, retries=retries,
+            on_start=lambda task: view.begin(task.name, "downloading"), on_progress=view.progress,
+            on_retry=view.retry, on_outcome=report.outcome)
+    finally:
+        view.close()
+    report.summary(outcomes)
+    raise_for_outcomes(outcomes)
 
 
 def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | None, jobs: int,

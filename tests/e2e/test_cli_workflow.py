@@ -79,3 +79,31 @@ def test_cli_in_process_with_settings_from_flags(live_server: LiveServer, token:
     info = runner.invoke(cli, ["--url", live_server.url, "--token", token, "--json", "info", "flags.bin"])
     assert info.exit_code == 0
     assert json.loads(info.stdout)["md5"] == md5_hex(source)
+
+
+def test_get_several_names_at_once(live_server: LiveServer, token: str, make_file, run_updl,
+                                   tmp_path: Path) -> None:
+    files = [make_file(f"many{i}.bin", 300_000 + i) for i in range(4)]
+    assert run_updl(live_server, token, "-q", "put", "--prefix", "many/", *map(str, files)).returncode == 0
+    out = tmp_path / "fetched"
+    out.mkdir()
+
+    got = run_updl(live_server, token, "--json", "get", "--jobs", "3", "-o", str(out),
+                   *(f"many/{f.name}" for f in files))
+    assert got.returncode == 0, got.stderr
+    lines = [json.loads(line) for line in got.stdout.splitlines()]
+    assert lines[-1]["summary"]["downloaded"] == 4
+    assert sorted(p.name for p in out.iterdir()) == sorted(f.name for f in files)
+    for source in files:
+        assert md5_hex(out / source.name) == md5_hex(source)
+
+    # One missing name: the others still arrive, every file is reported, exit 8 (partial).
+    again = tmp_path / "again"
+    again.mkdir()
+    partial = run_updl(live_server, token, "--json", "get", "-o", str(again),
+                       f"many/{files[0].name}", "many/not-there.bin")
+    assert partial.returncode == 8, partial.stderr
+    statuses = {line["name"]: line["status"] for line in map(json.loads, partial.stdout.splitlines())
+                if "name" in line}
+    assert statuses == {f"many/{files[0].name}": "downloaded", "many/not-there.bin": "failed"}
+    assert [p.name for p in again.iterdir()] == [files[0].name]

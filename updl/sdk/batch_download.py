@@ -18,14 +18,15 @@ from typing import Any
 
 from .batch import Job, Outcome, Task, run_batch
 from .client import Client
-from .errors import ChecksumMismatchError, UpdlError
+from .errors import ChecksumMismatchError, NotFoundError, UpdlError
 from .manifest import Entry, MissingFilesError, digest_file
 from .models import FileInfo
 from .progress import ProgressCallback
 from .retry import RetryEvent
 from .selection import normalize_prefix
 
-__all__ = ["UnsafeNameError", "destination", "download_batch", "name_problem", "plan_downloads"]
+__all__ = ["UnsafeNameError", "destination", "download_batch", "name_problem", "plan_downloads",
+           "plan_named_downloads"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -94,6 +95,36 @@ def plan_downloads(
             missing = Task(prefix + path, out_dir / path, path, None, {entry.algorithm: entry.digest})
             decided.append(Outcome(missing, "failed", error=MissingFilesError(
                 f"{prefix + path} is listed in the manifest but not on the server")))
+    return tasks, decided
+
+
+def plan_named_downloads(client: Client, names: Sequence[str],
+                         out_dir: Path) -> tuple[list[Task], list[Outcome]]:
+    """Tasks for ``get NAME NAME...``: each file into ``out_dir/<its base name>``.
+
+    Asks the server (``HEAD``) for each file's size and MD5 first. A name the
+    server does not have, whose base name cannot be a local file name, or
+    whose base name an earlier NAME already took is decided as failed.
+    """
+    tasks: list[Task] = []
+    decided: list[Outcome] = []
+    taken: set[str] = set()
+    for name in names:
+        base = name.rsplit("/", 1)[-1]
+        task = Task(name, out_dir / (base or "?"), base)
+        try:
+            if base in taken:
+                raise UnsafeNameError(f"refusing to write {base!r} twice: another NAME has the same base name")
+            target = destination(out_dir, base)
+        except UnsafeNameError as error:
+            decided.append(Outcome(task, "failed", error=error))
+            continue
+        taken.add(base)
+        info = client.head(name)
+        if info is None:
+            decided.append(Outcome(task, "failed", error=NotFoundError(f"no such file on the server: {name}")))
+            continue
+        tasks.append(Task(name, target, base, info.size, md5=info.md5))
     return tasks, decided
 
 
