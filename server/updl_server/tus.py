@@ -299,7 +299,7 @@ class TusService:
                 return record, None
             return record, await self._complete(held, record, final_md5)
         finally:
-            held.close()
+            await run_in_threadpool(held.close)  # on S3 a request (the hold object)
 
     async def complete_empty(self, record: TusRecord, final_md5: str | None = None) -> FileRecord:
         """Store a zero-length upload right at creation."""
@@ -307,7 +307,7 @@ class TusService:
         try:
             return await self._complete(held, record, final_md5)
         finally:
-            held.close()
+            await run_in_threadpool(held.close)
 
     async def terminate(self, upload: TusRecord | TusCompletion) -> None:
         """Delete an upload and its staged bytes (423 while a PATCH is writing to it).
@@ -320,10 +320,10 @@ class TusService:
         held = await self._claim(upload.id)
         try:
             await run_in_threadpool(self.catalog.delete_tus_upload, upload.id)
-            held.discard()
+            await run_in_threadpool(held.discard)
             self._hashes.forget(upload.id)
         finally:
-            held.close()
+            await run_in_threadpool(held.close)
 
     def sweep(self) -> int:
         """Remove expired uploads (not being written) and staged bytes no row owns; return how many.
@@ -358,7 +358,8 @@ class TusService:
             log.error("tus upload %s: %d bytes staged, catalog says %d", record.id, staged, start)
             raise HTTPError(500, "internal server error")
         if staged > start:
-            held.truncate(start)  # a dead writer's bytes the catalog never counted
+            # a dead writer's bytes the catalog never counted
+            await run_in_threadpool(held.truncate, start)
         check = None if checksum is None else CHECKSUMS[checksum.algorithm]()
         whole = self._hashes.resume(record.id, start)
         if start == 0 and checksum is not None and checksum.algorithm == "md5":
@@ -390,7 +391,7 @@ class TusService:
         except BaseException:
             # 460/400/409, a client that went away, cancellation: the offset stays where it was.
             pipe.settle()  # at most one batch in flight: a few milliseconds
-            held.truncate(start)
+            await run_in_threadpool(held.truncate, start)
             raise
         if whole is not None:
             self._hashes.save(record.id, start + received, whole)
@@ -408,7 +409,7 @@ class TusService:
         for declared in (record.md5, final_md5):
             if declared is not None and md5 != declared:
                 await run_in_threadpool(self.catalog.delete_tus_upload, record.id)
-                held.discard()
+                await run_in_threadpool(held.discard)
                 raise checksum_failed(declared, md5)
         location = await run_in_threadpool(held.promote, record.owner_id)
         try:
