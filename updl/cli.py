@@ -310,20 +310,8 @@ def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: in
         raise click.UsageError(f"-o {out_dir}: with several NAMEs, -o must be an existing directory")
     client = options.client()
     tasks, decided = plan_named_downloads(client, names, out_dir)
-    view = options.view()
-    report = BatchReport(view, options.json, "downloaded", len(names), clock=options.env.clock)
-    try:
-        view.plan(len(tasks), sum(t.size or 0 for t in tasks))
-        for outcome in decided:
-            report.outcome(outcome)
-        outcomes = decided + download_batch(
-            client, tasks, jobs=jobs, retries=retries,
-            on_start=lambda task: view.begin(task.name, "downloading"), on_progress=view.progress,
-            on_retry=view.retry, on_outcome=report.outcome)
-    finally:
-        view.close()
-    report.summary(outcomes)
-    raise_for_outcomes(outcomes)
+    report = BatchReport(options.view(), options.json, "downloaded", len(names), clock=options.env.clock)
+    _download_all(client, report, tasks, decided, jobs, retries)
 
 
 def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | None, jobs: int,
@@ -333,11 +321,19 @@ def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | No
     client = options.client()
     tasks, decided = plan_downloads(client.iter_files(normalize_prefix(prefix) or None), prefix, out_dir,
                                     entries)
-    view = options.view()
-    report = BatchReport(view, options.json, "downloaded", len(tasks) + len(decided), clock=options.env.clock)
+    report = BatchReport(options.view(), options.json, "downloaded", len(tasks) + len(decided),
+                         clock=options.env.clock)
     if not tasks and not decided:
         report.no_files(if_no_files, f"nothing on the server below {normalize_prefix(prefix)!r}")
         return
+    _download_all(client, report, tasks, decided, jobs, retries)
+
+
+def _download_all(client: Client, report: BatchReport, tasks: list[Task], decided: list[Outcome],
+                  jobs: int, retries: int | None) -> None:
+    """Run a planned download batch: report the outcomes decided without fetching, fetch the rest
+    ``jobs`` at a time, then the summary and the batch's exit code."""
+    view = report.view
     try:
         view.plan(len(tasks), sum(t.size or 0 for t in tasks))
         for outcome in decided:
