@@ -113,14 +113,16 @@ def test_connection_reset_mid_body_then_good(server: responses.RequestsMock, cli
     assert_no_litter(tmp_path, "out.bin")
 
 
-def test_connection_refused_on_get_is_left_to_the_session_layer(
+def test_connection_refused_on_get_is_retried_by_the_one_loop(
         server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder) -> None:
-    # Request-phase failures of a GET belong to urllib3's Retry on the session; the SDK loop
-    # does not multiply them.
-    server.get(FILE, body=requests.ConnectionError("[Errno 111] Connection refused"))
+    # No retries below the SDK loop: the client's 3 retries are 4 GETs, each reported.
+    for _ in range(4):
+        server.get(FILE, body=requests.ConnectionError("[Errno 111] Connection refused"))
+    retries: list[object] = []
     with pytest.raises(ConnectionFailedError) as info:
-        client.download("build/app.bin", tmp_path / "out.bin")
-    assert info.value.attempts == 1 and sleeps.delays == []
+        client.download("build/app.bin", tmp_path / "out.bin", on_retry=retries.append)
+    assert info.value.attempts == 4 and len(server.calls) == 4
+    assert len(retries) == len(sleeps.delays) == 3
     assert_no_litter(tmp_path)
 
 
@@ -169,10 +171,12 @@ def test_progress_last_event_is_the_size(server: responses.RequestsMock, client:
     assert any(b.transferred < a.transferred for a, b in zip(events, events[1:]))
 
 
-def test_get_503_is_retried_by_the_session(server: responses.RequestsMock, client: Client) -> None:
+def test_get_503_is_retried_by_the_loop(server: responses.RequestsMock, client: Client,
+                                       sleeps: SleepRecorder) -> None:
     server.get(URL + "/info/a", status=503, json={"error": "busy"})
     server.get(URL + "/info/a", json=file_info("a", b"abc"))
     assert client.info("a").size == 3
+    assert len(sleeps.delays) == 1  # waited through the injected sleep, not inside urllib3
 
 
 def test_list_follows_cursor(server: responses.RequestsMock, client: Client) -> None:

@@ -11,6 +11,8 @@ after the MD5 and the length match.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
 import shutil
 import tempfile
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import IO, BinaryIO, cast
+from typing import IO, BinaryIO, TypeVar, cast
 
 import requests
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
@@ -28,7 +30,7 @@ from .config import Settings, load_settings
 from .downloads import PartFile, ResumableDownload, receive_body
 from .downloads import expected_md5 as _expected_md5
 from .downloads import header_time as _header_time
-from .errors import ChecksumMismatchError, ConnectionFailedError, UpdlError
+from .errors import ChecksumMismatchError, ConnectionFailedError, NotFoundError, UpdlError
 from .hashing import CHUNK_SIZE, HashingReader, HashingWriter
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, TqdmProgress, tqdm_progress
@@ -42,6 +44,8 @@ __all__ = ["Client"]
 Source = str | os.PathLike[str] | BinaryIO
 Destination = str | os.PathLike[str] | BinaryIO
 RetryCallback = Callable[[RetryEvent], None]
+T = TypeVar("T")
+logger = logging.getLogger("updl")
 
 
 class _DigestField:
@@ -102,10 +106,12 @@ class Client:
 
     Unset arguments come from :func:`~updl.sdk.config.load_settings`
     (environment, config file, defaults); ``settings`` skips that entirely.
-    ``retry`` defaults to ``RetryPolicy(retries=settings.retries)``. A
-    ``session`` you pass is used as it is (no retrying adapter is mounted on
-    it). ``sleep`` is what retries wait with (tests inject a recorder). Use as
-    a context manager or call :meth:`close`.
+    ``retry`` defaults to ``RetryPolicy(retries=settings.retries)``; every
+    request of every method is retried by that one policy's loop, and nowhere
+    else. A ``session`` you pass is used as it is (mount no retrying adapter on
+    it, or attempts multiply). ``sleep`` is what retries wait with (tests
+    inject a recorder). ``on_retry`` receives the retries of calls that pass
+    none of their own. Use as a context manager or call :meth:`close`.
     """
 
     def __init__(
@@ -118,13 +124,15 @@ class Client:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_retry: RetryCallback | None = None,
     ) -> None:
         if settings is None:
             settings = load_settings(url, token, profile)
         self.settings = settings
         self.retry = retry if retry is not None else RetryPolicy(retries=settings.retries)
         self._sleep = sleep
-        self._transport = Transport(settings, self.retry, session)
+        self._on_retry = on_retry
+        self._transport = Transport(settings, session)
         self._resume = ResumeStore()
 
     def __repr__(self) -> str:
@@ -144,7 +152,14 @@ class Client:
     def _policy(self, retries: int | None) -> RetryPolicy:
         if retries is None:
             return self.retry
-        return RetryPolicy(retries, self.retry.backoff_base, self.retry.backoff_cap)
+        return dataclasses.replace(self.retry, retries=retries)
+
+    def _retrying(self, operation: Callable[[int], T], name: str, on_retry: RetryCallback | None,
+                  policy: RetryPolicy | None = None,
+                  retry_if: Callable[[UpdlError], bool] | None = None) -> T:
+        """Run ``operation`` in the one retry loop, with this client's policy, sleep and ``on_retry``."""
+        return run_with_retries(operation, policy or self.retry, name=name,
+                                on_retry=on_retry or self._on_retry, sleep=self._sleep, retry_if=retry_if)
 
     @staticmethod
     def _reporter(on_progress: ProgressCallback | None, progress: bool,
@@ -203,8 +218,7 @@ class Client:
                     fileobj.seek(start)
                     return self._upload_once(fileobj, name, number, report)
 
-                return run_with_retries(attempt, self._policy(retries), name=name,
-                                        on_retry=on_retry, sleep=self._sleep)
+                return self._retrying(attempt, name, on_retry, self._policy(retries))
             finally:
                 if bar is not None:
                     bar.close()
@@ -216,8 +230,7 @@ class Client:
         try:
             upload = TusUpload(self._transport, self._resume, path, name,
                                self.settings.resumable_chunk_size, report)
-            return run_with_retries(upload.run, self._policy(retries), name=name,
-                                    on_retry=on_retry, sleep=self._sleep)
+            return self._retrying(upload.run, name, on_retry, self._policy(retries))
         finally:
             if bar is not None:
                 bar.close()
@@ -278,12 +291,11 @@ class Client:
         ``Last-Modified`` (second precision), ``last_accessed`` from ``Date``.
         """
         report, bar = self._reporter(on_progress, progress, name)
-        # urllib3 already retries the request phase (connect errors, 502/503/504, 429) of a
-        # GET; this loop only retries what it cannot see: failures once the body is flowing.
         body_started = False
+        retry_if: Callable[[UpdlError], bool] | None = None  # a path or seekable object: every retryable error
 
-        def retry_if(error: UpdlError) -> bool:
-            return body_started
+        def before_body(error: UpdlError) -> bool:
+            return not body_started
 
         def open_body(headers: dict[str, str] | None = None) -> requests.Response:
             nonlocal body_started
@@ -310,8 +322,9 @@ class Client:
             except (AttributeError, OSError, ValueError):
                 start = None
             if start is None:
-                # Bytes already written to a pipe cannot be taken back: one attempt only.
-                policy = RetryPolicy(0, policy.backoff_base, policy.backoff_cap)
+                # Bytes already written to a pipe cannot be taken back: retry only failures
+                # before the body (connection errors, 5xx, 429).
+                retry_if = before_body
 
             def attempt(number: int) -> FileInfo:  # type: ignore[misc]
                 if start is not None:
@@ -321,8 +334,7 @@ class Client:
                     return self._receive(response, name, fileobj, number, report)
 
         try:
-            return run_with_retries(attempt, policy, name=name, on_retry=on_retry,
-                                    sleep=self._sleep, retry_if=retry_if)
+            return self._retrying(attempt, name, on_retry, policy, retry_if)
         finally:
             if part is not None:
                 part.close()
@@ -366,42 +378,62 @@ class Client:
 
     # -- listing, info, delete ------------------------------------------------------------
 
-    def iter_files(self, prefix: str | None = None) -> Iterator[FileInfo]:
-        """Yield the caller's files ordered by name (optionally those starting with ``prefix``), page by page."""
+    def iter_files(self, prefix: str | None = None, *,
+                   on_retry: RetryCallback | None = None) -> Iterator[FileInfo]:
+        """Yield the caller's files ordered by name (optionally those starting with ``prefix``), page by page.
+
+        A failed page is retried on its own; the pages before it are not fetched again.
+        """
         cursor: str | None = None
+        what = f"listing {prefix}" if prefix else "listing"
         while True:
             params = {key: value for key, value in (("prefix", prefix), ("cursor", cursor)) if value}
-            page = self._transport.request("GET", "/files", params=params).json()
+            page = self._retrying(
+                lambda _: self._transport.request("GET", "/files", params=params).json(), what, on_retry)
             for item in page.get("files", []):
                 yield FileInfo.from_json(item)
             cursor = page.get("next_cursor")
             if not cursor:
                 return
 
-    def list(self, prefix: str | None = None) -> list[FileInfo]:
+    def list(self, prefix: str | None = None, *, on_retry: RetryCallback | None = None) -> list[FileInfo]:
         """All of the caller's files (optionally those starting with ``prefix``), ordered by name."""
-        return [*self.iter_files(prefix)]
+        return [*self.iter_files(prefix, on_retry=on_retry)]
 
-    def info(self, name: str) -> FileInfo:
+    def info(self, name: str, *, on_retry: RetryCallback | None = None) -> FileInfo:
         """Info about one file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""
-        return FileInfo.from_json(self._transport.request("GET", file_path("info", name)).json())
+        return self._retrying(
+            lambda _: FileInfo.from_json(self._transport.request("GET", file_path("info", name)).json()),
+            name, on_retry)
 
-    def delete(self, name: str) -> None:
-        """Delete a file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""
-        self._transport.request("DELETE", file_path("files", name)).close()
+    def delete(self, name: str, *, on_retry: RetryCallback | None = None) -> None:
+        """Delete a file; :class:`~updl.sdk.errors.NotFoundError` if there is none.
+
+        A 404 to a *retried* DELETE counts as success: the attempt that failed
+        may have deleted the file before its answer was lost, and either way
+        the file is gone.
+        """
+        def attempt(number: int) -> None:
+            try:
+                self._transport.request("DELETE", file_path("files", name)).close()
+            except NotFoundError:
+                if number == 1:
+                    raise
+                logger.info("%s: not found on attempt %d; an earlier attempt deleted it", name, number)
+
+        self._retrying(attempt, name, on_retry)
 
 
     # -- batch helpers (added for batches: skip-existing, one client per worker thread) ---
 
-    def head(self, name: str) -> FileInfo | None:
+    def head(self, name: str, *, on_retry: RetryCallback | None = None) -> FileInfo | None:
         """What the server has under ``name`` (``HEAD /files/{name}``: size and ETag MD5), or None if nothing.
 
         ``created`` comes from ``Last-Modified``. Sends no body and downloads nothing.
         """
-        from .errors import NotFoundError  # local: keeps this addition self-contained
-
         try:
-            response = self._transport.request("HEAD", file_path("files", name))
+            response = self._retrying(
+                lambda _: self._transport.request("HEAD", file_path("files", name)), name, on_retry)
         except NotFoundError:
             return None
         with response:
@@ -415,8 +447,8 @@ class Client:
                             or datetime.now(timezone.utc))
 
     def clone(self) -> Client:
-        """A new client with the same settings, retry policy and sleep, and its own connections.
+        """A new client with the same settings, retry policy, sleep and ``on_retry``, and its own connections.
 
         ``requests.Session`` is not guaranteed thread-safe: give each worker thread its own clone.
         """
-        return Client(settings=self.settings, retry=self.retry, sleep=self._sleep)
+        return Client(settings=self.settings, retry=self.retry, sleep=self._sleep, on_retry=self._on_retry)

@@ -1,8 +1,15 @@
 """Retrying an operation: a frozen policy, exponential backoff with full jitter, one bounded loop.
 
+Every request the SDK sends goes through :func:`run_with_retries` once per
+operation attempt, and nothing below it retries (the session has no urllib3
+``Retry``): ``retries`` is exactly how many times a request is repeated, each
+repeat is reported to ``on_retry``, and ``UpdlError.attempts`` is the true count.
+
 Only errors whose ``retryable`` is true are retried. A ``Retry-After`` sent by
-the server wins over the computed backoff. The jitter keeps many clients that
-failed together from retrying together.
+the server wins over the computed backoff, up to ``retry_after_cap``; a server
+asking for longer fails the operation at once, saying how long it asked for
+(a CI job should fail and say so, not sleep silently for an hour). The jitter
+keeps many clients that failed together from retrying together.
 """
 
 from __future__ import annotations
@@ -24,15 +31,22 @@ logger = logging.getLogger("updl")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Up to ``retries`` retries after the first attempt, waiting full-jitter exponential backoff."""
+    """Up to ``retries`` retries after the first attempt, waiting full-jitter exponential backoff.
+
+    A server's ``Retry-After`` of at most ``retry_after_cap`` seconds is waited
+    instead; a longer one ends the retries (see :func:`run_with_retries`).
+    """
 
     retries: int = 3
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    retry_after_cap: float = 60.0
 
     def __post_init__(self) -> None:
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
+        if self.retry_after_cap < 0:
+            raise ValueError("retry_after_cap must be >= 0")
 
     @property
     def max_attempts(self) -> int:
@@ -42,12 +56,13 @@ class RetryPolicy:
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based).
 
-        The error's ``retry_after`` wins when it has one; otherwise a uniform
-        draw from ``[0, min(cap, base * 2 ** (attempt - 1))]``.
+        The error's ``retry_after`` wins when it has one (never more than
+        ``retry_after_cap``); otherwise a uniform draw from
+        ``[0, min(cap, base * 2 ** (attempt - 1))]``.
         """
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
-            return max(float(retry_after), 0.0)
+            return min(max(float(retry_after), 0.0), self.retry_after_cap)
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
 
 
@@ -79,7 +94,9 @@ def run_with_retries(
     """Call ``operation(attempt)`` (attempt = 1, 2, ...) until it returns, retrying retryable errors.
 
     ``retry_if`` narrows which retryable errors are retried (default: all). The
-    error that ends the loop is re-raised with ``attempts`` set.
+    error that ends the loop is re-raised with ``attempts`` set; when it ends
+    because the server's ``Retry-After`` exceeds ``policy.retry_after_cap``,
+    its message says how long the server asked for.
     """
     attempt = 1
     while True:
@@ -91,6 +108,15 @@ def run_with_retries(
                 raise
             if attempt >= policy.max_attempts:
                 logger.info("%s: attempt %d/%d failed: %s; giving up", name, attempt,
+                            policy.max_attempts, error)
+                raise
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None and retry_after > policy.retry_after_cap:
+                # Waiting less than asked would only be refused again; waiting that long
+                # unannounced looks like a hang. Fail now and say why.
+                error.message += (f" (the server asked to wait {retry_after:.0f}s before retrying, "
+                                  f"longer than the {policy.retry_after_cap:.0f}s updl waits)")
+                logger.info("%s: attempt %d/%d failed: %s; not retrying", name, attempt,
                             policy.max_attempts, error)
                 raise
             delay = policy.delay(attempt, error)

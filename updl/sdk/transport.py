@@ -1,10 +1,14 @@
 """HTTP plumbing: the session, URLs, timeouts, and the one place errors are translated.
 
-Two retry layers, each with one job. Body-less idempotent requests (GET,
-HEAD, DELETE) get urllib3's ``Retry`` on the session for connection errors and
-502/503/504/429 answers. Anything with a body (uploads) is never retried here:
-the SDK's own loop (:mod:`updl.sdk.retry`) rebuilds the body for each attempt,
-because a streamed body cannot be replayed.
+:meth:`Transport.request` sends each request exactly once: the session keeps
+requests' default of no retries (no urllib3 ``Retry`` on the adapter). Every
+retry happens in the one loop of :mod:`updl.sdk.retry`, around whole
+operations, so that ``--retries``, the ``on_retry`` reports and
+``UpdlError.attempts`` all count the requests actually sent. A second layer
+here would multiply the attempts (4 x 4 requests for ``retries=3``), hide them
+from ``on_retry``, and ignore a per-call ``retries``. Uploads need the loop
+anyway: it rebuilds the body for each attempt, as a streamed body cannot be
+replayed.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from .config import Settings
 from .errors import (
@@ -33,11 +35,8 @@ from .errors import (
     TooLargeError,
     UpdlError,
 )
-from .retry import RetryPolicy
 
 __all__ = ["Transport", "build_session", "file_path", "parse_retry_after", "translate"]
-
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 
 TOKEN_HINT = ("run `updl-server add-user NAME` on the server to get one "
               "and pass it with --token or UPDL_TOKEN")
@@ -49,40 +48,9 @@ def _version() -> str:
     return __version__
 
 
-class IdempotentRetry(Retry):
-    """urllib3 ``Retry`` that never retries a method outside ``allowed_methods``.
-
-    Plain ``Retry`` retries *connect* errors for any method, which would
-    double up with the SDK's upload loop.
-    """
-
-    def increment(self, method: str | None = None, *args: Any, **kwargs: Any) -> Retry:  # type: ignore[override]
-        if method is not None and self.allowed_methods and method.upper() not in self.allowed_methods:
-            # What requests does without retries: fail now, read errors unwrapped.
-            return Retry(total=0, read=False, raise_on_status=False).increment(method, *args, **kwargs)
-        return super().increment(method, *args, **kwargs)
-
-
-def build_session(policy: RetryPolicy) -> requests.Session:
-    """A session whose adapter retries body-less idempotent requests according to ``policy``."""
+def build_session() -> requests.Session:
+    """A session that sends each request once (requests' default adapter: no retries)."""
     session = requests.Session()
-    retry = IdempotentRetry(
-        total=policy.retries,
-        connect=policy.retries,
-        read=policy.retries,
-        status=policy.retries,
-        other=0,
-        allowed_methods=IDEMPOTENT_METHODS,
-        status_forcelist=(429, 502, 503, 504),
-        backoff_factor=policy.backoff_base,
-        backoff_max=policy.backoff_cap,
-        respect_retry_after_header=True,
-        # Hand the final error response back so translate() can explain it.
-        raise_on_status=False,
-    )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
     session.headers["User-Agent"] = f"updl/{_version()}"
     return session
 
@@ -194,10 +162,10 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
 class Transport:
     """Sends requests to one server: base URL, auth header, timeouts, error translation."""
 
-    def __init__(self, settings: Settings, policy: RetryPolicy, session: requests.Session | None = None) -> None:
+    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
         self.settings = settings
         self.base_url = settings.url.rstrip("/")
-        self.session = session if session is not None else build_session(policy)
+        self.session = session if session is not None else build_session()
         self._owns_session = session is None
         self._headers = {"User-Agent": f"updl/{_version()}"}
         if settings.token:
@@ -213,7 +181,8 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> requests.Response:
-        """Send a request and return the response; raise the translated error for failures and statuses >= 400."""
+        """Send the request once and return the response; raise the translated error for
+        failures and statuses >= 400. Retrying is the caller's (:func:`~updl.sdk.retry.run_with_retries`)."""
         try:
             response = self.session.request(
                 method, self.base_url + path, params=params, data=data,
