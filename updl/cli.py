@@ -30,6 +30,7 @@ from .sdk.client import Client
 from .sdk.config import load_settings, parse_size
 from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from .sdk.models import FileInfo
+from .sdk.retry import RetryEvent
 from .sdk.selection import has_magic, join_prefix, normalize_prefix, select_files
 
 __all__ = ["Environment", "cli", "main"]
@@ -55,6 +56,7 @@ class Options:
     debug: bool = False
     env: Environment = field(default_factory=Environment)
     resumable_threshold: int | None = None  # put's --resumable-threshold, over the settings
+    retries: int | None = None  # put's/get's --retries, over the settings: for every request they send
     _client: Client | None = field(default=None, repr=False)
 
     def client(self) -> Client:
@@ -63,7 +65,10 @@ class Options:
             settings = load_settings(self.url, self.token, self.profile)
             if self.resumable_threshold is not None:
                 settings = replace(settings, resumable_threshold=self.resumable_threshold)
-            self._client = Client(settings=settings, sleep=self.env.sleep)
+            if self.retries is not None:
+                settings = replace(settings, retries=self.retries)
+            self._client = Client(settings=settings, sleep=self.env.sleep,
+                                  on_retry=None if self.quiet else _print_retry)
             click.get_current_context().call_on_close(self._client.close)
         return self._client
 
@@ -79,6 +84,11 @@ class Options:
     def emit(self, data: dict[str, Any]) -> None:
         """One ``--json`` result line on stdout."""
         click.echo(json_line(data))
+
+
+def _print_retry(event: RetryEvent) -> None:
+    """The retry line of a request outside a transfer view (ls, info, rm, a batch's HEADs and listing)."""
+    PlainView(sys.stderr).retry(event)  # sys.stderr now: under rich bars it is rich's redirect
 
 
 class UpdlGroup(click.Group):
@@ -188,6 +198,7 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
     standard input (with --name).
     """
     options.resumable_threshold = resumable_threshold
+    options.retries = retries
     if name is not None and (len(files) > 1 or recursive or has_magic(files[0])):
         raise click.UsageError("--name works with one FILE only")
     if "-" in files:
@@ -270,6 +281,7 @@ def get(options: Options, names: tuple[str, ...], output: str | None, prefix: st
     """
     if bool(names) == (prefix is not None):
         raise click.UsageError("give either NAME(s) or --prefix PREFIX")
+    options.retries = retries
     if manifest and prefix is None:
         raise click.UsageError("--manifest needs --prefix")
     if prefix is not None:
