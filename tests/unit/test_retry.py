@@ -190,7 +190,8 @@ def test_info_is_retried_by_the_loop(server: responses.RequestsMock, client: Cli
     assert len(server.calls) == 3 and len(events) == len(sleeps.delays) == 2
 
 
-def test_info_gives_up_after_exactly_the_retries(server: responses.RequestsMock, sleeps: SleepRecorder) -> None:
+def test_info_gives_up_after_exactly_the_retries(server: responses.RequestsMock,
+                                                 sleeps: SleepRecorder) -> None:
     busy(server, "GET", URL + "/info/a", 2)
     with Client(URL, "t", retry=RetryPolicy(retries=1), sleep=sleeps) as client:
         with pytest.raises(ServerError) as info:

@@ -292,7 +292,7 @@ class Client:
         """
         report, bar = self._reporter(on_progress, progress, name)
         body_started = False
-        retry_if: Callable[[UpdlError], bool] | None = None  # a path or seekable object: every retryable error
+        retry_if: Callable[[UpdlError], bool] | None = None  # a path or seekable object: retry all
 
         def before_body(error: UpdlError) -> bool:
             return not body_started
