@@ -55,7 +55,7 @@ def test_mismatch_every_time_leaves_nothing(server: responses.RequestsMock, clie
 
 
 def test_mismatch_then_good(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
-    serve(server, DATA[:-1] + b"!", md5_of=DATA)  # corrupted in transit
+    serve(server, DATA[:-1] + bytes([DATA[-1] ^ 0xFF]), md5_of=DATA)  # corrupted in transit
     serve(server, DATA)
     client.download("build/app.bin", tmp_path / "out.bin")
     assert (tmp_path / "out.bin").read_bytes() == DATA
