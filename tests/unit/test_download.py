@@ -11,7 +11,7 @@ import pytest
 import requests
 import responses
 
-from updl import ChecksumMismatchError, Client, ConnectionFailedError, NotFoundError, ProgressEvent
+from updl import ChecksumMismatchError, Client, ConnectionFailedError, NotFoundError, ProgressEvent, ProtocolError
 
 from .conftest import URL, SleepRecorder, download_headers, file_info
 
@@ -189,3 +189,28 @@ def test_delete(server: responses.RequestsMock, client: Client) -> None:
     server.delete(URL + "/files/a%20b", status=404, json={"error": "no such file", "name": "a b"})
     with pytest.raises(NotFoundError):
         client.delete("a b")
+
+
+def page(*names: str, cursor: str | None) -> dict[str, object]:
+    return {"files": [file_info(n, b"1") for n in names], "next_cursor": cursor}
+
+
+def test_list_stops_at_a_repeated_cursor(server: responses.RequestsMock, client: Client) -> None:
+    server.get(URL + "/files", json=page("a", cursor="c1"))
+    server.get(URL + "/files", json=page("b", cursor="c1"))
+    with pytest.raises(ProtocolError, match="repeated the cursor 'c1'"):
+        client.list()
+
+
+def test_list_stops_at_a_repeated_page(server: responses.RequestsMock, client: Client) -> None:
+    server.get(URL + "/files", json=page("a", "b", cursor="c1"))
+    server.get(URL + "/files", json=page("a", "b", cursor="c2"))  # a fresh cursor, the same page
+    with pytest.raises(ProtocolError, match="repeated a page"):
+        client.list()
+
+
+def test_list_stops_after_many_empty_pages(server: responses.RequestsMock, client: Client) -> None:
+    for i in range(100):
+        server.get(URL + "/files", json=page(cursor=f"c{i}"))
+    with pytest.raises(ProtocolError, match="100 empty pages"):
+        client.list()

@@ -18,7 +18,7 @@ from typing import Any
 
 from .batch import Job, Outcome, Task, run_batch
 from .client import Client
-from .errors import ChecksumMismatchError, NotFoundError, UpdlError
+from .errors import ChecksumMismatchError, NotFoundError, UnsafeNameError
 from .manifest import Entry, MissingFilesError, digest_file
 from .models import FileInfo
 from .progress import ProgressCallback
@@ -29,10 +29,6 @@ __all__ = ["UnsafeNameError", "destination", "download_batch", "name_problem", "
            "plan_named_downloads"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class UnsafeNameError(UpdlError):
-    """A remote name that would be written outside the output directory, or is not a portable path."""
 
 
 def name_problem(relative: str) -> str | None:

@@ -28,7 +28,7 @@ from .config import Settings, load_settings
 from .downloads import PartFile, ResumableDownload, receive_body
 from .downloads import expected_md5 as _expected_md5
 from .downloads import header_time as _header_time
-from .errors import ChecksumMismatchError, ConnectionFailedError, UpdlError
+from .errors import ChecksumMismatchError, ConnectionFailedError, ProtocolError, UpdlError
 from .hashing import CHUNK_SIZE, HashingReader, HashingWriter
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, TqdmProgress, tqdm_progress
@@ -42,6 +42,8 @@ __all__ = ["Client"]
 Source = str | os.PathLike[str] | BinaryIO
 Destination = str | os.PathLike[str] | BinaryIO
 RetryCallback = Callable[[RetryEvent], None]
+#: Pages without a file, one after another, after which a listing is taken to be looping.
+MAX_EMPTY_PAGES = 100
 
 
 class _DigestField:
@@ -367,16 +369,35 @@ class Client:
     # -- listing, info, delete ------------------------------------------------------------
 
     def iter_files(self, prefix: str | None = None) -> Iterator[FileInfo]:
-        """Yield the caller's files ordered by name (optionally those starting with ``prefix``), page by page."""
+        """Yield the caller's files ordered by name (optionally those starting with ``prefix``), page by page.
+
+        A server that repeats a cursor or a page, or sends page after page of
+        nothing, gets a :class:`~updl.sdk.errors.ProtocolError` instead of an endless loop.
+        """
         cursor: str | None = None
+        seen_cursors: set[str] = set()
+        first_names: set[str] = set()  # in a true listing every name comes once, so every page starts anew
+        empty_pages = 0
         while True:
             params = {key: value for key, value in (("prefix", prefix), ("cursor", cursor)) if value}
             page = self._transport.request("GET", "/files", params=params).json()
-            for item in page.get("files", []):
-                yield FileInfo.from_json(item)
+            files = [FileInfo.from_json(item) for item in page.get("files", [])]
+            if files and files[0].name in first_names:
+                raise ProtocolError(f"the server's listing repeated a page (starting at {files[0].name!r}); "
+                                    "stopped instead of looping")
+            first_names.update(f.name for f in files[:1])
+            empty_pages = 0 if files else empty_pages + 1
+            yield from files
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+            if cursor in seen_cursors:
+                raise ProtocolError(f"the server's listing repeated the cursor {cursor!r}; "
+                                    "stopped instead of looping")
+            if empty_pages >= MAX_EMPTY_PAGES:
+                raise ProtocolError(f"the server's listing sent {empty_pages} empty pages in a row; "
+                                    "stopped instead of looping")
+            seen_cursors.add(cursor)
 
     def list(self, prefix: str | None = None) -> list[FileInfo]:
         """All of the caller's files (optionally those starting with ``prefix``), ordered by name."""
