@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from updl.sdk.resume import ResumeStore, UploadEntry, UploadKey
 
@@ -66,3 +70,32 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     store = ResumeStore(path)
     assert all(store.upload(key(source)) is not None for source in sources)
     assert [p.name for p in tmp_path.glob(".resume-*")] == []  # no temporaries left behind
+
+
+DAMAGED = {
+    "not JSON": b"{not json",
+    "not UTF-8": b"\xff\xfe{}",
+    "not an object": b"[1, 2]",
+    "an expiry that is not a number": json.dumps(
+        {"version": 1, "uploads": {"k": {"url": "/tus/1", "expires": "soon"}}}).encode(),
+    "a section that is not an object": json.dumps({"version": 1, "uploads": "ab", "downloads": {}}).encode(),
+    "an entry without its fields": json.dumps({"version": 1, "uploads": {"k": {}}, "downloads": {}}).encode(),
+    "an unknown version": json.dumps({"version": 99}).encode(),
+}
+
+
+@pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())
+def test_a_damaged_store_is_ignored_with_one_warning_and_rewritten(
+        tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "resume.json"
+    path.write_bytes(content)
+    store = ResumeStore(path)
+    source = tmp_path / "f"
+    source.write_bytes(b"1")
+    with caplog.at_level(logging.WARNING, logger="updl"):
+        assert store.upload(key(source)) is None
+        assert ResumeStore(path).download_etag(source, "http://server", "f") is None
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "resume store" in caplog.records[0].getMessage()
+    assert json.loads(path.read_text()) == {"version": 1, "uploads": {}, "downloads": {}}
+

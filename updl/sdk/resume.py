@@ -10,8 +10,9 @@ One small JSON file, ``<user cache dir>/updl/resume.json`` by default:
 
 Every read-modify-write holds an ``flock`` on ``resume.lock`` beside it and
 replaces the file atomically (temporary file + ``os.replace``), so concurrent
-``updl`` processes never lose each other's entries. It is a cache: a missing,
-corrupt or unwritable file just means nothing resumes.
+``updl`` processes never lose each other's entries. It is a cache: a missing
+file just means nothing resumes, and a damaged or unreadable one is ignored
+with one warning (per process) and rewritten, never an error.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = ["ResumeStore", "UploadEntry", "UploadKey", "default_resume_path"]
 
 logger = logging.getLogger("updl")
 VERSION = 1
+_warned: set[str] = set()  # stores already warned about in this process: one warning each
 # Entries of the server's tus uploads expire there (24 h by default); keep ours no longer.
 DEFAULT_UPLOAD_TTL = 24 * 3600.0
 DOWNLOAD_TTL = 30 * 24 * 3600.0
@@ -120,34 +122,56 @@ class ResumeStore:
 
     @contextlib.contextmanager
     def _transaction(self, write: bool = False) -> Iterator[dict[str, Any]]:
-        """Yield the store's data under the lock; write it back (pruned) if ``write``."""
+        """Yield the store's data under the lock; write it back (pruned) if ``write`` or if it was damaged."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             lock = open(self.path.with_name(self.path.name + ".lock"), "a+b")  # noqa: SIM115
         except OSError as exc:
-            logger.debug("resume store unavailable (%s); transfers will not resume", exc)
+            self._warn(f"cannot use it ({exc})")
             yield _empty()
             return
         with lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            data = self._load()
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            except OSError as exc:  # e.g. ENOLCK on a network file system
+                self._warn(f"cannot lock it ({exc})")
+                yield _empty()
+                return
+            data, damage = self._load()
+            if damage is not None:
+                self._warn(f"it is damaged ({damage}); starting it afresh")
             yield data
-            if write:
+            if write or damage is not None:
                 self._save(data)
 
-    def _load(self) -> dict[str, Any]:
+    def _warn(self, problem: str) -> None:
+        if str(self.path) not in _warned:
+            _warned.add(str(self.path))
+            logger.warning("ignoring the resume store %s: %s; interrupted transfers will start over",
+                           self.path, problem)
+
+    def _load(self) -> tuple[dict[str, Any], str | None]:
+        """The live entries, and what is wrong with the file (None: nothing, or it does not exist)."""
         try:
             with self.path.open("rb") as f:
                 data = json.load(f)
-        except (OSError, ValueError):
-            return _empty()
+        except FileNotFoundError:
+            return _empty(), None
+        except OSError as exc:
+            return _empty(), exc.strerror or str(exc)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            return _empty(), f"not JSON: {exc}"
         if not isinstance(data, dict) or data.get("version") != VERSION:
-            return _empty()
+            return _empty(), f"not a version-{VERSION} store"
         now = time.time()
-        return {"version": VERSION, **{
-            section: {k: v for k, v in dict(data.get(section) or {}).items()
-                      if isinstance(v, dict) and float(v.get("expires", 0)) > now}
-            for section in ("uploads", "downloads")}}
+        live = _empty()
+        for section, valid in (("uploads", _valid_upload), ("downloads", _valid_download)):
+            entries = data.get(section)
+            if not isinstance(entries, dict) or not all(
+                    isinstance(k, str) and isinstance(v, dict) and valid(v) for k, v in entries.items()):
+                return _empty(), f"malformed {section!r} section"
+            live[section] = {k: v for k, v in entries.items() if v["expires"] > now}
+        return live, None
 
     def _save(self, data: dict[str, Any]) -> None:
         try:
@@ -158,9 +182,22 @@ class ResumeStore:
                 os.fsync(f.fileno())
             os.replace(temp, self.path)
         except OSError as exc:
-            logger.debug("cannot write the resume store %s: %s", self.path, exc)
+            self._warn(f"cannot write it ({exc})")
             with contextlib.suppress(OSError, UnboundLocalError):
                 os.unlink(temp)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _valid_upload(entry: dict[str, Any]) -> bool:
+    return isinstance(entry.get("url"), str) and _number(entry.get("expires"))
+
+
+def _valid_download(entry: dict[str, Any]) -> bool:
+    return (all(isinstance(entry.get(k), str) for k in ("server", "name", "etag"))
+            and _number(entry.get("expires")))
 
 
 def _empty() -> dict[str, Any]:
