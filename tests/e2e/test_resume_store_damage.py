@@ -25,7 +25,7 @@ def test_a_damaged_resume_store_is_ignored_with_one_warning(
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("updl: warning:")]
     assert len(warnings) == 1 and "resume store" in warnings[0]
-    assert json.loads(store.read_text())["version"] == 1  # rewritten
+    assert json.loads(store.read_text())["version"] == 2  # rewritten
     assert (tmp_path / "x.out").read_bytes() == OTHER
     again = run_updl(live_server, token, "get", "x", "-o", str(tmp_path / "x.out"))
     assert again.returncode == 0 and "warning" not in again.stderr

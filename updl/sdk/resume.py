@@ -5,8 +5,11 @@ One small JSON file, ``<user cache dir>/updl/resume.json`` by default:
 - ``uploads``: a resumable upload's URL, keyed by server URL, name, the
   file's absolute path, size and ``mtime_ns`` (a changed file never resumes
   an old upload);
-- ``downloads``: the ``ETag`` a ``.part`` file's bytes came from, keyed by
-  the ``.part``'s absolute path (sent back as ``If-Range``).
+- ``downloads``: the temporary file a download writes into, keyed by server
+  URL, name and the destination's absolute path: its name in the
+  destination's directory, its device and inode (so a file someone else put
+  at that name is never taken for ours) and the ``ETag`` its bytes came from
+  (sent back as ``If-Range``).
 
 Every read-modify-write holds an ``flock`` on ``resume.lock`` beside it and
 replaces the file atomically (temporary file + ``os.replace``), so concurrent
@@ -31,10 +34,12 @@ from typing import Any
 
 import platformdirs
 
-__all__ = ["ResumeStore", "UploadEntry", "UploadKey", "default_resume_path"]
+__all__ = ["DownloadEntry", "DownloadKey", "ResumeStore", "UploadEntry", "UploadKey", "default_resume_path"]
 
 logger = logging.getLogger("updl")
-VERSION = 1
+# 2: download entries keyed by destination and naming their temporary file (1 keyed them by
+# ``DEST.part``); a version-1 file keeps its uploads.
+VERSION = 2
 _warned: set[str] = set()  # stores already warned about in this process: one warning each
 # Entries of the server's tus uploads expire there (24 h by default); keep ours no longer.
 DEFAULT_UPLOAD_TTL = 24 * 3600.0
@@ -75,6 +80,35 @@ class UploadEntry:
     expires: float
 
 
+@dataclass(frozen=True)
+class DownloadKey:
+    """Which download a temporary file belongs to: same server, name and destination."""
+
+    server: str
+    name: str
+    target: str
+
+    @classmethod
+    def for_target(cls, server: str, name: str, target: Path) -> DownloadKey:
+        """The key for downloading ``name`` from ``server`` to ``target`` (its directory resolved)."""
+        return cls(server, name, str(target.parent.resolve() / target.name))
+
+    def text(self) -> str:
+        """The key as stored."""
+        return json.dumps([self.server, self.name, self.target])
+
+
+@dataclass(frozen=True)
+class DownloadEntry:
+    """A download in progress: its temporary file's ``part`` name beside the destination, that file's
+    ``device`` and ``inode``, and the ``etag`` of the version its bytes came from (None: not yet known)."""
+
+    part: str
+    device: int
+    inode: int
+    etag: str | None = None
+
+
 class ResumeStore:
     """The resume file (see the module docstring); every method is one locked transaction."""
 
@@ -100,25 +134,26 @@ class ResumeStore:
         with self._transaction(write=True) as data:
             data["uploads"].pop(key.text(), None)
 
-    def download_etag(self, part: Path, server: str, name: str) -> str | None:
-        """The ETag the bytes in ``part`` came from, if they came from ``server``'s ``name``."""
+    def download(self, key: DownloadKey) -> DownloadEntry | None:
+        """The entry for ``key``, or ``None``."""
         with self._transaction() as data:
-            raw = data["downloads"].get(str(part.resolve()))
-        if not raw or raw.get("server") != server or raw.get("name") != name:
+            raw = data["downloads"].get(key.text())
+        if not raw:
             return None
-        return str(raw["etag"])
+        return DownloadEntry(raw["part"], raw["device"], raw["inode"], raw.get("etag"))
 
-    def remember_download(self, part: Path, server: str, name: str, etag: str) -> None:
-        """Record which version of ``name`` the bytes in ``part`` belong to."""
+    def remember_download(self, key: DownloadKey, entry: DownloadEntry) -> None:
+        """Record (or replace) the download for ``key``."""
         with self._transaction(write=True) as data:
-            data["downloads"][str(part.resolve())] = {
-                "server": server, "name": name, "etag": etag,
+            data["downloads"][key.text()] = {
+                "part": entry.part, "device": entry.device, "inode": entry.inode, "etag": entry.etag,
                 "expires": time.time() + DOWNLOAD_TTL}
 
-    def forget_download(self, part: Path) -> None:
-        """Drop the entry for ``part``."""
+    def forget_download(self, key: DownloadKey, part: str) -> None:
+        """Drop the entry for ``key`` if it still names ``part`` (another process may have replaced it)."""
         with self._transaction(write=True) as data:
-            data["downloads"].pop(str(part.resolve()), None)
+            if (data["downloads"].get(key.text()) or {}).get("part") == part:
+                del data["downloads"][key.text()]
 
     @contextlib.contextmanager
     def _transaction(self, write: bool = False) -> Iterator[dict[str, Any]]:
@@ -161,8 +196,10 @@ class ResumeStore:
             return _empty(), exc.strerror or str(exc)
         except ValueError as exc:  # not JSON, or not UTF-8
             return _empty(), f"not JSON: {exc}"
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            return _empty(), f"not a version-{VERSION} store"
+        if not isinstance(data, dict) or data.get("version") not in (1, VERSION):
+            return _empty(), "not a version-1 or -2 store"
+        if data["version"] == 1:
+            data = {"version": VERSION, "uploads": data.get("uploads"), "downloads": {}}
         now = time.time()
         live = _empty()
         for section, valid in (("uploads", _valid_upload), ("downloads", _valid_download)):
@@ -196,8 +233,10 @@ def _valid_upload(entry: dict[str, Any]) -> bool:
 
 
 def _valid_download(entry: dict[str, Any]) -> bool:
-    return (all(isinstance(entry.get(k), str) for k in ("server", "name", "etag"))
-            and _number(entry.get("expires")))
+    part = entry.get("part")
+    return (isinstance(part, str) and part not in ("", ".", "..") and "/" not in part and "\0" not in part
+            and all(isinstance(entry.get(k), int) for k in ("device", "inode"))
+            and isinstance(entry.get("etag"), (str, type(None))) and _number(entry.get("expires")))
 
 
 def _empty() -> dict[str, Any]:
