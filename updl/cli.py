@@ -132,12 +132,32 @@ def cli(ctx: click.Context, url: str | None, token: str | None, profile: str | N
     if debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
                             format="updl: debug: %(name)s: %(message)s")
+    _show_sdk_warnings(not (quiet or debug))
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     ctx.obj = Options(url=url, token=token, profile=profile, json=json_output, quiet=quiet, debug=debug,
                       env=env)
 
 
 pass_options = click.make_pass_decorator(Options)
+
+
+class _WarningLines(logging.Handler):
+    """The SDK's warnings (e.g. a damaged resume store it ignores) as ``updl: warning:`` lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"updl: warning: {record.getMessage()}", err=True)
+
+
+def _show_sdk_warnings(show: bool) -> None:
+    """(Re)attach the warning handler for this invocation: one per process, none when quiet."""
+    logger = logging.getLogger("updl")
+    for handler in [h for h in logger.handlers if isinstance(h, _WarningLines)]:
+        logger.removeHandler(handler)
+    if show:
+        logger.addHandler(_WarningLines())
 
 
 class SizeType(click.ParamType):

@@ -1,5 +1,5 @@
 """Interrupted transfers resume: `updl put` over tus after a kill or a server crash, and `updl get`
-from its `.part` — each time sending fewer bytes than the file, and each result verified."""
+from its temporary file — each time sending fewer bytes than the file, and each result verified."""
 
 from __future__ import annotations
 
@@ -163,12 +163,12 @@ def remote(updl: Callable[..., subprocess.Popen[str]], server: LiveServer,
 
 
 def cut_get(updl: Callable[..., subprocess.Popen[str]], relay: Relay, tmp_path: Path) -> Path:
-    """A `updl get` whose connection is cut after 3 MiB; returns the .part it leaves."""
+    """A `updl get` whose connection is cut after 3 MiB; returns the temporary file it leaves."""
     relay.reset()
     relay.cut_down_after = 3 * MIB
     code, _, err = finish(updl("get", "data.bin", "-o", "out.bin", "--retries", "0"))
     assert code == 6, err
-    part = tmp_path / "out.bin.part"
+    [part] = tmp_path.glob(".out.bin.updl-*.part")
     assert 0 < part.stat().st_size < DOWNLOAD_SIZE and not (tmp_path / "out.bin").exists()
     relay.reset()
     return part
@@ -214,8 +214,10 @@ def test_get_detects_a_corrupt_part_and_starts_over(updl: Callable[..., subproce
 
 
 def test_a_second_get_to_the_same_destination_is_refused(
-        updl: Callable[..., subprocess.Popen[str]], remote: Path, tmp_path: Path) -> None:
-    with open(tmp_path / "out.bin.part", "wb") as held:
+        updl: Callable[..., subprocess.Popen[str]], remote: Path,
+        relay: Relay, tmp_path: Path) -> None:
+    part = cut_get(updl, relay, tmp_path)
+    with open(part, "rb") as held:  # as a running `updl get` to out.bin holds it
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         code, _, err = finish(updl("get", "data.bin", "-o", "out.bin"))
     assert code == 1 and "in progress" in err

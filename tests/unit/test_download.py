@@ -11,7 +11,10 @@ import pytest
 import requests
 import responses
 
-from updl import ChecksumMismatchError, Client, ConnectionFailedError, NotFoundError, ProgressEvent
+from updl import ChecksumMismatchError, Client, ConnectionFailedError, NotFoundError, ProgressEvent, ProtocolError
+from updl.sdk.batch_download import download_batch, plan_downloads
+from updl.sdk.hashing import CHUNK_SIZE
+from updl.sdk.models import FileInfo
 
 from .conftest import URL, SleepRecorder, download_headers, file_info
 
@@ -55,7 +58,7 @@ def test_mismatch_every_time_leaves_nothing(server: responses.RequestsMock, clie
 
 
 def test_mismatch_then_good(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
-    serve(server, DATA[:-1] + b"!", md5_of=DATA)  # corrupted in transit
+    serve(server, DATA[:-1] + bytes([DATA[-1] ^ 0xFF]), md5_of=DATA)  # corrupted in transit
     serve(server, DATA)
     client.download("build/app.bin", tmp_path / "out.bin")
     assert (tmp_path / "out.bin").read_bytes() == DATA
@@ -137,8 +140,9 @@ def test_interrupt_keeps_the_part_file_for_the_next_run(server: responses.Reques
 
     with pytest.raises(KeyboardInterrupt):
         client.download("build/app.bin", tmp_path / "out.bin", on_progress=interrupt)
-    assert_no_litter(tmp_path, "out.bin.part")
-    assert 0 < (tmp_path / "out.bin.part").stat().st_size <= len(DATA)
+    [part] = tmp_path.iterdir()
+    assert part.name.startswith(".out.bin.updl-") and part.name.endswith(".part")
+    assert 0 < part.stat().st_size <= len(DATA)
     client.download("build/app.bin", tmp_path / "out.bin")
     assert server.calls[1].request.headers["Range"].startswith("bytes=")
     assert (tmp_path / "out.bin").read_bytes() == DATA
@@ -193,3 +197,91 @@ def test_delete(server: responses.RequestsMock, client: Client) -> None:
     server.delete(URL + "/files/a%20b", status=404, json={"error": "no such file", "name": "a b"})
     with pytest.raises(NotFoundError):
         client.delete("a b")
+
+
+class Endless(io.RawIOBase):
+    """A body as good as endless (far more than any size announced); counts the bytes read from it."""
+
+    def __init__(self, end: int = 32 * CHUNK_SIZE) -> None:
+        self.served = 0
+        self._end = end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        size = min(len(buffer), self._end - self.served)
+        buffer[:size] = b"\xaa" * size
+        self.served += size
+        return size
+
+
+def test_a_body_longer_than_announced_is_cut_off(server: responses.RequestsMock, client: Client,
+                                                tmp_path: Path) -> None:
+    body = Endless()
+    server.get(FILE, body=io.BufferedReader(body), headers=download_headers(DATA))
+    with pytest.raises(ProtocolError, match="more than the 300000 bytes") as failure:
+        client.download("build/app.bin", tmp_path / "out.bin")
+    assert failure.value.attempts == 1  # the same server would send the same again
+    assert body.served <= len(DATA) + 2 * CHUNK_SIZE
+    assert_no_litter(tmp_path)
+
+
+def test_a_body_longer_than_announced_is_cut_off_in_a_file_object(server: responses.RequestsMock,
+                                                                 client: Client) -> None:
+    body = Endless()
+    server.get(FILE, body=io.BufferedReader(body), headers=download_headers(DATA))
+    sink = io.BytesIO()
+    with pytest.raises(ProtocolError):
+        client.download("build/app.bin", sink)
+    assert len(sink.getvalue()) <= len(DATA) and body.served <= len(DATA) + 2 * CHUNK_SIZE
+
+
+def listed(data: bytes, size: int | None = None) -> list[FileInfo]:
+    return [FileInfo.from_json(file_info("build/app.bin", data, **({} if size is None else {"size": size})))]
+
+
+def test_a_body_longer_than_listed_is_cut_off(server: responses.RequestsMock, client: Client,
+                                             tmp_path: Path) -> None:
+    body = Endless()  # no Content-Length: only the listing knows the size
+    headers = {k: v for k, v in download_headers(DATA).items() if k != "Content-Length"}
+    server.get(FILE, body=io.BufferedReader(body), headers=headers)
+    tasks, _ = plan_downloads(listed(DATA), "build/", tmp_path)
+    [outcome] = download_batch(client, tasks)
+    assert isinstance(outcome.error, ProtocolError)
+    assert body.served <= len(DATA) + 2 * CHUNK_SIZE
+    assert_no_litter(tmp_path)
+
+
+def test_a_size_other_than_listed_is_refused(server: responses.RequestsMock, client: Client,
+                                            tmp_path: Path) -> None:
+    serve(server, DATA)
+    tasks, _ = plan_downloads(listed(DATA, size=1000), "build/", tmp_path)
+    [outcome] = download_batch(client, tasks)
+    assert isinstance(outcome.error, ProtocolError) and "changed" in str(outcome.error)
+    assert_no_litter(tmp_path)
+
+
+def page(*names: str, cursor: str | None) -> dict[str, object]:
+    return {"files": [file_info(n, b"1") for n in names], "next_cursor": cursor}
+
+
+def test_list_stops_at_a_repeated_cursor(server: responses.RequestsMock, client: Client) -> None:
+    server.get(URL + "/files", json=page("a", cursor="c1"))
+    server.get(URL + "/files", json=page("b", cursor="c1"))
+    with pytest.raises(ProtocolError, match="repeated the cursor 'c1'"):
+        client.list()
+
+
+def test_list_stops_at_a_repeated_page(server: responses.RequestsMock, client: Client) -> None:
+    server.get(URL + "/files", json=page("a", "b", cursor="c1"))
+    server.get(URL + "/files", json=page("a", "b", cursor="c2"))  # a fresh cursor, the same page
+    with pytest.raises(ProtocolError, match="repeated a page"):
+        client.list()
+
+
+def test_list_stops_after_many_empty_pages(server: responses.RequestsMock, client: Client) -> None:
+    for i in range(100):
+        server.get(URL + "/files", json=page(cursor=f"c{i}"))
+    with pytest.raises(ProtocolError, match="100 empty pages"):
+        client.list()

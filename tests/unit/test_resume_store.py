@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
 import time
 from pathlib import Path
 
-from updl.sdk.resume import ResumeStore, UploadEntry, UploadKey
+import pytest
+
+from updl.sdk.resume import DownloadEntry, DownloadKey, ResumeStore, UploadEntry, UploadKey
 
 
 def key(path: Path, name: str = "big.bin") -> UploadKey:
@@ -66,3 +70,55 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     store = ResumeStore(path)
     assert all(store.upload(key(source)) is not None for source in sources)
     assert [p.name for p in tmp_path.glob(".resume-*")] == []  # no temporaries left behind
+
+
+DAMAGED = {
+    "not JSON": b"{not json",
+    "not UTF-8": b"\xff\xfe{}",
+    "not an object": b"[1, 2]",
+    "an expiry that is not a number": json.dumps(
+        {"version": 1, "uploads": {"k": {"url": "/tus/1", "expires": "soon"}}}).encode(),
+    "a section that is not an object": json.dumps({"version": 2, "uploads": "ab", "downloads": {}}).encode(),
+    "an entry without its fields": json.dumps({"version": 2, "uploads": {"k": {}}, "downloads": {}}).encode(),
+    "a temporary file outside the destination's directory": json.dumps({"version": 2, "uploads": {}, "downloads": {
+        "k": {"part": "../../etc/passwd", "device": 1, "inode": 2, "etag": None, "expires": 4e9}}}).encode(),
+    "an unknown version": json.dumps({"version": 99}).encode(),
+}
+
+
+@pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())
+def test_a_damaged_store_is_ignored_with_one_warning_and_rewritten(
+        tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "resume.json"
+    path.write_bytes(content)
+    store = ResumeStore(path)
+    source = tmp_path / "f"
+    source.write_bytes(b"1")
+    with caplog.at_level(logging.WARNING, logger="updl"):
+        assert store.upload(key(source)) is None
+        assert ResumeStore(path).download(DownloadKey("http://server", "f", str(source))) is None
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "resume store" in caplog.records[0].getMessage()
+    assert json.loads(path.read_text()) == {"version": 2, "uploads": {}, "downloads": {}}
+
+
+def test_a_version_1_store_keeps_its_uploads(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "resume.json"
+    source = tmp_path / "f"
+    source.write_bytes(b"1")
+    path.write_text(json.dumps({"version": 1, "uploads": {key(source).text(): {
+        "url": "/tus/old", "expires": time.time() + 60}}, "downloads": {"/x.part": {"etag": "e"}}}))
+    with caplog.at_level(logging.WARNING, logger="updl"):
+        entry = ResumeStore(path).upload(key(source))
+    assert entry is not None and entry.url == "/tus/old" and caplog.records == []
+
+
+def test_download_entries_round_trip(tmp_path: Path) -> None:
+    store = ResumeStore(tmp_path / "resume.json")
+    target = DownloadKey.for_target("http://server", "a/b", tmp_path / "b")
+    store.remember_download(target, DownloadEntry(".b.updl-1.part", 1, 2, '"etag"'))
+    assert store.download(target) == DownloadEntry(".b.updl-1.part", 1, 2, '"etag"')
+    store.forget_download(target, ".b.updl-other.part")  # not the entry's file: kept
+    assert store.download(target) is not None
+    store.forget_download(target, ".b.updl-1.part")
+    assert store.download(target) is None

@@ -3,7 +3,8 @@
 A name becomes a local path only if it stays inside the output directory:
 names that are empty, absolute-looking (``/x``, ``C:x``), contain a backslash
 or a control character, or have an empty, ``.`` or ``..`` segment are refused,
-and so is any path that resolves outside (through a symlink). With a
+and so is any path that resolves outside (through a symlink) — when planned,
+and again when the download opens the directory it writes in. With a
 manifest, the manifest decides which files are expected: each must exist on
 the server with the digest listed, and is checked again once downloaded.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from .batch import Job, Outcome, Task, run_batch
 from .client import Client
-from .errors import ChecksumMismatchError, NotFoundError, UpdlError
+from .errors import ChecksumMismatchError, NotFoundError, UnsafeNameError
 from .manifest import Entry, MissingFilesError, digest_file
 from .models import FileInfo
 from .progress import ProgressCallback
@@ -29,10 +30,6 @@ __all__ = ["UnsafeNameError", "destination", "download_batch", "name_problem", "
            "plan_named_downloads"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class UnsafeNameError(UpdlError):
-    """A remote name that would be written outside the output directory, or is not a portable path."""
 
 
 def name_problem(relative: str) -> str | None:
@@ -139,9 +136,11 @@ def _download(client: Client, job: Job[Any], *, retries: int | None) -> Outcome:
     if "md5" in task.expected and task.md5 is not None and task.md5 != task.expected["md5"]:
         raise _mismatch(task, "md5", task.md5, "the server's")  # nothing downloaded
     job.on_start()
-    task.path.parent.mkdir(parents=True, exist_ok=True)
+    # The plan checked the path; the download checks again as it opens the directory (anything
+    # may have changed since) and stops at the listed size.
+    out_dir = task.path.parents[task.relative.count("/")]  # plans build path = out_dir / relative
     info = client.download(task.name, task.path, on_progress=job.on_progress, on_retry=job.on_retry,
-                           retries=retries)
+                           retries=retries, size=task.size, within=out_dir)
     digests = {"md5": info.md5}
     for algorithm in task.expected:
         if algorithm != "md5":  # one read of the verified file: the server only vouches for MD5

@@ -27,14 +27,14 @@ import requests
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
 from .config import Settings, load_settings
-from .downloads import PartFile, ResumableDownload, receive_body
+from .downloads import PartFile, ResumableDownload, expected_total, receive_body
 from .downloads import expected_md5 as _expected_md5
 from .downloads import header_time as _header_time
-from .errors import ChecksumMismatchError, ConnectionFailedError, NotFoundError, UpdlError
+from .errors import ChecksumMismatchError, ConnectionFailedError, NotFoundError, ProtocolError, UpdlError
 from .hashing import CHUNK_SIZE, HashingReader, HashingWriter
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, TqdmProgress, tqdm_progress
-from .resume import ResumeStore
+from .resume import DownloadKey, ResumeStore
 from .retry import RetryEvent, RetryPolicy, run_with_retries
 from .transport import Transport, file_path
 from .tus import TusUpload
@@ -46,6 +46,8 @@ Destination = str | os.PathLike[str] | BinaryIO
 RetryCallback = Callable[[RetryEvent], None]
 T = TypeVar("T")
 logger = logging.getLogger("updl")
+#: Pages without a file, one after another, after which a listing is taken to be looping.
+MAX_EMPTY_PAGES = 100
 
 
 class _DigestField:
@@ -275,17 +277,27 @@ class Client:
         on_retry: RetryCallback | None = None,
         retries: int | None = None,
         progress: bool = False,
+        size: int | None = None,
+        within: str | os.PathLike[str] | None = None,
     ) -> FileInfo:
         """Download ``name`` into ``dest`` (a path, a directory, or a binary file object).
 
-        For a path the bytes go to ``<dest>.part`` beside it, which is renamed
-        into place only when the whole file's MD5 and length match the
-        server's, so a partial or corrupt file never appears at ``dest``. An
-        interrupted download leaves the ``.part`` and the next call resumes it
-        (``Range`` + ``If-Range``; see :mod:`updl.sdk.downloads`). A directory
-        receives ``<dir>/<basename of name>``.
+        For a path the bytes go to a hidden temporary file beside it
+        (``.<name>.updl-<random>.part``), which is renamed into place only when
+        the whole file's MD5 and length match the server's, so a partial or
+        corrupt file never appears at ``dest``; missing parent directories are
+        created. An interrupted download leaves the temporary file and the next
+        call resumes it (``Range`` + ``If-Range``; see :mod:`updl.sdk.downloads`).
+        An existing directory, or a path ending in ``/``, receives
+        ``<dir>/<basename of name>``.
         A file object receives the bytes as they arrive and the check happens
         at the end (a seekable one is rewound and truncated on retry).
+
+        ``size`` (e.g. from :meth:`list`): the download fails with
+        :class:`~updl.sdk.errors.ProtocolError` rather than write more, or when
+        the server announces another size. Without it the size the server
+        announces is the limit. ``within``: refuse (``UnsafeNameError``) to
+        write anywhere but inside that directory, symlinks resolved.
 
         The returned info comes from the response headers: ``created`` from
         ``Last-Modified`` (second precision), ``last_accessed`` from ``Date``.
@@ -310,11 +322,11 @@ class Client:
         attempt: Callable[[int], FileInfo]
         if isinstance(dest, (str, os.PathLike)):
             target = Path(dest)
-            if target.is_dir():
+            if target.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
                 target = target / name.rsplit("/", 1)[-1]
-            part = PartFile(target)
-            attempt = ResumableDownload(self._transport.base_url, name, target, part, self._resume,
-                                        open_body, report).run
+            key = DownloadKey.for_target(self._transport.base_url, name, target)
+            part = PartFile(target, key, self._resume, None if within is None else Path(within))
+            attempt = ResumableDownload(name, part, open_body, report, size).run
         else:
             fileobj = dest
             try:
@@ -331,7 +343,7 @@ class Client:
                     fileobj.seek(start)
                     fileobj.truncate()
                 with open_body() as response:
-                    return self._receive(response, name, fileobj, number, report)
+                    return self._receive(response, name, fileobj, number, report, size)
 
         try:
             return self._retrying(attempt, name, on_retry, policy, retry_if)
@@ -342,21 +354,20 @@ class Client:
                 bar.close()
 
     def _receive(self, response: requests.Response, name: str, fileobj: IO[bytes],
-                 attempt: int, report: ProgressCallback) -> FileInfo:
+                 attempt: int, report: ProgressCallback, size: int | None = None) -> FileInfo:
         """Stream the body into ``fileobj`` and verify length and MD5 against the headers."""
         expected_md5 = _expected_md5(response)
         if expected_md5 is None:
             raise UpdlError(f"{name}: the server sent neither Content-MD5 nor ETag; cannot verify the download",
                             response=response)
-        length_header = response.headers.get("Content-Length")
-        expected_size = int(length_header) if length_header and length_header.isdigit() else None
+        expected_size = expected_total(response, name, size)
 
         def on_write(position: int) -> None:
             report(ProgressEvent(name, position, expected_size, attempt))
 
         writer = HashingWriter(cast(BinaryIO, fileobj), on_write)
         report(ProgressEvent(name, 0, expected_size, attempt))
-        receive_body(response, writer)
+        receive_body(response, writer, name, expected_size)
         if expected_size is not None and writer.bytes_written != expected_size:
             raise ConnectionFailedError(
                 f"the download of {name} stopped after {writer.bytes_written} of {expected_size} bytes",
@@ -383,18 +394,35 @@ class Client:
         """Yield the caller's files ordered by name (optionally those starting with ``prefix``), page by page.
 
         A failed page is retried on its own; the pages before it are not fetched again.
+        A server that repeats a cursor or a page, or sends page after page of
+        nothing, gets a :class:`~updl.sdk.errors.ProtocolError` instead of an endless loop.
         """
         cursor: str | None = None
         what = f"listing {prefix}" if prefix else "listing"
+        seen_cursors: set[str] = set()
+        first_names: set[str] = set()  # in a true listing every name comes once, so every page starts anew
+        empty_pages = 0
         while True:
             params = {key: value for key, value in (("prefix", prefix), ("cursor", cursor)) if value}
             page = self._retrying(
                 lambda _: self._transport.request("GET", "/files", params=params).json(), what, on_retry)
-            for item in page.get("files", []):
-                yield FileInfo.from_json(item)
+            files = [FileInfo.from_json(item) for item in page.get("files", [])]
+            if files and files[0].name in first_names:
+                raise ProtocolError(f"the server's listing repeated a page (starting at {files[0].name!r}); "
+                                    "stopped instead of looping")
+            first_names.update(f.name for f in files[:1])
+            empty_pages = 0 if files else empty_pages + 1
+            yield from files
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+            if cursor in seen_cursors:
+                raise ProtocolError(f"the server's listing repeated the cursor {cursor!r}; "
+                                    "stopped instead of looping")
+            if empty_pages >= MAX_EMPTY_PAGES:
+                raise ProtocolError(f"the server's listing sent {empty_pages} empty pages in a row; "
+                                    "stopped instead of looping")
+            seen_cursors.add(cursor)
 
     def list(self, prefix: str | None = None, *, on_retry: RetryCallback | None = None) -> list[FileInfo]:
         """All of the caller's files (optionally those starting with ``prefix``), ordered by name."""

@@ -1,40 +1,63 @@
-"""Resumable, verified downloads to a path: ``NAME.part`` beside the destination.
+"""Resumable, verified downloads to a path, through a temporary file only updl can name.
 
-The ``.part`` file is held under an exclusive ``flock`` for the whole
+The bytes go to ``.<dest name>.updl-<random>.part`` beside the destination,
+created with ``O_EXCL | O_NOFOLLOW`` (so it is never a file or symlink that
+was already there, e.g. another download's ``x.part`` or a user's file) and
+recorded in the :mod:`~updl.sdk.resume` store under (server, name,
+destination) with its inode: a rerun reopens it (``O_NOFOLLOW``) only if it
+is still that same file, and the final ``os.replace`` only moves it if the
+name still refers to the file we wrote. Every path operation goes through a
+descriptor of the destination's directory, opened once and, for a batch,
+checked to be inside its output directory — so what was checked is what is
+written.
+
+The temporary file is held under an exclusive ``flock`` for the whole
 download, so two downloads to one destination never write into each other
 (the second fails at once). A rerun, or a retry after the connection broke,
-continues with ``Range: bytes=<size of .part>-`` and ``If-Range: <ETag the
-.part's bytes came from>`` (remembered in the :mod:`~updl.sdk.resume`
-store); when the file changed on the server the answer is the whole file
-(200) and the ``.part`` starts over from 0. The MD5 is of the whole file on
-disk — the existing prefix is hashed from disk first, then the new bytes as
-they arrive — and is checked before the rename; on a mismatch the ``.part``
-is emptied (never reused) and the next attempt starts from 0.
+continues with ``Range: bytes=<size of the file>-`` and ``If-Range: <ETag the
+bytes came from>``; when the file changed on the server the answer is the
+whole file (200) and the temporary file starts over from 0. The MD5 is of the
+whole file on disk — the existing prefix is hashed from disk first, then the
+new bytes as they arrive — and is checked before the rename; on a mismatch
+the temporary file is emptied (never reused) and the next attempt starts
+from 0. A body longer than the size announced (or known from a listing) is
+cut off: nothing beyond that size is written.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import email.utils
 import fcntl
 import hashlib
 import os
-from collections.abc import Callable
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import requests
 
-from .errors import BadRequestError, ChecksumMismatchError, ConnectionFailedError, UpdlError
+from .errors import (
+    BadRequestError,
+    ChecksumMismatchError,
+    ConnectionFailedError,
+    ProtocolError,
+    UnsafeNameError,
+    UpdlError,
+)
 from .hashing import CHUNK_SIZE, HashingWriter
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
-from .resume import ResumeStore
+from .resume import DownloadEntry, DownloadKey, ResumeStore
 from .transport import translate
 
-__all__ = ["PartFile", "ResumableDownload", "expected_md5", "header_time"]
+__all__ = ["PartFile", "ResumableDownload", "expected_md5", "expected_total", "header_time", "receive_body"]
 
 OpenBody = Callable[[dict[str, str]], requests.Response]
 
@@ -86,13 +109,19 @@ def header_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def receive_body(response: requests.Response, writer: HashingWriter) -> None:
+def receive_body(response: requests.Response, writer: HashingWriter, name: str,
+                 limit: int | None = None) -> None:
     """Stream the response body through ``writer`` and wait until it is all hashed and written.
 
-    Network failures become updl errors; the writer is closed either way.
+    More than ``limit`` bytes (when known) is a :class:`ProtocolError`, raised
+    before the excess is written. Network failures become updl errors; the
+    writer is closed either way.
     """
     try:
         for chunk in response.iter_content(CHUNK_SIZE):
+            if limit is not None and writer.bytes_written + len(chunk) > limit:
+                raise ProtocolError(f"{name}: the server sent more than the {limit} bytes expected; "
+                                    "stopped there", response=response)
             writer.write(chunk)
     except requests.RequestException as exc:
         raise translate(exc) from exc
@@ -100,39 +129,133 @@ def receive_body(response: requests.Response, writer: HashingWriter) -> None:
         writer.close()
 
 
-class PartFile:
-    """``<target>.part``, opened read-write and exclusively ``flock``ed until :meth:`close`."""
+_NEW = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_REOPEN = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
 
-    def __init__(self, target: Path) -> None:
-        """Open (creating, under the umask) and lock; ``UpdlError`` if another download holds it."""
-        self.path = target.with_name(target.name + ".part")
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise UpdlError(f"another download to {target} is in progress "
-                                f"({self.path} is locked); wait for it to finish") from None
-            try:
-                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if current:
-                break
-            os.close(fd)  # the previous holder renamed or removed it in between: open the new one
+
+@contextlib.contextmanager
+def _about(target: Path) -> Iterator[None]:
+    """Report a local failure against the destination: the temporary name means nothing to the user."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None or exc.filename is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
+
+
+def _open_directory(target: Path, within: Path | None) -> int:
+    """A descriptor of ``target``'s directory (created if missing), checked to be inside ``within``."""
+    parent = target.parent
+    base = within.resolve() if within is not None else None
+    if base is not None and not target.resolve().is_relative_to(base):
+        raise UnsafeNameError(f"refusing to write {target}: it resolves outside {within}")
+    parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if base is not None:
+        # The directory we hold must be the one the check saw: a symlink swapped into the
+        # path meanwhile gives another inode (directories have no hard links).
+        real = parent.resolve()
+        opened = os.fstat(fd)
+        try:
+            seen = os.stat(real) if real.is_relative_to(base) else None
+        except OSError:
+            seen = None
+        if seen is None or (seen.st_dev, seen.st_ino) != (opened.st_dev, opened.st_ino):
+            os.close(fd)
+            raise UnsafeNameError(f"refusing to write {target}: it resolves outside {within}")
+    return fd
+
+
+class PartFile:
+    """The temporary file of a download to ``target``: opened read-write and ``flock``ed until :meth:`close`.
+
+    ``within``: refuse (``UnsafeNameError``) unless ``target``'s directory is inside it.
+    """
+
+    def __init__(self, target: Path, key: DownloadKey, store: ResumeStore,
+                 within: Path | None = None) -> None:
+        """Reopen this download's temporary file, or create one (and its directory); ``UpdlError`` if
+        another download to ``target`` holds it."""
+        self.target = target
+        self._key = key
+        self._store = store
+        self._dir = _open_directory(target, within)
+        try:
+            with _about(target):
+                opened = self._reopen() or self._create()
+        except BaseException:
+            os.close(self._dir)
+            raise
+        fd, self.entry = opened
         self.file = os.fdopen(fd, "r+b")
         self.done = False
+
+    def _reopen(self) -> tuple[int, DownloadEntry] | None:
+        """The recorded temporary file, if it is still the very file we created."""
+        entry = self._store.download(self._key)
+        if entry is None:
+            return None
+        try:
+            fd = os.open(entry.part, _REOPEN, dir_fd=self._dir)
+        except OSError:  # gone, or a symlink (ELOOP): not ours any more
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UpdlError(f"another download to {self.target} is in progress; wait for it to finish") from None
+        opened = os.fstat(fd)
+        if (stat.S_ISREG(opened.st_mode) and (opened.st_dev, opened.st_ino) == (entry.device, entry.inode)
+                and self._names(entry.part, opened)):
+            return fd, entry
+        os.close(fd)  # someone else's file now has that name: leave it alone
+        return None
+
+    def _create(self) -> tuple[int, DownloadEntry]:
+        """A new temporary file, under a name nothing else has (``O_EXCL``), recorded in the store."""
+        stem = os.fsdecode(os.fsencode(self.target.name)[:200])  # room for the suffix in NAME_MAX
+        while True:
+            name = f".{stem}.updl-{secrets.token_hex(4)}.part"
+            try:
+                fd = os.open(name, _NEW, 0o666, dir_fd=self._dir)
+            except FileExistsError:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else knows the name yet
+            created = os.fstat(fd)
+            entry = DownloadEntry(name, created.st_dev, created.st_ino)
+            self._store.remember_download(self._key, entry)
+            return fd, entry
+
+    def _names(self, name: str, opened: os.stat_result) -> bool:
+        """Whether ``name`` in the directory still is the file ``opened`` (not replaced meanwhile)."""
+        try:
+            now = os.stat(name, dir_fd=self._dir, follow_symlinks=False)
+        except OSError:
+            return False
+        return (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
 
     def size(self) -> int:
         """Bytes on disk (after flushing what is buffered)."""
         self.file.flush()
         return os.fstat(self.file.fileno()).st_size
 
+    @property
+    def etag(self) -> str | None:
+        """The ETag of the version the bytes on disk belong to (None: unknown)."""
+        return self.entry.etag
+
+    def remember(self, etag: str | None) -> None:
+        """Record the version the bytes about to be written belong to."""
+        if etag != self.entry.etag:
+            self.entry = replace(self.entry, etag=etag)
+            self._store.remember_download(self._key, self.entry)
+
     def restart(self) -> None:
         """Empty the file: its bytes are not to be reused."""
         self.file.seek(0)
         self.file.truncate()
+        self.remember(None)
 
     def prefix_md5(self, length: int) -> Any:
         """MD5 of the first ``length`` bytes, read from disk; leaves the position at ``length``."""
@@ -145,39 +268,50 @@ class PartFile:
         self.file.seek(length)
         return digest
 
-    def finish(self, target: Path) -> None:
-        """fsync and rename into place (still locked, so no one else touches it meanwhile)."""
+    def finish(self) -> None:
+        """fsync and rename into place — only if the name still refers to the file we wrote."""
         self.file.flush()
         os.fsync(self.file.fileno())
-        os.replace(self.path, target)
+        if not self._names(self.entry.part, os.fstat(self.file.fileno())):
+            raise UpdlError(f"{self.target}: the download's temporary file was replaced by another "
+                            "file meanwhile; nothing was moved into place")
+        with _about(self.target):
+            os.replace(self.entry.part, self.target.name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
         self.done = True
+        self._store.forget_download(self._key, self.entry.part)
 
     def close(self) -> None:
-        """Release the lock; an empty ``.part`` left by a failure is removed."""
-        if not self.done and self.size() == 0:
-            self.path.unlink(missing_ok=True)
-        self.file.close()
+        """Release the lock; an empty temporary file left by a failure is removed (if still ours)."""
+        try:
+            if not self.done and self.size() == 0 and self._names(self.entry.part, os.fstat(self.file.fileno())):
+                os.unlink(self.entry.part, dir_fd=self._dir)
+                self._store.forget_download(self._key, self.entry.part)
+        finally:
+            self.file.close()
+            os.close(self._dir)
 
 
 class ResumableDownload:
-    """Attempts at downloading ``name`` into ``target`` through ``part``; call :meth:`run` per attempt."""
+    """Attempts at downloading ``name`` through ``part``; call :meth:`run` per attempt.
 
-    def __init__(self, server: str, name: str, target: Path, part: PartFile, store: ResumeStore,
-                 open_body: OpenBody, report: ProgressCallback) -> None:
+    ``size``: what the caller was told the file's size is (a listing, ``HEAD``);
+    an answer announcing another size, or a body running past it, is refused.
+    """
+
+    def __init__(self, name: str, part: PartFile, open_body: OpenBody, report: ProgressCallback,
+                 size: int | None = None) -> None:
         """``open_body(headers)`` sends the GET and returns the streaming response."""
-        self._server = server
         self._name = name
-        self._target = target
         self._part = part
-        self._store = store
         self._open_body = open_body
         self._report = report
+        self._size = size
 
     def run(self, attempt: int) -> FileInfo:
         """Continue (or start) the download, verify the whole file, rename it into place."""
         part = self._part
         offset = part.size()
-        etag = self._store.download_etag(part.path, self._server, self._name) if offset else None
+        etag = part.etag if offset else None
         if offset and etag is None:
             part.restart()  # nothing proves which version these bytes belong to
             offset = 0
@@ -187,7 +321,7 @@ class ResumableDownload:
         except BadRequestError as exc:
             if exc.status != 416:
                 raise
-            part.restart()  # the .part is not shorter than the file: start over
+            part.restart()  # the file on disk is not shorter than the file: start over
             offset = 0
             response = self._open_body({})
         with response:
@@ -195,7 +329,7 @@ class ResumableDownload:
 
     def _receive(self, response: requests.Response, offset: int, attempt: int) -> FileInfo:
         part = self._part
-        total = _total(response)
+        total = expected_total(response, self._name, self._size)
         if response.status_code == 206:
             start = response.headers.get("Content-Range", "").partition(" ")[2].partition("-")[0]
             if start != str(offset):
@@ -203,15 +337,13 @@ class ResumableDownload:
                 raise ConnectionFailedError(f"{self._name}: the server sent an unexpected range "
                                             f"({response.headers.get('Content-Range')})")
         elif offset:
-            part.restart()  # 200: the file changed since the .part was written
+            part.restart()  # 200: the file changed since the temporary file was written
             offset = 0
         md5 = expected_md5(response)
         if md5 is None:
             raise UpdlError(f"{self._name}: the server sent neither Content-MD5 nor ETag; "
                             "cannot verify the download", response=response)
-        etag = server_etag(response)
-        if etag:
-            self._store.remember_download(part.path, self._server, self._name, etag)
+        part.remember(server_etag(response))
         digest = part.prefix_md5(offset)
 
         def on_write(position: int) -> None:
@@ -220,7 +352,10 @@ class ResumableDownload:
         writer = HashingWriter(cast(BinaryIO, part.file), on_write, digest)
         self._report(ProgressEvent(self._name, offset, total, attempt))
         try:
-            receive_body(response, writer)
+            receive_body(response, writer, self._name, None if total is None else total - offset)
+        except ProtocolError:
+            part.restart()  # bytes from a server that breaks the protocol are not worth keeping
+            raise
         finally:
             part.file.flush()  # what arrived stays for the next attempt
         size = offset + writer.bytes_written
@@ -231,16 +366,26 @@ class ResumableDownload:
         actual = writer.hexdigest()
         if actual != md5:
             part.restart()
-            self._store.forget_download(part.path)
             raise ChecksumMismatchError(f"checksum mismatch (server: {md5}, received: {actual})",
                                         expected=md5, actual=actual, response=response)
-        part.finish(self._target)
-        self._store.forget_download(part.path)
+        part.finish()
         return FileInfo(
             name=self._name, size=size, md5=actual,
             created=header_time(response.headers.get("Last-Modified")) or datetime.now(timezone.utc),
             last_accessed=header_time(response.headers.get("Date")),
         )
+
+
+def expected_total(response: requests.Response, name: str, size: int | None = None) -> int | None:
+    """The whole file's size as the answer announces it, or else ``size`` (what a listing said).
+
+    ``ProtocolError`` when both are known and differ: the file is not the one that was listed.
+    """
+    announced = _total(response)
+    if size is not None and announced is not None and announced != size:
+        raise ProtocolError(f"{name}: the server announced {announced} bytes but listed {size}; "
+                            "it changed meanwhile — run the command again", response=response)
+    return announced if announced is not None else size
 
 
 def _total(response: requests.Response) -> int | None:

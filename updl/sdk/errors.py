@@ -16,7 +16,10 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── ConnectionFailedError (ConnectionError)  retryable  refused, timed out, dropped mid-transfer
     ├── UploadBusyError             retryable  423: another request is writing to that resumable upload
     ├── SourceChangedError                     the local file shrank while being uploaded
-    └── InvalidSettingsError                   bad URL, config file or profile
+    ├── InvalidSettingsError                   bad URL, config file or profile
+    ├── ProtocolError                          more bytes than announced, another size than listed,
+    │                                          a listing that repeats itself
+    └── UnsafeNameError                        a local path that would leave the output directory
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ __all__ = [
     "ConnectionFailedError",
     "InvalidSettingsError",
     "NotFoundError",
+    "ProtocolError",
     "RateLimitedError",
     "ServerError",
     "SourceChangedError",
     "TooLargeError",
+    "UnsafeNameError",
     "UpdlError",
     "UploadBusyError",
 ]
@@ -162,3 +167,17 @@ class UploadBusyError(UpdlError):
     """Another request is appending to the same resumable upload right now (423); try again shortly."""
 
     retryable: ClassVar[bool] = True
+
+
+class ProtocolError(UpdlError):
+    """The server's answer contradicts itself or what it said before.
+
+    A body longer than the size announced, a size other than the one listed
+    (the file changed meanwhile), a listing that repeats a cursor or a page.
+    Not retryable: asking again gets the same answer, and the client must
+    never let a server fill the disk or loop forever.
+    """
+
+
+class UnsafeNameError(UpdlError):
+    """A remote name that would be written outside the output directory, or is not a portable path."""
