@@ -81,6 +81,14 @@ log = logging.getLogger("updl_server")
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
+# Creation headers of extensions we do not offer, refused rather than ignored: ignoring
+# ``Upload-Concat: partial`` stored one part of a parallel upload as the whole file.
+UNSUPPORTED_CREATION = {"upload-concat": "concatenation",
+                        "upload-defer-length": "creation-defer-length"}
+# Stored with the upload and echoed by every HEAD; a name and an MD5 need under 2 KiB.
+MAX_METADATA_BYTES = 8 * 1024
+
+
 class Crc32:
     """CRC-32 (as zlib computes it) behind the ``update``/``digest`` interface of hashlib.
 
@@ -137,6 +145,20 @@ def parse_metadata(header: str) -> dict[str, str]:
         except (binascii.Error, ValueError):
             raise bad_request(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
     return values
+
+
+def refuse_unsupported(request: Request) -> None:
+    """Before anything is created: 400 for a creation that needs an extension this server
+    lacks, 431 for an ``Upload-Metadata`` longer than ``MAX_METADATA_BYTES``."""
+    for header, extension in UNSUPPORTED_CREATION.items():
+        if header in request.headers:
+            raise bad_request(f"{header.title()} needs the tus {extension!r} extension, which "
+                              f"this server does not offer; upload the file as one upload",
+                              supported=TUS_EXTENSIONS)
+    size = len(request.headers.get("upload-metadata", "").encode("latin-1"))
+    if size > MAX_METADATA_BYTES:
+        raise HTTPError(431, f"Upload-Metadata is longer than {MAX_METADATA_BYTES} bytes",
+                        max_metadata_bytes=MAX_METADATA_BYTES, size=size)
 
 
 def parse_checksum(header: str | None) -> Checksum | None:
@@ -231,9 +253,7 @@ class TusService:
         self._last_sweep = time.monotonic()
 
     async def create(self, owner: int, request: Request) -> TusRecord:
-        """Validate a creation request and make the (empty) upload."""
-        if "upload-defer-length" in request.headers:
-            raise bad_request("Upload-Defer-Length is not supported; send Upload-Length")
+        """Validate a creation request (``refuse_unsupported`` first) and make the upload."""
         length = header_int(request, "upload-length")
         if length > self.max_size:
             raise too_large(self.max_size)
