@@ -54,6 +54,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import math
 import re
 import time
 import uuid
@@ -244,11 +245,17 @@ class _RunningHashes:
 class TusService:
     """The tus state machine over a catalog and a blob store's staging area."""
 
-    def __init__(self, catalog: Catalog, store: BlobStore, max_size: int) -> None:
-        """Serve uploads of at most ``max_size`` bytes."""
+    def __init__(self, catalog: Catalog, store: BlobStore, max_size: int,
+                 stall_timeout: float = 60.0) -> None:
+        """Serve uploads of at most ``max_size`` bytes.
+
+        ``stall_timeout`` is the server's body timeout: a PATCH that stalls lets
+        go of its upload by then, so a 423 tells the client to retry after it.
+        """
         self.catalog = catalog
         self.store = store
         self.max_size = max_size
+        self.stall_timeout = stall_timeout
         self._hashes = _RunningHashes()
         self._last_sweep = time.monotonic()
 
@@ -363,8 +370,10 @@ class TusService:
         try:
             return await run_in_threadpool(self.store.stage_claim, upload_id)
         except StagingBusyError:
-            raise HTTPError(423, "another request is writing to this upload; try again shortly",
-                            upload=upload_id) from None
+            retry_after = math.ceil(self.stall_timeout)
+            raise HTTPError(423, f"another request is writing to this upload; try again shortly "
+                                 f"(one that stalled lets go within {retry_after} s)",
+                            headers={"Retry-After": str(retry_after)}, upload=upload_id) from None
         except StagedUploadGoneError:
             await run_in_threadpool(self.catalog.delete_tus_upload, upload_id)
             raise no_such_upload(upload_id) from None

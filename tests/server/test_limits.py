@@ -120,19 +120,25 @@ def test_stalled_body_is_dropped_with_its_temp_file(
     assert api.names() == []
 
 
+def start_stalling_patch(server: LiveServer, api: Api, path: str, data: bytes) -> socket.socket:
+    """A PATCH of ``data`` at 0 that sends 2 MiB and stops, once it holds the upload."""
+    sock = connect(api)
+    sock.sendall((f"PATCH {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {api.token}\r\n"
+                  "Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+                  f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n").encode()
+                 + data[:2 * 1024 * 1024])  # over one ~1 MiB write batch: bytes reach staging
+    staged = staging(server) / path.rsplit("/", 1)[1]
+    wait_for(lambda: staged.stat().st_size > 0, "the PATCH to hold the upload and write")
+    return sock
+
+
 def test_stalled_tus_patch_releases_its_upload(server_factory: Callable[..., LiveServer],
                                                make_api: Callable[[LiveServer], Api]) -> None:
     server = server_factory(*SMALL_LIMITS)
     api = make_api(server)
     data = os.urandom(3 * 1024 * 1024)
     path = created(api, len(data))
-    sock = connect(api)
-    sock.sendall((f"PATCH {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {api.token}\r\n"
-                  "Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
-                  f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n").encode()
-                 + data[:2 * 1024 * 1024])
-    staged = staging(server) / path.rsplit("/", 1)[1]
-    wait_for(lambda: staged.stat().st_size > 0, "the PATCH to hold the upload and write")
+    sock = start_stalling_patch(server, api, path, data)
     status, _ = answer(until_closed(sock))  # then it stalls
     assert status == 408
     # Rolled back and released by the time the 408 is sent: the client resumes at once.
@@ -140,6 +146,21 @@ def test_stalled_tus_patch_releases_its_upload(server_factory: Callable[..., Liv
     resumed = patch(api, path, 0, data)
     assert resumed.status_code == 204, resumed.text
     assert api.get("big.bin").content == data
+
+
+def test_busy_upload_says_when_a_stalled_writer_lets_go(
+        server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]) -> None:
+    server = server_factory("--body-timeout", "30")
+    api = make_api(server)
+    data = os.urandom(3 * 1024 * 1024)
+    path = created(api, len(data))
+    sock = start_stalling_patch(server, api, path, data)
+    try:
+        busy = patch(api, path, 0, data)
+        assert busy.status_code == 423, busy.text
+        assert busy.headers["Retry-After"] == "30"
+    finally:
+        sock.close()
 
 
 def test_connections_over_the_cap_get_503_then_are_closed_at_once(
