@@ -207,7 +207,8 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         self.transport.write(self._json_response(status, document))
-        self.transport.write_eof()
+        if self.transport.can_write_eof():  # not over TLS
+            self.transport.write_eof()
         self._arm(LINGER_SECONDS, self.transport.close)
 
     def _json_response(self, status: int, document: dict[str, Any]) -> bytes:
