@@ -21,10 +21,14 @@ per :class:`~updl_server.config.ConnectionLimits`:
   connection beyond twice that is closed at once, so a flood cannot use up
   file descriptors (``fit_descriptors`` makes room for them at startup).
 
-Each of these answers is JSON and ends the connection. The server then
-half-closes and discards what still arrives for a moment (a lingering
-close): closing a socket with unread bytes resets it, and the reset can
-destroy the answer before the client reads it.
+Each of these answers is JSON and ends the connection. After a 431 or 408
+the server half-closes and discards what still arrives for a moment (a
+lingering close): closing a socket with unread bytes resets it, and the
+reset can destroy the answer before the client reads it.
+
+The subclass relies on the parent's internals (``cycle``, ``flow``,
+``connections``, ``tasks``); tests/server/test_limits.py holds it to them
+across uvicorn upgrades.
 """
 
 from __future__ import annotations
@@ -101,6 +105,8 @@ class GuardedProtocol(HttpToolsProtocol):
             if self._timer is None:  # the first byte of another request on this connection
                 self._arm(self.limits.header_timeout, self._head_expired)
             # Never more than the limit into the parser: it buffers a header without bound.
+            # (A pipelined request's first bytes, parsed along with the previous request,
+            # go uncounted: a head can pass the limit by one read at most.)
             budget = self.limits.max_header_size - self._head_bytes
             piece, data = data[:budget], data[budget:]
             self._head_bytes += len(piece)
