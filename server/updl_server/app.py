@@ -292,7 +292,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
     """
     catalog = catalog if catalog is not None else Catalog(config.database_url)
     store = store if store is not None else default_store(config)
-    tus = TusService(catalog, store, config.max_size)
+    tus = TusService(catalog, store, config.max_size, config.limits.body_timeout)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

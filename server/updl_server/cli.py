@@ -6,6 +6,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +17,8 @@ from .app import create_app
 from .auth import mint_token
 from .catalog import Catalog, UserExistsError
 from .config import DEFAULT_MAX_SIZE, S3Location, ServerConfig, parse_size, parse_storage
+from .config import ConnectionLimits
+from .connections import fit_descriptors, guarded_protocol
 from .names import user_name_problem
 from .workers import serve_forked
 
@@ -23,6 +26,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
 # Sockets closed by a graceful shutdown can wait this long for in-flight requests.
 GRACEFUL_SHUTDOWN_SECONDS = 10
+LIMITS = ConnectionLimits()  # the defaults
+SECONDS = click.FloatRange(min=0, min_open=True)
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
@@ -105,9 +110,26 @@ def main() -> None:
 @click.option("--s3-presign-downloads/--no-s3-presign-downloads", default=False,
               envvar="UPDL_SERVER_S3_PRESIGN_DOWNLOADS", show_envvar=True,
               help="Answer downloads with a 307 redirect to a presigned S3 URL.")
+@click.option("--max-header-size", type=SizeType(), default=LIMITS.max_header_size,
+              envvar="UPDL_SERVER_MAX_HEADER_SIZE", show_envvar=True,
+              help="Largest request line plus headers; larger ones get 431.  [default: 64KiB]")
+@click.option("--header-timeout", type=SECONDS, default=LIMITS.header_timeout, metavar="SECONDS",
+              envvar="UPDL_SERVER_HEADER_TIMEOUT", show_default=True, show_envvar=True,
+              help="Time a client has to send a request line and headers, from connecting "
+                   "(or from the request's first byte on a kept-alive connection); then 408.")
+@click.option("--body-timeout", type=SECONDS, default=LIMITS.body_timeout, metavar="SECONDS",
+              envvar="UPDL_SERVER_BODY_TIMEOUT", show_default=True, show_envvar=True,
+              help="Time a request body may go without a byte; then 408, the partial upload "
+                   "is discarded and a resumable one released for its client to resume.")
+@click.option("--max-connections", type=click.IntRange(1), default=LIMITS.max_connections,
+              metavar="N", envvar="UPDL_SERVER_MAX_CONNECTIONS", show_default=True,
+              show_envvar=True,
+              help="Open connections per worker process; requests beyond get 503, and "
+                   "connections beyond twice this number are closed at once.")
 def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
         log_level: str, workers: int, storage: S3Location | None, s3_endpoint_url: str | None,
-        s3_presign_downloads: bool) -> None:
+        s3_presign_downloads: bool, max_header_size: int, header_timeout: float,
+        body_timeout: float, max_connections: int) -> None:
     """Serve the API until interrupted."""
     if storage is None and (s3_endpoint_url or s3_presign_downloads):
         raise click.UsageError("--s3-endpoint-url and --s3-presign-downloads need "
@@ -123,6 +145,8 @@ def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
                           s3_endpoint_url=s3_endpoint_url,
                           s3_presign_downloads=s3_presign_downloads)
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
+    config = replace(config, limits=fit_descriptors(ConnectionLimits(  # may warn: after logging
+        max_header_size, header_timeout, body_timeout, max_connections)))
     # Bind here, not in uvicorn, to learn the real port of "--port 0" and announce it.
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
@@ -132,7 +156,7 @@ def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
     def serve(listener: socket.socket) -> None:
         # Built per process: each worker needs its own DB pool and blob-store temp dir.
         server = uvicorn.Server(uvicorn.Config(
-            create_app(config), loop="auto", http="auto", lifespan="on",
+            create_app(config), loop="auto", http=guarded_protocol(config.limits), lifespan="on",
             log_level=config.log_level, access_log=config.log_level in ("info", "debug"),
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         ))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KIB = 1024
@@ -57,6 +57,21 @@ def parse_storage(text: str | None) -> S3Location | None:
 
 
 @dataclass(frozen=True)
+class ConnectionLimits:
+    """What clients may hold of one server process, and for how long (docs/api.md,
+    "Limits and timeouts"; enforced by :mod:`updl_server.connections`).
+
+    Defaults of the order of nginx's: header buffers of tens of KiB,
+    client_header_timeout and client_body_timeout of 60 s, a thousand connections.
+    """
+
+    max_header_size: int = 64 * KIB  # request line and headers together; 431 beyond
+    header_timeout: float = 30.0  # seconds from connection (or first byte) to the end of the head
+    body_timeout: float = 60.0  # seconds without a byte of a request body
+    max_connections: int = 1000  # per process; 503 beyond, closed at once beyond twice this
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything the server needs to run; the CLI resolves flags and environment into this."""
 
@@ -69,6 +84,7 @@ class ServerConfig:
     s3: S3Location | None = None  # None: blobs on local disk in the data dir
     s3_endpoint_url: str | None = None
     s3_presign_downloads: bool = False
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @property
     def database_url(self) -> str:

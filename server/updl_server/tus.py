@@ -54,6 +54,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import math
 import re
 import time
 import uuid
@@ -81,6 +82,14 @@ log = logging.getLogger("updl_server")
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
+# Creation headers of extensions we do not offer, refused rather than ignored: ignoring
+# ``Upload-Concat: partial`` stored one part of a parallel upload as the whole file.
+UNSUPPORTED_CREATION = {"upload-concat": "concatenation",
+                        "upload-defer-length": "creation-defer-length"}
+# Stored with the upload and echoed by every HEAD; a name and an MD5 need under 2 KiB.
+MAX_METADATA_BYTES = 8 * 1024
+
+
 class Crc32:
     """CRC-32 (as zlib computes it) behind the ``update``/``digest`` interface of hashlib.
 
@@ -137,6 +146,20 @@ def parse_metadata(header: str) -> dict[str, str]:
         except (binascii.Error, ValueError):
             raise bad_request(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
     return values
+
+
+def refuse_unsupported(request: Request) -> None:
+    """Before anything is created: 400 for a creation that needs an extension this server
+    lacks, 431 for an ``Upload-Metadata`` longer than ``MAX_METADATA_BYTES``."""
+    for header, extension in UNSUPPORTED_CREATION.items():
+        if header in request.headers:
+            raise bad_request(f"{header.title()} needs the tus {extension!r} extension, which "
+                              f"this server does not offer; upload the file as one upload",
+                              supported=TUS_EXTENSIONS)
+    size = len(request.headers.get("upload-metadata", "").encode("latin-1"))
+    if size > MAX_METADATA_BYTES:
+        raise HTTPError(431, f"Upload-Metadata is longer than {MAX_METADATA_BYTES} bytes",
+                        max_metadata_bytes=MAX_METADATA_BYTES, size=size)
 
 
 def parse_checksum(header: str | None) -> Checksum | None:
@@ -222,18 +245,22 @@ class _RunningHashes:
 class TusService:
     """The tus state machine over a catalog and a blob store's staging area."""
 
-    def __init__(self, catalog: Catalog, store: BlobStore, max_size: int) -> None:
-        """Serve uploads of at most ``max_size`` bytes."""
+    def __init__(self, catalog: Catalog, store: BlobStore, max_size: int,
+                 stall_timeout: float = 60.0) -> None:
+        """Serve uploads of at most ``max_size`` bytes.
+
+        ``stall_timeout`` is the server's body timeout: a PATCH that stalls lets
+        go of its upload by then, so a 423 tells the client to retry after it.
+        """
         self.catalog = catalog
         self.store = store
         self.max_size = max_size
+        self.stall_timeout = stall_timeout
         self._hashes = _RunningHashes()
         self._last_sweep = time.monotonic()
 
     async def create(self, owner: int, request: Request) -> TusRecord:
-        """Validate a creation request and make the (empty) upload."""
-        if "upload-defer-length" in request.headers:
-            raise bad_request("Upload-Defer-Length is not supported; send Upload-Length")
+        """Validate a creation request (``refuse_unsupported`` first) and make the upload."""
         length = header_int(request, "upload-length")
         if length > self.max_size:
             raise too_large(self.max_size)
@@ -343,8 +370,10 @@ class TusService:
         try:
             return await run_in_threadpool(self.store.stage_claim, upload_id)
         except StagingBusyError:
-            raise HTTPError(423, "another request is writing to this upload; try again shortly",
-                            upload=upload_id) from None
+            retry_after = math.ceil(self.stall_timeout)
+            raise HTTPError(423, f"another request is writing to this upload; try again shortly "
+                                 f"(one that stalled lets go within {retry_after} s)",
+                            headers={"Retry-After": str(retry_after)}, upload=upload_id) from None
         except StagedUploadGoneError:
             await run_in_threadpool(self.catalog.delete_tus_upload, upload_id)
             raise no_such_upload(upload_id) from None

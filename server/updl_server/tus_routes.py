@@ -34,6 +34,7 @@ from .tus import (
     offset_conflict,
     parse_checksum,
     parse_final_md5,
+    refuse_unsupported,
 )
 from .uploads import draining_on_error
 
@@ -129,6 +130,7 @@ async def create(request: Request) -> Response:
     body = RequestBody(request)
     async with draining_on_error(request, body, tus.max_size):
         owner = await _owner(request)
+        refuse_unsupported(request)  # before any other header: Upload-Concat changes them all
         with_upload = _offset_stream(request) and _has_body(request)
         checksum = parse_checksum(request.headers.get("upload-checksum")) if with_upload else None
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
