@@ -260,3 +260,23 @@ def test_tus_head_is_retried_by_the_same_loop(server: responses.RequestsMock, tm
     assert info.md5 == hashlib.md5(DATA).hexdigest()
     assert [c.request.method for c in server.calls] == ["POST", "PATCH", "HEAD", "HEAD", "PATCH"]
     assert [(e.attempt, e.max_attempts) for e in events] == [(1, 3), (2, 3)]
+
+
+def test_tus_423_waits_the_servers_retry_after(server: responses.RequestsMock, tmp_path: Path,
+                                                sleeps: SleepRecorder) -> None:
+    """A 423 says when a stalled writer lets go (Retry-After); the retry waits that long, not less."""
+    source = tmp_path / "big.bin"
+    source.write_bytes(DATA)
+    upload_url = URL + "/tus/u1"
+    server.post(URL + "/tus/", status=201, headers={"Location": "/tus/u1"})
+    server.patch(upload_url, status=423, headers={"Retry-After": "45"},
+                 json={"error": "another request is writing to this upload"})
+    server.head(upload_url, headers={"Upload-Offset": "0"})
+    server.patch(upload_url, status=204, headers={
+        "Upload-Offset": str(len(DATA)), "Upload-Md5": hashlib.md5(DATA).hexdigest()})
+    events: list[RetryEvent] = []
+    with Client(URL, "t", retry=RetryPolicy(retries=1), sleep=sleeps) as client:
+        info = client.upload(source, resumable_threshold=0, on_retry=events.append)
+    assert info.md5 == hashlib.md5(DATA).hexdigest()
+    assert [type(e.error).__name__ for e in events] == ["UploadBusyError"]
+    assert sleeps.delays == [45.0]

@@ -14,7 +14,7 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── ServerError                 retryable  5xx  .retry_after
     │   └── RateLimitedError        retryable  429
     ├── ConnectionFailedError (ConnectionError)  retryable  refused, timed out, dropped mid-transfer
-    ├── UploadBusyError             retryable  423: another request is writing to that resumable upload
+    ├── UploadBusyError             retryable  423: another request is writing to that resumable upload  .retry_after
     ├── SourceChangedError                     the local file shrank while being uploaded
     ├── InvalidSettingsError                   bad URL, config file or profile
     ├── ProtocolError                          more bytes than announced, another size than listed,
@@ -164,9 +164,23 @@ class SourceChangedError(UpdlError):
 
 
 class UploadBusyError(UpdlError):
-    """Another request is appending to the same resumable upload right now (423); try again shortly."""
+    """Another request is appending to the same resumable upload right now (423); try again shortly.
+
+    ``retry_after`` is the server's ``Retry-After``: by then a stalled writer has let go.
+    """
 
     retryable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        response: requests.Response | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, response=response, status=status)
+        self.retry_after = retry_after
 
 
 class ProtocolError(UpdlError):

@@ -34,6 +34,7 @@ from .errors import (
     ServerError,
     TooLargeError,
     UpdlError,
+    UploadBusyError,
 )
 
 __all__ = ["Transport", "build_session", "file_path", "parse_retry_after", "translate"]
@@ -150,6 +151,9 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         return TooLargeError(f"{message}{limit}", max_size=max_size if isinstance(max_size, int) else None,
                              **kwargs)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 423:
+        return UploadBusyError(f"another request is writing to this resumable upload ({message}); "
+                               "try again shortly", retry_after=retry_after, **kwargs)
     if status == 429:
         return RateLimitedError(f"the server is rate limiting ({message}); try again later",
                                 retry_after=retry_after, **kwargs)

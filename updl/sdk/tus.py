@@ -320,9 +320,6 @@ class TusUpload:
                 raise ChecksumMismatchError(
                     f"{self._name}: a chunk at offset {offset} was corrupted in transit",
                     response=exc.response, status=460) from exc
-            if exc.status == 423:
-                raise UploadBusyError(f"{self._name}: another request is writing to this upload",
-                                      response=exc.response, status=423) from exc
             if exc.status in GONE:
                 self._store.forget_upload(self.key)
             raise
