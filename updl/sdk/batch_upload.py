@@ -29,7 +29,10 @@ class DigestingFile:
 
     A seek back to 0 (a retry starting over) resets the hash, so the digest
     is that of the last attempt's bytes. ``complete(size)`` tells whether the
-    hash covers exactly ``size`` bytes. No ``fileno()``, so nothing bypasses it.
+    hash covers exactly ``size`` bytes. ``fileno()`` and ``name`` are the
+    file's, so the upload can check that the file did not change while read
+    (only the upload's own :class:`~updl.sdk.hashing.HashingReader` sees this
+    object, and it has no ``fileno()``: the encoder cannot bypass either).
     """
 
     def __init__(self, fileobj: BinaryIO, algorithm: str) -> None:
@@ -37,6 +40,13 @@ class DigestingFile:
         self._algorithm = algorithm
         self._hash = hashlib.new(algorithm)
         self._hashed = 0
+
+    @property
+    def name(self) -> object:
+        return getattr(self._file, "name", None)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def seekable(self) -> bool:
         return True
