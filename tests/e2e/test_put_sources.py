@@ -9,6 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from tests.conftest import LiveServer
+from tests.e2e.conftest import md5_hex
 from updl.cli import Environment, cli
 
 FLIP = bytes(b ^ 0xFF for b in range(256))
@@ -52,3 +53,78 @@ def test_put_of_a_file_that_keeps_changing_fails_after_the_retries_and_stores_no
     assert lines[-1] == (f"updl: error: {source} changed while it was being uploaded (modified); nothing "
                          "was stored: upload it again once it is complete (after 2 attempts)")
     assert updl(live_server, token, "info", "busy.log").exit_code == 4
+
+
+def symlinked_tree(root: Path) -> None:
+    """``dist/`` holding a file, a symlink to a file outside the tree and one to a directory outside it."""
+    (root / "secret").mkdir()
+    (root / "secret" / "id_rsa").write_bytes(b"PRIVATE KEY\n")
+    (root / "dist").mkdir()
+    (root / "dist" / "a.whl").write_bytes(b"wheel\n")
+    (root / "dist" / "key_link").symlink_to("../secret/id_rsa")
+    (root / "dist" / "linked").symlink_to("../secret")
+
+
+def json_rows(stdout: str) -> tuple[dict[str, dict], dict]:
+    *rows, last = [json.loads(line) for line in stdout.splitlines()]
+    return {row["name"]: row for row in rows}, last["summary"]
+
+
+def test_put_r_does_not_follow_symlinks_out_of_the_tree_and_says_so(
+        live_server: LiveServer, token: str, tmp_path: Path, monkeypatch) -> None:
+    symlinked_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    put = updl(live_server, token, "--json", "put", "-r", "dist", "--prefix", "b")
+    assert put.exit_code == 0, put.stderr
+    rows, summary = json_rows(put.stdout)
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "b/dist/a.whl": "uploaded", "b/dist/key_link": "skipped", "b/dist/linked": "skipped"}
+    assert rows["b/dist/key_link"]["reason"] == (
+        "symlink to ../secret/id_rsa: not followed without -L/--follow-symlinks")
+    assert (summary["uploaded"], summary["skipped"], summary["failed"]) == (1, 2, 0)
+    listed = updl(live_server, token, "--json", "ls", "b/")
+    assert [json.loads(line)["name"] for line in listed.stdout.splitlines()] == ["b/dist/a.whl"]
+    human = updl(live_server, token, "put", "-r", "dist", "--prefix", "h")
+    assert human.exit_code == 0, human.stderr
+    assert ("updl: skipped h/dist/key_link (symlink to ../secret/id_rsa: not followed without "
+            "-L/--follow-symlinks)") in human.stderr.splitlines()
+
+
+def test_put_r_follow_symlinks_uploads_their_targets(live_server: LiveServer, token: str, tmp_path: Path,
+                                                     monkeypatch) -> None:
+    symlinked_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    put = updl(live_server, token, "--json", "put", "-r", "-L", "dist")
+    assert put.exit_code == 0, put.stderr
+    rows, _ = json_rows(put.stdout)
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "dist/a.whl": "uploaded", "dist/key_link": "uploaded", "dist/linked/id_rsa": "uploaded"}
+    assert rows["dist/key_link"]["md5"] == rows["dist/linked/id_rsa"]["md5"] == md5_hex(tmp_path / "secret/id_rsa")
+
+
+def test_a_missing_file_fails_alone_in_put_and_in_get(live_server: LiveServer, token: str, run_updl,
+                                                      tmp_path: Path) -> None:
+    """Same rule both ways: the missing one is reported failed, the others are transferred, exit 8."""
+    (tmp_path / "fresh.bin").write_bytes(b"fresh\n")
+    (tmp_path / "out").mkdir()
+    put = run_updl(live_server, token, "--json", "put", "nosuch.bin", "fresh.bin", "--prefix", "m",
+                   cwd=tmp_path)
+    get = run_updl(live_server, token, "--json", "get", "m/nosuch.bin", "m/fresh.bin", "-o", "out",
+                   cwd=tmp_path)
+    for result, done in ((put, "uploaded"), (get, "downloaded")):
+        assert result.returncode == 8, result.stderr
+        rows, summary = json_rows(result.stdout)
+        assert rows["m/fresh.bin"]["status"] == done
+        assert rows["m/nosuch.bin"]["status"] == "failed"
+        assert (summary[done], summary["failed"]) == (1, 1)
+        assert result.stderr.splitlines()[-1] == "updl: error: 1 of 2 files failed"
+    assert rows_error(put, "m/nosuch.bin") == "no such local file or directory: nosuch.bin"
+    assert rows_error(get, "m/nosuch.bin") == "no such file on the server: m/nosuch.bin"
+    assert (tmp_path / "out" / "fresh.bin").read_bytes() == b"fresh\n"
+    human = run_updl(live_server, token, "put", "nosuch.bin", "fresh.bin", cwd=tmp_path)
+    assert human.returncode == 8
+    assert "updl: failed nosuch.bin: no such local file or directory: nosuch.bin" in human.stderr.splitlines()
+
+
+def rows_error(result, name: str) -> str:
+    return json_rows(result.stdout)[0][name]["error"]

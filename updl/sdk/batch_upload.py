@@ -19,9 +19,9 @@ from .errors import SourceChangedError
 from .manifest import digest_file
 from .progress import ProgressCallback
 from .retry import RetryEvent
-from .selection import Selected, join_prefix
+from .selection import Selected, Unselected, join_prefix
 
-__all__ = ["DigestingFile", "plan_uploads", "upload_batch"]
+__all__ = ["DigestingFile", "plan_uploads", "unselected_outcomes", "upload_batch"]
 
 
 class DigestingFile:
@@ -85,6 +85,15 @@ class DigestingFile:
 def plan_uploads(selected: Sequence[Selected], prefix: str | None) -> list[Task]:
     """One task per selected file, stored as ``prefix`` + its relative path."""
     return [Task(join_prefix(prefix, s.relative), s.path, s.relative, s.size) for s in selected]
+
+
+def unselected_outcomes(unselected: Sequence[Unselected], prefix: str | None) -> list[Outcome]:
+    """The outcome of each path the selection left out, decided without sending anything:
+    ``failed`` for a named file that is missing, ``skipped`` (with the reason) for the rest."""
+    return [Outcome(Task(join_prefix(prefix, u.relative), u.path, u.relative),
+                    "failed" if u.error is not None else "skipped", error=u.error,
+                    reason=None if u.error is not None else u.reason)
+            for u in unselected]
 
 
 def _upload(client: Client, job: Job[Any], *, algorithms: Sequence[str], skip_existing: bool,
