@@ -220,7 +220,7 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
         if dry_run and tasks:
             report.dry_run(tasks)
         elif not failed:
-            report.no_files(if_no_files, " ".join(files))
+            report.no_files(if_no_files, " ".join(files), decided)
         else:
             report.summary(decided)
         raise_for_outcomes(failed)

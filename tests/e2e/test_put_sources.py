@@ -128,3 +128,19 @@ def test_a_missing_file_fails_alone_in_put_and_in_get(live_server: LiveServer, t
 
 def rows_error(result, name: str) -> str:
     return json_rows(result.stdout)[0][name]["error"]
+
+
+def test_when_only_symlinks_were_found_they_are_reported_then_no_files(live_server: LiveServer, token: str,
+                                                                       tmp_path: Path, monkeypatch) -> None:
+    symlinked_tree(tmp_path)
+    (tmp_path / "dist" / "a.whl").unlink()
+    monkeypatch.chdir(tmp_path)
+    fail = updl(live_server, token, "put", "-r", "dist")
+    assert fail.exit_code == 7
+    assert [line.split(" (")[0] for line in fail.stderr.splitlines()] == [
+        "updl: skipped dist/key_link", "updl: skipped dist/linked", "updl: error: no files to upload: dist"]
+    warn = updl(live_server, token, "--json", "put", "-r", "dist", "--if-no-files", "warn")
+    assert warn.exit_code == 0
+    rows, summary = json_rows(warn.stdout)
+    assert {row["status"] for row in rows.values()} == {"skipped"}
+    assert (summary["uploaded"], summary["skipped"]) == (0, 2)

@@ -180,7 +180,9 @@ class Client:
         checks the MD5 before keeping anything. Retryable failures (checksum
         mismatch, connection errors, 5xx, 429) start over with a fresh body. A
         file object is uploaded from its current position. Returns the stored
-        file's info.
+        file's info. A file that changes while it is read (size, mtime, ctime
+        of its descriptor) is not stored: :class:`~updl.sdk.errors.SourceChangedError`,
+        retried like the others (the retry reads it again).
 
         A path of at least ``resumable_threshold`` bytes (default
         ``settings.resumable_threshold``, 64 MiB; 0: always) goes over tus in
