@@ -1,4 +1,5 @@
-"""``updl put`` and its sources against a live server: files changing under it, symlinks, missing files."""
+"""``updl put`` and its sources against a live server: files changing under it, symlinks, missing files
+(and ``get``, which follows the same rule for a NAME that cannot be fetched)."""
 
 from __future__ import annotations
 
@@ -145,3 +146,19 @@ def test_when_only_symlinks_were_found_they_are_reported_then_no_files(live_serv
     rows, summary = json_rows(warn.stdout)
     assert {row["status"] for row in rows.values()} == {"skipped"}
     assert (summary["uploaded"], summary["skipped"]) == (0, 2)
+
+
+def test_get_goes_on_past_a_name_the_server_refuses(live_server: LiveServer, token: str, run_updl,
+                                                    tmp_path: Path) -> None:
+    """Planning asks the server about each NAME; a refusal (400) is that name's failure, not the batch's."""
+    (tmp_path / "fresh.bin").write_bytes(b"fresh\n")
+    assert run_updl(live_server, token, "-q", "put", "fresh.bin", cwd=tmp_path).returncode == 0
+    (tmp_path / "out").mkdir()
+    get = run_updl(live_server, token, "--json", "get", "fresh.bin", "a//b", "-o", "out", cwd=tmp_path)
+    assert get.returncode == 8, get.stderr
+    rows, summary = json_rows(get.stdout)
+    assert (rows["fresh.bin"]["status"], rows["a//b"]["status"]) == ("downloaded", "failed")
+    assert (tmp_path / "out" / "fresh.bin").read_bytes() == b"fresh\n"
+    wrong = run_updl(live_server, "updl_0000000000000000_wrong", "get", "fresh.bin", "a//b", "-o", "out",
+                     cwd=tmp_path)
+    assert wrong.returncode == 3  # but a refused token would fail every name: it still stops at once
