@@ -11,6 +11,8 @@ mtime, ctime of the open descriptor, as GNU tar does for "file changed as we
 read it") before the first and after the last byte, and raises
 :class:`SourceChangedError` *before* handing out the last bytes: the body is
 never complete, the connection is dropped and the server keeps nothing.
+Like tar's, the check cannot see a same-size rewrite that lands within the
+file system's timestamp granularity of the first read (a few ms at worst).
 """
 
 from __future__ import annotations
