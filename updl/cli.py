@@ -214,15 +214,15 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
     decided = unselected_outcomes(unselected, prefix)
     report.files = len(tasks) + len(decided)
     failed = [o for o in decided if o.failed]
-    if not tasks or dry_run:  # before any client exists: not even a connection is made
+    if dry_run or not tasks:  # before any client exists: not even a connection is made
         for outcome in decided:
             report.outcome(outcome)
-        if dry_run and tasks:
+        if tasks:
             report.dry_run(tasks)
-        elif not failed:
-            report.no_files(if_no_files, " ".join(files), decided)
-        else:
+        elif failed:
             report.summary(decided)
+        else:
+            report.no_files(if_no_files, " ".join(files), decided)
         raise_for_outcomes(failed)
         return
     client = options.client()

@@ -124,6 +124,9 @@ def test_a_missing_file_fails_alone_in_put_and_in_get(live_server: LiveServer, t
     assert (tmp_path / "out" / "fresh.bin").read_bytes() == b"fresh\n"
     human = run_updl(live_server, token, "put", "nosuch.bin", "fresh.bin", cwd=tmp_path)
     assert human.returncode == 8
+    dry = run_updl(live_server, token, "put", "nosuch.bin", "fresh.bin", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 4  # the preview lists the rest, and fails on what the real run would
+    assert "would upload fresh.bin -> fresh.bin" in dry.stdout
     assert "failed nosuch.bin: no such local file or directory: nosuch.bin" in human.stdout + human.stderr
 
 

@@ -89,7 +89,8 @@ def plan_uploads(selected: Sequence[Selected], prefix: str | None) -> list[Task]
 
 def unselected_outcomes(unselected: Sequence[Unselected], prefix: str | None) -> list[Outcome]:
     """The outcome of each path the selection left out, decided without sending anything:
-    ``failed`` for a named file that is missing, ``skipped`` (with the reason) for the rest."""
+    ``failed`` (with the error) for a named file that is missing or a directory that cannot be
+    read, ``skipped`` (with the reason) for the rest: symlinks not followed, loops, FIFOs."""
     return [Outcome(Task(join_prefix(prefix, u.relative), u.path, u.relative),
                     "failed" if u.error is not None else "skipped", error=u.error,
                     reason=None if u.error is not None else u.reason)
