@@ -25,13 +25,13 @@ from .exitcodes import ExitCode, describe, epilog
 from .reporting import BatchReport
 from .sdk.batch import Outcome, Task, raise_for_outcomes
 from .sdk.batch_download import download_batch, plan_downloads, plan_named_downloads
-from .sdk.batch_upload import plan_uploads, upload_batch
+from .sdk.batch_upload import plan_uploads, unselected_outcomes, upload_batch
 from .sdk.client import Client
 from .sdk.config import load_settings, parse_size
 from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from .sdk.models import FileInfo
 from .sdk.retry import RetryEvent
-from .sdk.selection import has_magic, join_prefix, normalize_prefix, select_files
+from .sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
 
 __all__ = ["Environment", "cli", "main"]
 
@@ -187,6 +187,9 @@ no_files_option = click.option(
 @click.option("--name", metavar="NAME", help="Name to store under (one FILE only; required for '-').")
 @click.option("-r", "--recursive", is_flag=True,
               help="Upload the files below each DIR, stored as DIR's name + path inside (like cp -r).")
+@click.option("-L", "--follow-symlinks", is_flag=True,
+              help="Follow symlinks found below DIRs and by globs (default: skip and report them; "
+                   "a FILE or DIR named as an argument is always followed).")
 @click.option("--prefix", metavar="PREFIX", help="Store below PREFIX/ ('/' is added if missing).")
 @click.option("--include", multiple=True, metavar="PATTERN",
               help="Only files whose relative path matches (fnmatch; repeatable).")
@@ -208,7 +211,7 @@ no_files_option = click.option(
 def put(options: Options, files: tuple[str, ...], name: str | None, recursive: bool, prefix: str | None,
         include: tuple[str, ...], exclude: tuple[str, ...], dry_run: bool, skip_existing: bool,
         manifest: str | None, manifest_format: str, jobs: int, if_no_files: str,
-        retries: int | None, resumable_threshold: int | None) -> None:
+        retries: int | None, resumable_threshold: int | None, follow_symlinks: bool) -> None:
     """Upload FILE(s), directories (-r) and globs ('dist/*.whl', 'build/**/*.tgz', expanded by updl).
 
     A FILE is stored under its base name, a DIR (with -r) under DIR's name,
@@ -231,23 +234,35 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
     if files == ("-",):
         _put_stdin(options, report, join_prefix(prefix, name or "-"), retries)
         return
+    unselected: list[Unselected] = []  # symlinks not followed (skipped), missing FILEs (failed)
     selected = select_files(files, recursive=recursive, include=include, exclude=exclude,
-                            ignore=[manifest] if manifest else [])
+                            ignore=[manifest] if manifest else [], follow_symlinks=follow_symlinks,
+                            on_unselected=unselected.append)
     if name is not None:
         selected = [replace(selected[0], relative=name)] if selected else []
+        unselected = [replace(u, relative=name) for u in unselected]
     tasks = plan_uploads(selected, prefix)
-    report.files = len(tasks)
-    if not tasks:
-        report.no_files(if_no_files, " ".join(files))
-        return
-    if dry_run:  # before any client exists: not even a connection is made
-        report.dry_run(tasks)
+    decided = unselected_outcomes(unselected, prefix)
+    report.files = len(tasks) + len(decided)
+    failed = [o for o in decided if o.failed]
+    if dry_run or not tasks:  # before any client exists: not even a connection is made
+        for outcome in decided:
+            report.outcome(outcome)
+        if tasks:
+            report.dry_run(tasks)
+        elif failed:
+            report.summary(decided)
+        else:
+            report.no_files(if_no_files, " ".join(files), decided)
+        raise_for_outcomes(failed)
         return
     client = options.client()
     view = report.view
     try:
         view.plan(len(tasks), sum(t.size or 0 for t in tasks))
-        outcomes = upload_batch(
+        for outcome in decided:
+            report.outcome(outcome)
+        outcomes = decided + upload_batch(
             client, tasks, jobs=jobs, skip_existing=skip_existing,
             algorithms=(manifest_format,) if manifest else (), retries=retries,
             on_start=lambda task: view.begin(task.name, "uploading"), on_progress=view.progress,

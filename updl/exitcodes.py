@@ -11,6 +11,7 @@ from .sdk.errors import (
     ConnectionFailedError,
     InvalidSettingsError,
     NotFoundError,
+    SourceChangedError,
     UpdlError,
 )
 from .sdk.batch import BatchFailedError, PartialFailureError
@@ -63,6 +64,7 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
                                           "current directory)"),
     (NoFilesError, ExitCode.NO_FILES, str, "no files to transfer (with --if-no-files fail, the default)"),
     (PartialFailureError, ExitCode.PARTIAL_FAILURE, str, "some files of a batch failed, others succeeded"),
+    (SourceChangedError, ExitCode.FAILURE, _attempts, "a local file kept changing while it was uploaded"),
     (UpdlError, ExitCode.FAILURE, _attempts, "any other failure: too large (413), refused (400), server error (5xx)"),
     (FileNotFoundError, ExitCode.NOT_FOUND, _os_error, "no such local file"),
     (OSError, ExitCode.FAILURE, _os_error, "cannot read or write a local file"),

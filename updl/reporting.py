@@ -88,11 +88,12 @@ class BatchReport:
             self.view.note(f"dry run: would {self.verb[:-2]} {len(tasks)} files, {human_size(total)}; "
                            "nothing was sent")
 
-    def no_files(self, policy: str, what: str) -> None:
-        """Nothing to transfer: raise (``fail``), or say so (``warn``) and report an empty batch."""
+    def no_files(self, policy: str, what: str, skipped: Sequence[Outcome] = ()) -> None:
+        """Nothing to transfer: raise (``fail``), or say so (``warn``) and report an empty batch
+        (but for the ``skipped`` outcomes already reported)."""
         if policy == "fail":
             raise NoFilesError(f"no files to {self.verb[:-2]}: {what} (use --if-no-files warn|ignore to allow this)")
         if policy == "warn":
             click.echo(f"updl: warning: no files to {self.verb[:-2]}: {what}", err=True)
         if self.json:
-            self.summary([])
+            self.summary(skipped)

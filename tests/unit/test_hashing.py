@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
@@ -103,3 +104,37 @@ def test_md5_field_refuses_to_be_read_first() -> None:
     reader = HashingReader(io.BytesIO(DATA))
     with pytest.raises(RuntimeError):
         _DigestField(reader).read()
+
+
+def test_reader_refuses_to_hand_out_the_last_bytes_of_a_file_rewritten_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(DATA)
+    os.utime(path, ns=(10**9, 10**9))  # any later write shows, whatever the timestamp granularity
+    with path.open("rb") as f:
+        reader = HashingReader(f)
+        first = reader.read(1000)
+        path.write_bytes(bytes(b ^ 0xFF for b in DATA))  # same size, same inode
+        reader.read(len(DATA) - 2000)
+        with pytest.raises(SourceChangedError, match="changed while it was being uploaded .modified."):
+            reader.read(1000)  # the last 1000 bytes never reach the body
+    assert first == DATA[:1000]
+
+
+def test_md5_field_checks_an_empty_file_that_has_no_last_read(tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    with path.open("rb") as f:
+        reader = HashingReader(f)
+        path.write_bytes(b"late")
+        with pytest.raises(SourceChangedError, match=r"size 0 -> 4 bytes"):
+            _DigestField(reader).read()
+
+
+def test_a_stream_without_a_descriptor_is_taken_as_read() -> None:
+    source = io.BytesIO(DATA)
+    reader = HashingReader(source)
+    reader.read(10)
+    source.seek(0)
+    source.write(b"\xff" * 10)  # nothing to stat: the bytes read are what is sent and hashed
+    source.seek(10)
+    assert reader.read() == DATA[10:] and reader.hexdigest() == hashlib.md5(DATA).hexdigest()

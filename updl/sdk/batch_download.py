@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .batch import Job, Outcome, Task, run_batch
+from .batch import FATAL_ERRORS, Job, Outcome, Task, run_batch
 from .client import Client
-from .errors import ChecksumMismatchError, NotFoundError, UnsafeNameError
+from .errors import ChecksumMismatchError, NotFoundError, UnsafeNameError, UpdlError
 from .manifest import Entry, MissingFilesError, digest_file
 from .models import FileInfo
 from .progress import ProgressCallback
@@ -100,8 +100,8 @@ def plan_named_downloads(client: Client, names: Sequence[str],
     """Tasks for ``get NAME NAME...``: each file into ``out_dir/<its base name>``.
 
     Asks the server (``HEAD``) for each file's size and MD5 first. A name the
-    server does not have, whose base name cannot be a local file name, or
-    whose base name an earlier NAME already took is decided as failed.
+    server does not have or refuses, whose base name cannot be a local file
+    name, or whose base name an earlier NAME already took is decided as failed.
     """
     tasks: list[Task] = []
     decided: list[Outcome] = []
@@ -117,7 +117,13 @@ def plan_named_downloads(client: Client, names: Sequence[str],
             decided.append(Outcome(task, "failed", error=error))
             continue
         taken.add(base)
-        info = client.head(name)
+        try:
+            info = client.head(name)
+        except UpdlError as error:  # e.g. 400 for a name the server refuses: that name's failure
+            if isinstance(error, FATAL_ERRORS):
+                raise  # a refused token or a dead server would fail every later name too
+            decided.append(Outcome(task, "failed", error=error))
+            continue
         if info is None:
             decided.append(Outcome(task, "failed", error=NotFoundError(f"no such file on the server: {name}")))
             continue

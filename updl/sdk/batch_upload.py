@@ -19,9 +19,9 @@ from .errors import SourceChangedError
 from .manifest import digest_file
 from .progress import ProgressCallback
 from .retry import RetryEvent
-from .selection import Selected, join_prefix
+from .selection import Selected, Unselected, join_prefix
 
-__all__ = ["DigestingFile", "plan_uploads", "upload_batch"]
+__all__ = ["DigestingFile", "plan_uploads", "unselected_outcomes", "upload_batch"]
 
 
 class DigestingFile:
@@ -29,7 +29,10 @@ class DigestingFile:
 
     A seek back to 0 (a retry starting over) resets the hash, so the digest
     is that of the last attempt's bytes. ``complete(size)`` tells whether the
-    hash covers exactly ``size`` bytes. No ``fileno()``, so nothing bypasses it.
+    hash covers exactly ``size`` bytes. ``fileno()`` and ``name`` are the
+    file's, so the upload can check that the file did not change while read
+    (only the upload's own :class:`~updl.sdk.hashing.HashingReader` sees this
+    object, and it has no ``fileno()``: the encoder cannot bypass either).
     """
 
     def __init__(self, fileobj: BinaryIO, algorithm: str) -> None:
@@ -37,6 +40,13 @@ class DigestingFile:
         self._algorithm = algorithm
         self._hash = hashlib.new(algorithm)
         self._hashed = 0
+
+    @property
+    def name(self) -> object:
+        return getattr(self._file, "name", None)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def seekable(self) -> bool:
         return True
@@ -75,6 +85,16 @@ class DigestingFile:
 def plan_uploads(selected: Sequence[Selected], prefix: str | None) -> list[Task]:
     """One task per selected file, stored as ``prefix`` + its relative path."""
     return [Task(join_prefix(prefix, s.relative), s.path, s.relative, s.size) for s in selected]
+
+
+def unselected_outcomes(unselected: Sequence[Unselected], prefix: str | None) -> list[Outcome]:
+    """The outcome of each path the selection left out, decided without sending anything:
+    ``failed`` (with the error) for a named file that is missing or a directory that cannot be
+    read, ``skipped`` (with the reason) for the rest: symlinks not followed, loops, FIFOs."""
+    return [Outcome(Task(join_prefix(prefix, u.relative), u.path, u.relative),
+                    "failed" if u.error is not None else "skipped", error=u.error,
+                    reason=None if u.error is not None else u.reason)
+            for u in unselected]
 
 
 def _upload(client: Client, job: Job[Any], *, algorithms: Sequence[str], skip_existing: bool,

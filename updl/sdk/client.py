@@ -55,7 +55,8 @@ class _DigestField:
 
     requests-toolbelt sizes every part up front (``len`` = 32 here) and reads
     the parts in order, so when it gets to this one the reader has seen the
-    whole file and its digest is final.
+    whole file and its digest is final. It checks once more that the file did
+    not change (an empty file has no last read to check on).
     """
 
     def __init__(self, reader: HashingReader) -> None:
@@ -70,6 +71,7 @@ class _DigestField:
         if self._value is None:
             if self._reader.remaining:
                 raise RuntimeError("md5 field read before the file part was complete")
+            self._reader.check_unchanged()
             self._value = self._reader.hexdigest().encode("ascii")
         end = 32 if size is None or size < 0 else min(32, self._sent + size)
         chunk = self._value[self._sent:end]
@@ -195,7 +197,9 @@ class Client:
         checks the MD5 before keeping anything. Retryable failures (checksum
         mismatch, connection errors, 5xx, 429) start over with a fresh body. A
         file object is uploaded from its current position. Returns the stored
-        file's info.
+        file's info. A file that changes while it is read (size, mtime, ctime
+        of its descriptor) is not stored: :class:`~updl.sdk.errors.SourceChangedError`,
+        retried like the others (the retry reads it again).
 
         A path of at least ``resumable_threshold`` bytes (default
         ``settings.resumable_threshold``, 64 MiB; 0: always) goes over tus in

@@ -15,7 +15,7 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     │   └── RateLimitedError        retryable  429
     ├── ConnectionFailedError (ConnectionError)  retryable  refused, timed out, dropped mid-transfer
     ├── UploadBusyError             retryable  423: another request is writing to that resumable upload  .retry_after
-    ├── SourceChangedError                     the local file shrank while being uploaded
+    ├── SourceChangedError          retryable  the local file changed while being uploaded
     ├── InvalidSettingsError                   bad URL, config file or profile
     ├── ProtocolError                          more bytes than announced, another size than listed,
     │                                          a listing that repeats itself
@@ -157,10 +157,14 @@ class InvalidSettingsError(UpdlError):
 
 
 class SourceChangedError(UpdlError):
-    """The local file got shorter while it was being uploaded.
+    """The local file changed (size, mtime or ctime) while it was being uploaded; nothing was stored.
 
+    Retryable: the next attempt reads the file again, so a file that was
+    rewritten once is sent whole; one still changing fails after the retries.
     Not an ``OSError`` on purpose: urllib3 would take it for a broken connection.
     """
+
+    retryable: ClassVar[bool] = True
 
 
 class UploadBusyError(UpdlError):

@@ -3,6 +3,16 @@
 A byte is read from disk once: the multipart encoder pulls the file through a
 :class:`HashingReader`, and a download pushes the body through a
 :class:`HashingWriter`. Nothing here holds a whole file in memory.
+
+Hashing while sending cannot tell a file rewritten half-way from a good one:
+the MD5 matches the bytes sent, so the server would store a torn file as
+verified. So the reader also compares the file's :class:`FileState` (size,
+mtime, ctime of the open descriptor, as GNU tar does for "file changed as we
+read it") before the first and after the last byte, and raises
+:class:`SourceChangedError` *before* handing out the last bytes: the body is
+never complete, the connection is dropped and the server keeps nothing.
+Like tar's, the check cannot see a same-size rewrite that lands within the
+file system's timestamp granularity of the first read (a few ms at worst).
 """
 
 from __future__ import annotations
@@ -10,16 +20,48 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .errors import SourceChangedError
 
-__all__ = ["CHUNK_SIZE", "HashingReader", "HashingWriter", "md5_of"]
+__all__ = ["CHUNK_SIZE", "FileState", "HashingReader", "HashingWriter", "file_state", "md5_of"]
 
 CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What changes when a file's content does: size, modification and status-change times (ns)."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    def change_from(self, before: FileState) -> str:
+        """How the file changed since ``before``, for a message (``size 10 -> 12``)."""
+        if self.size != before.size:
+            return f"size {before.size} -> {self.size} bytes"
+        return "modified" if self.mtime_ns != before.mtime_ns else "its status changed (ctime)"
+
+
+def file_state(fileobj: Any) -> FileState | None:
+    """The state of the regular file behind ``fileobj``'s descriptor; None for a stream without one.
+
+    The inode is left out: the open descriptor pins it, so a file replaced by
+    a rename leaves the copy being read intact, and reading it stays consistent.
+    """
+    try:
+        st = os.fstat(fileobj.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileState(st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _remaining(fileobj: BinaryIO) -> int | None:
@@ -44,14 +86,21 @@ class HashingReader:
     reads stop at the length measured when the reader was made, so the body
     always matches the announced ``Content-Length``. Deliberately has no
     ``fileno()``: the encoder would then bypass this wrapper.
+
+    A file with a descriptor that changes while it is read (see the module
+    docstring) raises :class:`SourceChangedError` from the read that would
+    return its last bytes; a stream without one (``BytesIO``) is taken as read.
     """
 
     def __init__(self, fileobj: BinaryIO, on_read: Callable[[int], None] | None = None) -> None:
         self._file = fileobj
         self._on_read = on_read
         self._hash = hashlib.md5()
+        self._state = file_state(fileobj)  # before the first byte
         self.size = _remaining(fileobj)
         self.bytes_read = 0
+        name = getattr(fileobj, "name", None)
+        self._label = name if isinstance(name, str) else "the file"
 
     @property
     def remaining(self) -> int | None:
@@ -76,18 +125,30 @@ class HashingReader:
         elif remaining is not None:
             size = min(size, remaining)
         if size == 0:
+            self.check_unchanged()
             return b""
         data = self._file.read(size)
         if not data and remaining:
-            raise SourceChangedError(
-                f"the file shrank while being read ({self.bytes_read} of {self.size} bytes); "
-                "upload it again once it is complete"
-            )
+            raise self._changed(f"it ended after {self.bytes_read} of {self.size} bytes")
         self._hash.update(data)
         self.bytes_read += len(data)
+        if self.remaining == 0:
+            self.check_unchanged()  # before these last bytes go out: a torn body is never complete
         if self._on_read is not None:
             self._on_read(self.bytes_read)
         return data
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`SourceChangedError` if the file changed since the reader was made."""
+        if self._state is None:
+            return
+        now = file_state(self._file)
+        if now != self._state:
+            raise self._changed(now.change_from(self._state) if now is not None else "it is gone")
+
+    def _changed(self, how: str) -> SourceChangedError:
+        return SourceChangedError(f"{self._label} changed while it was being uploaded ({how}); "
+                                  "nothing was stored: upload it again once it is complete")
 
     def hexdigest(self) -> str:
         """MD5 (lowercase hex) of the bytes read so far."""

@@ -24,8 +24,9 @@ wire; at most two chunks are in memory.
 On resume, the prefix the server already has is read from disk once more and
 hashed: a digest cannot be carried over from the process that sent it. Just
 before the last PATCH the file's size and mtime are compared with those the
-upload started from; a file that changed is abandoned
-(:class:`SourceChangedError`).
+upload started from (and its ctime with that when this attempt opened it); a
+file that changed is abandoned (:class:`SourceChangedError`, retryable: the
+retry is a new upload of the file as it is then).
 
 **Verification.** The answer to the completing PATCH carries the stored
 file's MD5 (``Upload-Md5``/``ETag``), which must equal the MD5 the client
@@ -47,7 +48,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -69,7 +69,7 @@ from .errors import (
     UpdlError,
     UploadBusyError,
 )
-from .hashing import CHUNK_SIZE
+from .hashing import CHUNK_SIZE, FileState, file_state
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DEFAULT_UPLOAD_TTL, ResumeStore, UploadEntry, UploadKey
@@ -201,11 +201,15 @@ class TusUpload:
         self._chunk_size = chunk_size
         self._report = report
         self.key = UploadKey.for_file(transport.base_url, name, path)
+        self._opened: FileState | None = None
         self.resumed_from = 0
 
     def run(self, attempt: int) -> FileInfo:
         """Create or resume the upload, send the rest, verify the stored file."""
+        # Per attempt: after a SourceChangedError the retry is an upload of the file as it is now.
+        self.key = UploadKey.for_file(self.key.server, self._name, self._path)
         with self._path.open("rb") as fileobj:
+            self._opened = file_state(fileobj)
             entry, offset, stored = self._resume_or_create()
             if attempt == 1:
                 self.resumed_from = offset
@@ -230,7 +234,7 @@ class TusUpload:
                         chunk = chunks.take()
                         final = chunk.end == size
                         if final:
-                            self._check_unchanged(fileobj, entry)
+                            self._check_unchanged(fileobj)
                         stored = self._patch(entry, chunk, attempt, final)
                         if stored is not None:
                             return stored, chunk.running_md5
@@ -241,6 +245,9 @@ class TusUpload:
                 except BadRequestError as exc:
                     if exc.status != 409 or resyncs >= MAX_RESYNCS:
                         raise
+                except SourceChangedError:  # what the server has can never be completed
+                    self._abandon(entry)
+                    raise
             resyncs += 1  # another process moved the offset: ask where to continue
             offset, done = self._head(entry)
             running = _md5_file(fileobj, offset)
@@ -330,13 +337,19 @@ class TusUpload:
                                 f"after {chunk.end} bytes", response=response)
             return self._stored(response, chunk.end) if final else None
 
-    def _check_unchanged(self, fileobj: BinaryIO, entry: UploadEntry) -> None:
-        """Before the last PATCH: abandon the upload if the file changed since it started."""
-        stat = os.fstat(fileobj.fileno())
-        if (stat.st_size, stat.st_mtime_ns) != (self.key.size, self.key.mtime_ns):
-            self._abandon(entry)
-            raise SourceChangedError(f"{self._path} changed while being uploaded; "
-                                     "upload it again once it is complete")
+    def _check_unchanged(self, fileobj: BinaryIO) -> None:
+        """Before the last PATCH: refuse to complete the upload if the file changed since it started.
+
+        Against the key (what the bytes sent earlier, perhaps by another
+        process, were read from) and against the state when this attempt
+        opened the file (ctime too, which a same-size rewrite that kept the
+        mtime still moves).
+        """
+        now = file_state(fileobj)
+        if (now is None or (now.size, now.mtime_ns) != (self.key.size, self.key.mtime_ns)
+                or now != self._opened):
+            raise SourceChangedError(f"{self._path} changed while it was being uploaded; nothing was "
+                                     "stored: upload it again once it is complete")
 
     def _abandon(self, entry: UploadEntry) -> None:
         self._store.forget_upload(self.key)
