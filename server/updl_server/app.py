@@ -34,6 +34,7 @@ from .downloads import (
 )
 from .errors import HTTPError, bad_request, no_such_file
 from .names import validate_name
+from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
 from .tus import TusService
@@ -228,9 +229,10 @@ def _limit(raw: str | None) -> int:
     """The page size: default and cap ``MAX_PAGE``; 400 when not a positive integer."""
     if raw is None:
         return MAX_PAGE
-    if not raw.isdigit() or int(raw) < 1:
-        raise bad_request("limit must be a positive integer", limit=raw)
-    return min(int(raw), MAX_PAGE)
+    limit = parse_count(raw)
+    if limit is None or limit < 1:
+        raise bad_request("limit must be a positive integer", field="limit")
+    return min(limit, MAX_PAGE)
 
 
 def _encode_cursor(name: str) -> str:

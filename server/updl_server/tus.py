@@ -72,6 +72,7 @@ from .blobstore import BlobStore
 from .catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
 from .errors import HTTPError, bad_request, checksum_failed, too_large
 from .names import validate_name
+from .numbers import count_field
 from .pipeline import WorkerPipe
 from .receive import RequestBody
 from .staging import StagedUpload, StagedUploadGoneError, StagingBusyError
@@ -174,10 +175,7 @@ def not_final(length: int) -> HTTPError:
 
 def header_int(request: Request, header: str) -> int:
     """A required non-negative integer header; 400 otherwise."""
-    raw = request.headers.get(header)
-    if raw is None or not raw.strip().isdigit():
-        raise bad_request(f"{header} must be a non-negative integer", **{header: raw})
-    return int(raw)
+    return count_field(request.headers.get(header), header)
 
 
 def offset_conflict(current: int, sent: int) -> HTTPError:
@@ -234,7 +232,7 @@ class TusService:
         """Validate a creation request and make the (empty) upload."""
         if "upload-defer-length" in request.headers:
             raise bad_request("Upload-Defer-Length is not supported; send Upload-Length")
-        length = header_int(request, "upload-length")
+        length = header_int(request, "Upload-Length")
         if length > self.max_size:
             raise too_large(self.max_size)
         raw_metadata = request.headers.get("upload-metadata", "")

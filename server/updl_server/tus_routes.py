@@ -35,7 +35,7 @@ from .tus import (
     parse_checksum,
     parse_final_md5,
 )
-from .uploads import draining_on_error
+from .uploads import declared_length, draining_on_error
 
 Handler = Callable[[Request], Awaitable[Response]]
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -59,8 +59,8 @@ def _upload_id(request: Request) -> str:
 
 
 def _has_body(request: Request) -> bool:
-    declared = request.headers.get("content-length", "")
-    return (declared.isdigit() and int(declared) > 0) or "transfer-encoding" in request.headers
+    declared = declared_length(request)
+    return (declared is not None and declared > 0) or "transfer-encoding" in request.headers
 
 
 def _offset_stream(request: Request) -> bool:
@@ -86,8 +86,8 @@ def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str
 def _refuse_md5_unless_final(request: Request, offset: int, length: int,
                              final_md5: str | None) -> None:
     """400 before reading the body when ``Content-Length`` proves it does not end the upload."""
-    declared = request.headers.get("content-length", "")
-    if final_md5 is not None and declared.isdigit() and offset + int(declared) != length:
+    declared = declared_length(request)
+    if final_md5 is not None and declared is not None and offset + declared != length:
         raise not_final(length)
 
 
@@ -132,7 +132,7 @@ async def create(request: Request) -> Response:
         with_upload = _offset_stream(request) and _has_body(request)
         checksum = parse_checksum(request.headers.get("upload-checksum")) if with_upload else None
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
-        length = header_int(request, "upload-length")
+        length = header_int(request, "Upload-Length")
         if final_md5 is not None and length > 0 and not with_upload:
             raise not_final(length)
         _refuse_md5_unless_final(request, 0, length, final_md5)
@@ -174,14 +174,14 @@ async def patch(request: Request) -> Response:
         owner = await _owner(request)
         if not _offset_stream(request):
             raise HTTPError(415, f"PATCH needs Content-Type: {OFFSET_STREAM}")
-        offset = header_int(request, "upload-offset")
+        offset = header_int(request, "Upload-Offset")
         checksum = parse_checksum(request.headers.get("upload-checksum"))
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
         upload = await tus.find(owner, _upload_id(request))
         if isinstance(upload, TusCompletion):  # HEAD says it is done, and what it stored
             raise offset_conflict(upload.length, offset)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and offset + int(declared) > upload.length:
+        declared = declared_length(request)
+        if declared is not None and offset + declared > upload.length:
             raise bad_request("the body goes past Upload-Length", length=upload.length)
         _refuse_md5_unless_final(request, offset, upload.length, final_md5)
         record, stored = await tus.append(upload, offset, checksum, body, final_md5)
