@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -33,7 +34,7 @@ from .downloads import (
     wanted_range,
 )
 from .errors import HTTPError, bad_request, no_such_file
-from .names import validate_name
+from .names import Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
@@ -325,6 +326,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(Utf8Urls)],
         exception_handlers={
             HTTPError: _on_http_error,
             HTTPException: _on_starlette_error,

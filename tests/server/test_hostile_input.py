@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from tests.server.support import Api, md5_hex
+from tests.conftest import LiveServer
+from tests.server.support import Api, md5_hex, temp_files
 from tests.server.test_tus import STREAM, TUS, created, metadata
 
 # Superscript two passes str.isdigit() but not int(); 5000 digits pass isdigit() but int()
@@ -57,3 +60,45 @@ def test_odd_upload_offset_is_400(api: Api, offset: str) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["field"] == "Upload-Offset"
     assert api.request("HEAD", path, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+REPLACEMENT = "x/\ufffd"  # what a server that decodes with errors="replace" makes of x/%ff
+
+
+@pytest.mark.parametrize("escape", ["%ff", "%fe", "%c3", "%ed%a0%80", "%c0%af"])
+def test_put_of_a_name_that_is_not_utf8_is_400(api: Api, live_server: LiveServer,
+                                               escape: str) -> None:
+    """Invalid UTF-8 (a stray byte, a cut sequence, a surrogate, an overlong '/') is a 400
+    naming the URL, and nothing is stored: ``%ff`` and ``%fe`` never become one U+FFFD file."""
+    response = api.request("PUT", f"/files/x/{escape}", data=b"bytes")
+    assert response.status_code == 400, response.text
+    assert "UTF-8" in response.json()["error"]
+    assert api.names() == []
+    assert temp_files(live_server.data_dir) == []
+
+
+@pytest.mark.parametrize(("method", "url"), [
+    ("GET", "/files/x/%ff"), ("HEAD", "/files/x/%ff"), ("DELETE", "/files/x/%fe"),
+    ("GET", "/info/x/%ff"), ("GET", "/files?prefix=x/%ff"), ("GET", "/files?prefix=x&cursor=%ff"),
+])
+def test_reading_a_name_that_is_not_utf8_is_400(api: Api, method: str, url: str) -> None:
+    """Every route refuses invalid UTF-8 in the path or query, even with a U+FFFD file stored."""
+    api.upload(REPLACEMENT, b"not yours")
+    response = api.request(method, url)
+    assert response.status_code == 400, response.text
+    if method != "HEAD":
+        assert "UTF-8" in response.json()["error"]
+    assert api.names() == [REPLACEMENT]
+    assert api.get(REPLACEMENT).content == b"not yours"
+
+
+def test_tus_and_multipart_names_that_are_not_utf8_are_400(api: Api) -> None:
+    """The same rule where the name travels in the body or in Upload-Metadata."""
+    bad = base64.b64encode(b"x/\xff").decode()
+    tus = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": "1",
+                                                "Upload-Metadata": f"name {bad}"})
+    assert tus.status_code == 400 and "UTF-8" in tus.json()["error"]
+    form = api.post_parts([("name", b"x/\xff"), ("md5", md5_hex(b"1").encode()),
+                           ("file", b"1", "f")])
+    assert form.status_code == 400 and "UTF-8" in form.json()["error"]
+    assert api.names() == []
