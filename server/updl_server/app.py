@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
@@ -33,7 +34,7 @@ from .downloads import (
     stream_response,
     wanted_range,
 )
-from .errors import HTTPError, bad_request, no_such_file
+from .errors import HTTPError, bad_request, insufficient_storage, no_such_file, out_of_space
 from .names import Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
@@ -267,6 +268,14 @@ async def _on_starlette_error(request: Request, exc: Exception) -> Response:
                         status_code=exc.status_code, headers=exc.headers)
 
 
+async def _on_storage_error(request: Request, exc: Exception) -> Response:
+    # A full disk is not a server bug: 507, which clients do not retry. Anything else is one.
+    if not out_of_space(exc):
+        raise exc
+    log.error("out of storage space: %s %s: %s", request.method, request.url.path, exc)
+    return await _on_http_error(request, insufficient_storage())
+
+
 async def _on_disconnect(request: Request, exc: Exception) -> Response:
     # The client is gone; the upload was already discarded. Nothing will read this.
     return JSONResponse({"error": "client disconnected"}, status_code=400)
@@ -331,6 +340,8 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
             HTTPError: _on_http_error,
             HTTPException: _on_starlette_error,
             ClientDisconnect: _on_disconnect,
+            OSError: _on_storage_error,
+            DBAPIError: _on_storage_error,
             Exception: _on_crash,
         },
     )

@@ -9,6 +9,7 @@ of a completed one, carry the stored file's ``ETag``, ``Upload-Md5`` and
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .catalog import FileRecord, TusCompletion
-from .errors import HTTPError, bad_request
+from .errors import HTTPError, bad_request, insufficient_storage, out_of_space
 from .receive import RequestBody
 from .tus import (
     CHECKSUMS,
@@ -36,6 +37,8 @@ from .tus import (
     parse_final_md5,
 )
 from .uploads import declared_length, draining_on_error
+
+log = logging.getLogger("updl_server")
 
 Handler = Callable[[Request], Awaitable[Response]]
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -104,6 +107,11 @@ def tus_protocol(handler: Handler) -> Handler:
         except HTTPError as exc:
             exc.headers = {**exc.headers, "Tus-Resumable": TUS_VERSION}
             raise
+        except Exception as exc:
+            if not out_of_space(exc):
+                raise
+            log.error("out of storage space: %s %s: %s", request.method, request.url.path, exc)
+            raise insufficient_storage({"Tus-Resumable": TUS_VERSION}) from exc
         response.headers["Tus-Resumable"] = TUS_VERSION
         return response
 
