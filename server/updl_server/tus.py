@@ -249,7 +249,11 @@ class TusService:
                            None if md5 is None else md5.lower(), raw_metadata, now, now + EXPIRY)
         # Staging first, row second: a crash in between leaves only a file the sweep removes.
         await run_in_threadpool(self.store.stage_create, record.id)
-        await run_in_threadpool(self.catalog.add_tus_upload, record)
+        try:
+            await run_in_threadpool(self.catalog.add_tus_upload, record)
+        except Exception:
+            await run_in_threadpool(self._discard_staged, record.id)  # no row will ever own it
+            raise
         if time.monotonic() - self._last_sweep > SWEEP_INTERVAL_SECONDS:
             self._last_sweep = time.monotonic()
             await run_in_threadpool(self.sweep)
@@ -419,6 +423,14 @@ class TusService:
         await run_in_threadpool(self.catalog.complete_tus_upload, record.id, stored.md5,
                                 stored.created, utcnow() + EXPIRY)
         return stored
+
+    def _discard_staged(self, upload_id: str) -> None:
+        """Delete the staged bytes of an upload that has no row (a failed creation)."""
+        held = self.store.stage_claim(upload_id)
+        try:
+            held.discard()
+        finally:
+            held.close()
 
     def _remove_expired(self, upload_id: str) -> int:
         """Delete an expired upload unless a request holds it or it was renewed; 1 if deleted."""

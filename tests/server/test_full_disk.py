@@ -15,7 +15,7 @@ from updl_server.errors import out_of_space
 
 from tests.server.disksupport import FullDisk, disk  # noqa: F401 - fixture
 from tests.server.support import Api, md5_hex, temp_files
-from tests.server.test_tus import STREAM, TUS, create, created
+from tests.server.test_tus import STREAM, TUS, create, created, staging
 
 DATA = bytes(range(256)) * 4096  # 1 MiB, every byte value
 FULL = "insufficient storage: the server's disk is full"
@@ -57,6 +57,7 @@ def test_uploads_on_a_full_disk_answer_507_and_keep_nothing(disk: FullDisk) -> N
     check_507(patch, disk)
     assert patch.headers["Tus-Resumable"] == "1.0.0"
     check_507(create(disk.api, len(DATA), "tus2.bin"), disk)
+    assert [p.name for p in staging(disk.server).iterdir()] == [path.rsplit("/", 1)[1]]
     assert disk.api.request("HEAD", path, headers=TUS).headers["Upload-Offset"] == "0"
     assert disk.api.names() == ["old.bin"]
     assert disk.api.get("old.bin").content == b"old"
