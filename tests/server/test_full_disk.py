@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from updl_server.errors import out_of_space
 
 from tests.server.disksupport import FullDisk, disk  # noqa: F401 - fixture
+from tests.server.racing import committed_blobs
 from tests.server.support import Api, md5_hex, temp_files
 from tests.server.test_tus import STREAM, TUS, create, created, staging
 
@@ -49,7 +50,9 @@ def test_uploads_on_a_full_disk_answer_507_and_keep_nothing(disk: FullDisk) -> N
     disk.api.upload("old.bin", b"old")
     path = created(disk.api, len(DATA), "tus.bin", md5=md5_hex(DATA))
     disk.fill()
+    blobs = committed_blobs(disk.server.data_dir)
     check_507(disk.api.put("new.bin", DATA), disk)
+    check_507(disk.api.put("empty.bin", b""), disk)  # no blocks to write: the database refuses
     check_507(disk.api.put("old.bin", DATA), disk)
     check_507(disk.api.post_parts([("md5", md5_hex(DATA).encode()), ("file", DATA, "form.bin")]),
               disk)
@@ -60,6 +63,7 @@ def test_uploads_on_a_full_disk_answer_507_and_keep_nothing(disk: FullDisk) -> N
     assert [p.name for p in staging(disk.server).iterdir()] == [path.rsplit("/", 1)[1]]
     assert disk.api.request("HEAD", path, headers=TUS).headers["Upload-Offset"] == "0"
     assert disk.api.names() == ["old.bin"]
+    assert committed_blobs(disk.server.data_dir) == blobs
     assert disk.api.get("old.bin").content == b"old"
     disk.free()
     assert disk.api.put("new.bin", DATA).status_code == 200
