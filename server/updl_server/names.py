@@ -71,8 +71,9 @@ class Utf8Urls:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse or pass on one connection's scope."""
+        """Refuse one request, or pass it on."""
         if scope["type"] == "http":
+            # Without raw_path (not uvicorn) only the decoded path exists: nothing to check.
             raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
             for part, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
                 if not is_utf8_escaped(raw):

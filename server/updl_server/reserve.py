@@ -34,11 +34,14 @@ class SpaceReserve:
         return cls(Path(f"{parsed.database}-reserve"))
 
     def keep(self) -> None:
-        """Make the reserve if it is missing and there is room for it; never raises."""
+        """Make the reserve if it is missing and there is room to spare; never raises."""
         if self.path is None or self.path.exists():
             return
         temp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
         try:
+            disk = os.statvfs(self.path.parent)
+            if disk.f_bavail * disk.f_frsize < 2 * RESERVE_BYTES:
+                return  # trying would take the last free bytes from every other writer
             with open(temp, "wb") as out:
                 out.write(bytes(RESERVE_BYTES))  # written, not sparse: the blocks are taken
                 out.flush()
