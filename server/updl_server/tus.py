@@ -174,8 +174,9 @@ def not_final(length: int) -> HTTPError:
 
 
 def header_int(request: Request, header: str) -> int:
-    """A required non-negative integer header; 400 otherwise."""
-    return count_field(request.headers.get(header), header)
+    """A required non-negative integer header; 400 naming it (``Upload-Length``) otherwise."""
+    field = "-".join(word.capitalize() for word in header.split("-"))
+    return count_field(request.headers.get(header), field)
 
 
 def offset_conflict(current: int, sent: int) -> HTTPError:
@@ -232,7 +233,7 @@ class TusService:
         """Validate a creation request and make the (empty) upload."""
         if "upload-defer-length" in request.headers:
             raise bad_request("Upload-Defer-Length is not supported; send Upload-Length")
-        length = header_int(request, "Upload-Length")
+        length = header_int(request, "upload-length")
         if length > self.max_size:
             raise too_large(self.max_size)
         raw_metadata = request.headers.get("upload-metadata", "")

@@ -140,7 +140,7 @@ async def create(request: Request) -> Response:
         with_upload = _offset_stream(request) and _has_body(request)
         checksum = parse_checksum(request.headers.get("upload-checksum")) if with_upload else None
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
-        length = header_int(request, "Upload-Length")
+        length = header_int(request, "upload-length")
         if final_md5 is not None and length > 0 and not with_upload:
             raise not_final(length)
         _refuse_md5_unless_final(request, 0, length, final_md5)
@@ -182,7 +182,7 @@ async def patch(request: Request) -> Response:
         owner = await _owner(request)
         if not _offset_stream(request):
             raise HTTPError(415, f"PATCH needs Content-Type: {OFFSET_STREAM}")
-        offset = header_int(request, "Upload-Offset")
+        offset = header_int(request, "upload-offset")
         checksum = parse_checksum(request.headers.get("upload-checksum"))
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
         upload = await tus.find(owner, _upload_id(request))
