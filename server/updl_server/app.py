@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -32,8 +34,9 @@ from .downloads import (
     stream_response,
     wanted_range,
 )
-from .errors import HTTPError, bad_request, no_such_file
-from .names import validate_name
+from .errors import HTTPError, bad_request, insufficient_storage, no_such_file, out_of_space
+from .names import Utf8Urls, validate_name
+from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
 from .tus import TusService
@@ -228,9 +231,10 @@ def _limit(raw: str | None) -> int:
     """The page size: default and cap ``MAX_PAGE``; 400 when not a positive integer."""
     if raw is None:
         return MAX_PAGE
-    if not raw.isdigit() or int(raw) < 1:
-        raise bad_request("limit must be a positive integer", limit=raw)
-    return min(int(raw), MAX_PAGE)
+    limit = parse_count(raw)
+    if limit is None or limit < 1:
+        raise bad_request("limit must be a positive integer", field="limit")
+    return min(limit, MAX_PAGE)
 
 
 def _encode_cursor(name: str) -> str:
@@ -262,6 +266,14 @@ async def _on_starlette_error(request: Request, exc: Exception) -> Response:
     message = messages.get(exc.status_code, str(exc.detail).lower())
     return JSONResponse({"error": message, "path": request.url.path},
                         status_code=exc.status_code, headers=exc.headers)
+
+
+async def _on_storage_error(request: Request, exc: Exception) -> Response:
+    # A full disk is not a server bug: 507, which clients do not retry. Anything else is one.
+    if not out_of_space(exc):
+        raise exc
+    log.error("out of storage space: %s %s: %s", request.method, request.url.path, exc)
+    return await _on_http_error(request, insufficient_storage())
 
 
 async def _on_disconnect(request: Request, exc: Exception) -> Response:
@@ -323,10 +335,13 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(Utf8Urls)],
         exception_handlers={
             HTTPError: _on_http_error,
             HTTPException: _on_starlette_error,
             ClientDisconnect: _on_disconnect,
+            OSError: _on_storage_error,
+            DBAPIError: _on_storage_error,
             Exception: _on_crash,
         },
     )

@@ -5,17 +5,24 @@ thread pool). With SQLite the catalog uses WAL (readers never wait for the
 writer), a busy timeout (writers queue instead of failing with "database is
 locked") and ``BEGIN IMMEDIATE`` for write transactions, so a transaction
 that reads before it writes cannot deadlock against another writer.
+
+Two writes are bookkeeping done while *reading* (``last_accessed``,
+``last_login``): they are best effort, so a read never fails because the
+database cannot write (a full disk, a lock held past the busy timeout).
+Deletes are how an operator gets out of a full disk, so they may spend the
+SQLite database's ``SpaceReserve`` (see ``reserve``).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -37,7 +44,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from .errors import out_of_space
+from .reserve import SpaceReserve
+
+log = logging.getLogger("updl_server")
+T = TypeVar("T")
 
 metadata = MetaData()
 
@@ -207,6 +220,7 @@ class Catalog:
         """Connect lazily to ``url`` (any SQLAlchemy URL; SQLite gets tuned for concurrency)."""
         self.url = url
         self.engine = _make_engine(url)
+        self._reserve = SpaceReserve.for_database(url)
         self._writer = self.engine.execution_options(updl_write=True)
 
     def create_tables(self) -> None:
@@ -215,10 +229,37 @@ class Catalog:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
+        self._reserve.keep()
 
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
+
+    @contextmanager
+    def _bookkeeping(self, what: str) -> Iterator[None]:
+        """Log, not raise, a database that cannot take a write made while reading."""
+        try:
+            yield
+        except OperationalError as exc:  # disk full, database locked, connection lost
+            log.warning("could not record the %s: %s", what, exc.orig)
+
+    def _freeing(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a write transaction that frees space (a delete).
+
+        On a full disk the reserve is given up and ``work`` runs once more;
+        the reserve is made again, when there is room, before the next such write.
+        """
+        self._reserve.keep()
+        try:
+            with self._write() as conn:
+                return work(conn)
+        except OperationalError as exc:
+            if not out_of_space(exc) or not self._reserve.release():
+                raise
+        log.warning("the disk is full: gave up the reserve %s to record a delete",
+                    self._reserve.path)
+        with self._write() as conn:
+            return work(conn)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -260,8 +301,8 @@ class Catalog:
         return None if row is None else Credential(row.user_id, row.hash, row.last_login)
 
     def record_login(self, user_id: int, when: datetime) -> None:
-        """Set the user's ``last_login``."""
-        with self._write() as conn:
+        """Set the user's ``last_login`` (best effort: a failure is logged)."""
+        with self._bookkeeping("last login"), self._write() as conn:
             conn.execute(users.update().where(users.c.id == user_id)
                          .values(last_login=when))
 
@@ -328,17 +369,23 @@ class Catalog:
     def delete_file(self, owner_id: int, name: str) -> str | None:
         """Remove the owner's file ``name``; return its blob location, or ``None`` if absent."""
         where = (files.c.owner_id == owner_id, files.c.name == name)
-        with self._write() as conn:
+
+        def delete(conn: Connection) -> str | None:
             # Locked, so a concurrent replace cannot slip its new location under this delete.
             location = conn.execute(select(files.c.location).where(*where)
                                     .with_for_update()).scalar()
             if location is not None:
                 conn.execute(files.delete().where(*where))
-        return location
+            return location
+
+        return self._freeing(delete)
 
     def record_access(self, file_id: int, when: datetime) -> None:
-        """Set a file version's ``last_accessed`` (a replaced version is simply not found)."""
-        with self._write() as conn:
+        """Set a file version's ``last_accessed`` (a replaced version is simply not found).
+
+        Best effort: a failure is logged, and the download goes on.
+        """
+        with self._bookkeeping("access time"), self._write() as conn:
             conn.execute(files.update().where(files.c.id == file_id).values(last_accessed=when))
 
     def is_referenced(self, location: str) -> bool:
@@ -375,8 +422,8 @@ class Catalog:
 
     def delete_tus_upload(self, upload_id: str) -> None:
         """Forget a resumable upload (absent is fine)."""
-        with self._write() as conn:
-            conn.execute(tus_uploads.delete().where(tus_uploads.c.id == upload_id))
+        self._freeing(lambda conn: conn.execute(
+            tus_uploads.delete().where(tus_uploads.c.id == upload_id)))
 
     def expired_tus_uploads(self, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of resumable uploads that expired before ``now``."""
@@ -412,8 +459,8 @@ class Catalog:
 
     def delete_tus_completion(self, upload_id: str) -> None:
         """Forget a finished upload (absent is fine); its file is not touched."""
-        with self._write() as conn:
-            conn.execute(tus_completed.delete().where(tus_completed.c.id == upload_id))
+        self._freeing(lambda conn: conn.execute(
+            tus_completed.delete().where(tus_completed.c.id == upload_id)))
 
     def delete_expired_tus_completions(self, now: datetime) -> int:
         """Forget finished uploads that expired before ``now``; return how many."""

@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from .blobstore import BlobReader
 from .catalog import FileRecord
 from .errors import HTTPError
+from .numbers import parse_count
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class RangeNotSatisfiableError(Exception):
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """The one range a ``Range`` header asks for, or ``None`` to send the whole file.
 
-    Several ranges, another unit or a malformed header mean the whole file
-    (RFC 9110 lets a server ignore Range). Raises ``RangeNotSatisfiableError``
+    Several ranges, another unit or a malformed header (a position that is not
+    ASCII digits, or has more than 19) mean the whole file (RFC 9110 lets a
+    server ignore Range). Raises ``RangeNotSatisfiableError``
     for a well-formed range that starts past the end, or a zero-length suffix.
     """
     if header is None:
@@ -45,22 +47,20 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
     first, dash, last = spec.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
+    start, end = parse_count(first), parse_count(last)
+    if not dash or (first and start is None) or (last and end is None):
         return None
-    if not first:
-        if not last:
+    if start is None:
+        if end is None:
             return None
-        suffix = int(last)
-        if suffix == 0 or size == 0:
+        if end == 0 or size == 0:  # a suffix of ``end`` bytes
             raise RangeNotSatisfiableError
-        return ByteRange(max(0, size - suffix), size - 1)
-    start = int(first)
-    if last and int(last) < start:
+        return ByteRange(max(0, size - end), size - 1)
+    if end is not None and end < start:
         return None
     if start >= size:
         raise RangeNotSatisfiableError
-    return ByteRange(start, min(int(last), size - 1) if last else size - 1)
+    return ByteRange(start, min(end, size - 1) if end is not None else size - 1)
 
 
 def etag(record: FileRecord) -> str:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+# What "no space left" looks like from the filesystem, SQLite (SQLITE_FULL) and PostgreSQL
+# (SQLSTATE disk_full), so that errors.py needs no database driver.
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
 
 
 class HTTPError(Exception):
@@ -44,3 +51,30 @@ def checksum_failed(expected: str, actual: str) -> HTTPError:
 def no_such_file(name: str) -> HTTPError:
     """The contract's 404 for a missing file (or another user's: the two look the same)."""
     return HTTPError(404, "no such file", name=name)
+
+
+def insufficient_storage(headers: dict[str, str] | None = None) -> HTTPError:
+    """The 507 answer: the server has no room for the write (clients do not retry it)."""
+    return HTTPError(507, "insufficient storage: the server's disk is full; free space on the "
+                          "server, then try again", headers=headers)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it wraps, says the disk (or a quota) is full.
+
+    Covers ENOSPC/EDQUOT from the filesystem and "database or disk is full"
+    from SQLite or PostgreSQL (SQLAlchemy keeps the driver's error in ``orig``).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return True
+        if getattr(current, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if _PG_DISK_FULL in (getattr(current, "sqlstate", None), getattr(current, "pgcode", None)):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False

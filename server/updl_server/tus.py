@@ -73,6 +73,7 @@ from .blobstore import BlobStore
 from .catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
 from .errors import HTTPError, bad_request, checksum_failed, too_large
 from .names import validate_name
+from .numbers import count_field
 from .pipeline import WorkerPipe
 from .receive import RequestBody
 from .staging import StagedUpload, StagedUploadGoneError, StagingBusyError
@@ -196,11 +197,9 @@ def not_final(length: int) -> HTTPError:
 
 
 def header_int(request: Request, header: str) -> int:
-    """A required non-negative integer header; 400 otherwise."""
-    raw = request.headers.get(header)
-    if raw is None or not raw.strip().isdigit():
-        raise bad_request(f"{header} must be a non-negative integer", **{header: raw})
-    return int(raw)
+    """A required non-negative integer header; 400 naming it (``Upload-Length``) otherwise."""
+    field = "-".join(word.capitalize() for word in header.split("-"))
+    return count_field(request.headers.get(header), field)
 
 
 def offset_conflict(current: int, sent: int) -> HTTPError:
@@ -278,7 +277,11 @@ class TusService:
                            None if md5 is None else md5.lower(), raw_metadata, now, now + EXPIRY)
         # Staging first, row second: a crash in between leaves only a file the sweep removes.
         await run_in_threadpool(self.store.stage_create, record.id)
-        await run_in_threadpool(self.catalog.add_tus_upload, record)
+        try:
+            await run_in_threadpool(self.catalog.add_tus_upload, record)
+        except Exception:
+            await run_in_threadpool(self._discard_staged, record.id)  # no row will ever own it
+            raise
         if time.monotonic() - self._last_sweep > SWEEP_INTERVAL_SECONDS:
             self._last_sweep = time.monotonic()
             await run_in_threadpool(self.sweep)
@@ -450,6 +453,14 @@ class TusService:
         await run_in_threadpool(self.catalog.complete_tus_upload, record.id, stored.md5,
                                 stored.created, utcnow() + EXPIRY)
         return stored
+
+    def _discard_staged(self, upload_id: str) -> None:
+        """Delete the staged bytes of an upload that has no row (a failed creation)."""
+        held = self.store.stage_claim(upload_id)
+        try:
+            held.discard()
+        finally:
+            held.close()
 
     def _remove_expired(self, upload_id: str) -> int:
         """Delete an expired upload unless a request holds it or it was renewed; 1 if deleted."""

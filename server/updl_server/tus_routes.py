@@ -9,6 +9,7 @@ of a completed one, carry the stored file's ``ETag``, ``Upload-Md5`` and
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .catalog import FileRecord, TusCompletion
-from .errors import HTTPError, bad_request
+from .errors import HTTPError, bad_request, insufficient_storage, out_of_space
 from .receive import RequestBody
 from .tus import (
     CHECKSUMS,
@@ -36,7 +37,9 @@ from .tus import (
     parse_final_md5,
     refuse_unsupported,
 )
-from .uploads import draining_on_error
+from .uploads import declared_length, draining_on_error
+
+log = logging.getLogger("updl_server")
 
 Handler = Callable[[Request], Awaitable[Response]]
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -60,8 +63,8 @@ def _upload_id(request: Request) -> str:
 
 
 def _has_body(request: Request) -> bool:
-    declared = request.headers.get("content-length", "")
-    return (declared.isdigit() and int(declared) > 0) or "transfer-encoding" in request.headers
+    declared = declared_length(request)
+    return (declared is not None and declared > 0) or "transfer-encoding" in request.headers
 
 
 def _offset_stream(request: Request) -> bool:
@@ -87,8 +90,8 @@ def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str
 def _refuse_md5_unless_final(request: Request, offset: int, length: int,
                              final_md5: str | None) -> None:
     """400 before reading the body when ``Content-Length`` proves it does not end the upload."""
-    declared = request.headers.get("content-length", "")
-    if final_md5 is not None and declared.isdigit() and offset + int(declared) != length:
+    declared = declared_length(request)
+    if final_md5 is not None and declared is not None and offset + declared != length:
         raise not_final(length)
 
 
@@ -105,6 +108,11 @@ def tus_protocol(handler: Handler) -> Handler:
         except HTTPError as exc:
             exc.headers = {**exc.headers, "Tus-Resumable": TUS_VERSION}
             raise
+        except Exception as exc:
+            if not out_of_space(exc):
+                raise
+            log.error("out of storage space: %s %s: %s", request.method, request.url.path, exc)
+            raise insufficient_storage({"Tus-Resumable": TUS_VERSION}) from exc
         response.headers["Tus-Resumable"] = TUS_VERSION
         return response
 
@@ -182,8 +190,8 @@ async def patch(request: Request) -> Response:
         upload = await tus.find(owner, _upload_id(request))
         if isinstance(upload, TusCompletion):  # HEAD says it is done, and what it stored
             raise offset_conflict(upload.length, offset)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and offset + int(declared) > upload.length:
+        declared = declared_length(request)
+        if declared is not None and offset + declared > upload.length:
             raise bad_request("the body goes past Upload-Length", length=upload.length)
         _refuse_md5_unless_final(request, offset, upload.length, final_md5)
         record, stored = await tus.append(upload, offset, checksum, body, final_md5)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from .blobstore import BlobStore
 from .catalog import Catalog, FileRecord, PreconditionFailedError
 from .errors import HTTPError, checksum_failed, too_large
+from .numbers import parse_count
 from .preconditions import Preconditions, precondition_failed
 from .receive import BodySource, HashingSink, RequestBody
 
@@ -93,10 +94,15 @@ async def refuse_unless_allowed(catalog: Catalog, owner_id: int, name: str,
             raise precondition_failed(name, current_md5)
 
 
+def declared_length(request: Request) -> int | None:
+    """The body's ``Content-Length``, or ``None`` when absent (chunked) or not a count."""
+    return parse_count(request.headers.get("content-length"))
+
+
 def refuse_declared_too_large(request: Request, max_size: int, overhead: int = 0) -> None:
     """413 up front when ``Content-Length`` (less ``overhead`` for multipart framing) proves it."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) - overhead > max_size:
+    declared = declared_length(request)
+    if declared is not None and declared - overhead > max_size:
         raise too_large(max_size)
 
 
@@ -113,9 +119,9 @@ async def draining_on_error(request: Request, body: RequestBody,
     try:
         yield
     except HTTPError:
-        declared = request.headers.get("content-length", "")
+        declared = declared_length(request)
         awaiting_continue = request.headers.get("expect", "").lower() == "100-continue"
         if not (awaiting_continue and not body.started) and not (
-                declared.isdigit() and int(declared) > max_size + DRAIN_LIMIT):
+                declared is not None and declared > max_size + DRAIN_LIMIT):
             await body.drain(DRAIN_LIMIT)
         raise

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
 TIMEOUT = 30
+RAW_TIMEOUT = 20.0  # for reads on a raw socket: how long a test waits before it fails
 
 
 def md5_hex(data: bytes) -> str:
@@ -98,3 +100,46 @@ def temp_files(data_dir: Path) -> list[Path]:
 def tree(root: Path, skip: Callable[[Path], bool] = lambda p: False) -> set[str]:
     """Every path under ``root`` (relative), minus those ``skip`` rejects."""
     return {str(p.relative_to(root)) for p in root.rglob("*") if not skip(p)}
+
+
+def raw_request(api: Api, head: str, body: bytes = b"") -> socket.socket:
+    """Send a request head (and the start of a body) on a new socket; the caller reads and closes.
+
+    ``head`` is the request line and any headers, each ending in CRLF; ``Host`` and the
+    token are added. For what ``requests`` cannot do: stop half way, or wait for ``100 Continue``.
+    """
+    parts = urlsplit(api.base)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=RAW_TIMEOUT)
+    sock.sendall(f"{head}Host: {parts.netloc}\r\nAuthorization: Bearer {api.token}\r\n\r\n"
+                 .encode() + body)
+    return sock
+
+
+def status_line(sock: socket.socket) -> bytes:
+    """The first line of the answer."""
+    received = b""
+    while b"\r\n" not in received:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    return received.split(b"\r\n", 1)[0]
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and body of the first answer on ``sock`` (a ``100 Continue`` is one too)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed before a whole answer: {received!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {name.strip().lower(): value.strip()
+              for name, _, value in (line.partition(":") for line in lines[1:])}
+    length = int(fields.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed in the middle of the answer's body"
+        body += chunk
+    return int(lines[0].split()[1]), body[:length]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import subprocess
 from collections.abc import Callable, MutableMapping
@@ -117,15 +118,21 @@ def test_user_commands_refuse(live_server: LiveServer, args: tuple[str, ...]) ->
 class BrokenCatalog(Catalog):
     """A catalog whose listing fails, as a database outage would (a fault, not a mock)."""
 
+    error: Exception = RuntimeError("database went away")
+
     def list_files(self, owner_id: int, *, prefix: str = "", after: str | None = None,
                    limit: int = 1000) -> list[FileRecord]:
         """Fail like a lost database connection."""
-        raise RuntimeError("database went away")
+        raise self.error
 
 
-def test_unexpected_failure_is_json_500(tmp_path: Path) -> None:
+# An I/O error other than a full disk is a 500 too (only a full disk is a 507).
+@pytest.mark.parametrize("error", [RuntimeError("database went away"),
+                                   OSError(errno.EIO, "Input/output error")], ids=repr)
+def test_unexpected_failure_is_json_500(tmp_path: Path, error: Exception) -> None:
     """An unexpected exception becomes the contract's JSON 500 (driven in-process over ASGI)."""
     catalog = BrokenCatalog(f"sqlite:///{tmp_path / 'updl.db'}")
+    catalog.error = error
     catalog.create_tables()
     token = mint_token()
     catalog.add_token(catalog.add_user("u"), token.token_id, token.secret_hash)
@@ -142,7 +149,7 @@ def test_unexpected_failure_is_json_500(tmp_path: Path) -> None:
              "scheme": "http", "path": "/files", "raw_path": b"/files", "query_string": b"",
              "root_path": "", "server": ("test", 80), "client": ("test", 1),
              "headers": [(b"authorization", f"Bearer {token.text}".encode())]}
-    with pytest.raises(RuntimeError):  # re-raised after answering, so the server logs it
+    with pytest.raises(type(error)):  # re-raised after answering, so the server logs it
         asyncio.run(app(scope, receive, send))
     catalog.close()
     assert sent[0]["status"] == 500

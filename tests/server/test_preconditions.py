@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import uuid
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import LiveServer
 from tests.server.pgsupport import pg_database, postgres_url  # noqa: F401 - fixtures
 from tests.server.racing import committed_blobs, race_puts
-from tests.server.support import Api, md5_hex, multipart, temp_files
-
-READ_TIMEOUT = 20.0
+from tests.server.support import (
+    RAW_TIMEOUT,
+    Api,
+    md5_hex,
+    multipart,
+    raw_request,
+    status_line,
+    temp_files,
+)
 
 
 def etag(data: bytes) -> str:
@@ -104,33 +108,13 @@ def test_post_upload_honours_conditions(api: Api, live_server: LiveServer) -> No
     assert api.get("p.bin").content == data
 
 
-def _raw_request(api: Api, head: str, body: bytes = b"") -> socket.socket:
-    """Send a request head (and the start of a body) on a new socket; the caller reads."""
-    parts = urlsplit(api.base)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=READ_TIMEOUT)
-    sock.sendall(f"{head}Host: {parts.netloc}\r\nAuthorization: Bearer {api.token}\r\n\r\n"
-                 .encode() + body)
-    return sock
-
-
-def _status_line(sock: socket.socket) -> bytes:
-    """The first line of the answer."""
-    received = b""
-    while b"\r\n" not in received:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        received += chunk
-    return received.split(b"\r\n", 1)[0]
-
-
 def test_put_is_refused_before_the_body(api: Api) -> None:
     """With ``Expect: 100-continue`` the 412 comes instead of ``100 Continue``: no byte is read."""
     api.upload("early.bin", b"exists")
-    sock = _raw_request(api, "PUT /files/early.bin HTTP/1.1\r\nIf-None-Match: *\r\n"
+    sock = raw_request(api, "PUT /files/early.bin HTTP/1.1\r\nIf-None-Match: *\r\n"
                              "Expect: 100-continue\r\nContent-Length: 5000000\r\n")
     with sock:
-        assert _status_line(sock) == b"HTTP/1.1 412 Precondition Failed"
+        assert status_line(sock) == b"HTTP/1.1 412 Precondition Failed"
 
 
 def test_post_with_name_first_is_refused_before_the_file_ends(api: Api) -> None:
@@ -142,7 +126,7 @@ def test_post_with_name_first_is_refused_before_the_file_ends(api: Api) -> None:
              f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n"
              "Content-Type: application/octet-stream\r\n\r\n").encode()
     declared = 64 * 1024 * 1024  # more than will ever be sent
-    sock = _raw_request(api, "POST /upload HTTP/1.1\r\nIf-None-Match: *\r\n"
+    sock = raw_request(api, "POST /upload HTTP/1.1\r\nIf-None-Match: *\r\n"
                              f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
                              f"Content-Length: {declared}\r\n", start)
 
@@ -157,8 +141,8 @@ def test_post_with_name_first_is_refused_before_the_file_ends(api: Api) -> None:
     sender = threading.Thread(target=send_most_of_the_file, daemon=True)
     sender.start()
     with sock:
-        assert _status_line(sock) == b"HTTP/1.1 412 Precondition Failed"
-    sender.join(READ_TIMEOUT)
+        assert status_line(sock) == b"HTTP/1.1 412 Precondition Failed"
+    sender.join(RAW_TIMEOUT)
     assert api.get("early.bin").content == b"exists"
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 
 from tests.conftest import wait_for
-from tests.server.support import Api, md5_hex, temp_files
+from tests.server.support import Api, md5_hex, raw_request, temp_files
 
 if TYPE_CHECKING:
     from tests.conftest import LiveServer
@@ -26,12 +26,7 @@ DEADLINE = 15.0
 
 def start_raw_put(api: Api, name: str, total: int, sent: bytes) -> socket.socket:
     """Begin a ``PUT`` that announces ``total`` bytes but sends only ``sent``; caller closes."""
-    parts = urlsplit(api.base)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    head = (f"PUT /files/{name} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            f"Authorization: Bearer {api.token}\r\nContent-Length: {total}\r\n\r\n")
-    sock.sendall(head.encode() + sent)
-    return sock
+    return raw_request(api, f"PUT /files/{name} HTTP/1.1\r\nContent-Length: {total}\r\n", sent)
 
 
 def partial_temp_exists(data_dir: Path) -> bool:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
+import socket
 from collections.abc import Iterator
 
 import pytest
-import requests
+from updl_server.uploads import DRAIN_LIMIT
 
 from tests.conftest import LiveServer
-from tests.server.support import Api, md5_hex, multipart, temp_files
+from tests.server.support import Api, md5_hex, multipart, raw_request, read_response, temp_files
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -183,16 +185,35 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer
     server.stop()
 
 
+def send_chunks(sock: socket.socket, total: int) -> None:
+    """Send ``total`` zero bytes as HTTP/1.1 chunks, never the last (empty) one: a body without end."""
+    piece = b"\0" * 65536
+    while total > 0:
+        data = piece[:total]
+        sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+        total -= len(data)
+
+
 class TestSizeLimit:
-    """413 from a server started with ``--max-size 100000``."""
+    """413 from a server started with ``--max-size 100000``, and *when* it comes.
+
+    Refusals by ``Content-Length`` come before any of the body is read: with
+    ``Expect: 100-continue`` the 413 replaces ``100 Continue``; without it, the
+    413 comes although the declared terabyte is never sent. Refusals while
+    streaming come although the body never ends (the server drains at most
+    ``DRAIN_LIMIT`` of it before answering).
+    """
 
     LIMIT = LIMIT
+    NEVER_SENT = 10**12  # declared, never sent: far more than the server ever drains
+    FILE_HEAD = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+                 b"Content-Type: application/octet-stream\r\n\r\n")
 
-    def check_413(self, response: requests.Response, server: LiveServer, api: Api) -> None:
+    def check_413(self, status: int, body: bytes, server: LiveServer, api: Api) -> None:
         """The contract's 413, and nothing stored or left behind."""
-        assert response.status_code == 413, response.text
-        assert response.json() == {"error": "file exceeds the server's size limit",
-                                   "max_size": self.LIMIT}
+        assert status == 413, body
+        assert json.loads(body) == {"error": "file exceeds the server's size limit",
+                                    "max_size": self.LIMIT}
         assert api.names() == []
         assert temp_files(server.data_dir) == []
 
@@ -206,28 +227,62 @@ class TestSizeLimit:
         for name in ("fits.bin", "fits-too.bin"):
             assert api.request("DELETE", f"/files/{name}").status_code == 204
 
-    def test_put_refused_by_content_length(self, small: tuple[LiveServer, Api]) -> None:
-        """A PUT whose Content-Length exceeds the limit is refused up front."""
+    def test_put_refused_by_content_length_with_expect(self, small: tuple[LiveServer, Api]
+                                                       ) -> None:
+        """``Expect: 100-continue`` and a Content-Length over the limit: 413, not 100 Continue."""
         server, api = small
-        self.check_413(api.put("big.bin", os.urandom(self.LIMIT + 1)), server, api)
+        head = (f"PUT /files/big.bin HTTP/1.1\r\nExpect: 100-continue\r\n"
+                f"Content-Length: {self.LIMIT + 1}\r\n")
+        with raw_request(api, head) as sock:
+            self.check_413(*read_response(sock), server, api)
+
+    def test_put_refused_by_content_length(self, small: tuple[LiveServer, Api]) -> None:
+        """A PUT declaring more than the limit is refused without waiting for its body."""
+        server, api = small
+        head = f"PUT /files/big.bin HTTP/1.1\r\nContent-Length: {self.NEVER_SENT}\r\n"
+        with raw_request(api, head, b"\0" * 1000) as sock:
+            self.check_413(*read_response(sock), server, api)
+
+    def test_multipart_refused_by_content_length_with_expect(
+            self, small: tuple[LiveServer, Api]) -> None:
+        """A multipart body over the limit plus the framing allowance: 413, not 100 Continue."""
+        server, api = small
+        head = ("POST /upload HTTP/1.1\r\nExpect: 100-continue\r\n"
+                "Content-Type: multipart/form-data; boundary=B\r\n"
+                f"Content-Length: {self.LIMIT + 70 * 1024}\r\n")
+        with raw_request(api, head) as sock:
+            self.check_413(*read_response(sock), server, api)
 
     def test_multipart_refused_by_content_length(self, small: tuple[LiveServer, Api]) -> None:
-        """A multipart body far over the limit is refused by Content-Length."""
+        """A multipart body declaring far more than the limit is refused without waiting for it."""
         server, api = small
-        data = os.urandom(self.LIMIT + 70 * 1024)
-        response = api.post_parts([("md5", md5_hex(data).encode()), ("file", data, "big.bin")])
-        self.check_413(response, server, api)
+        head = ("POST /upload HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+                f"Content-Length: {self.NEVER_SENT}\r\n")
+        with raw_request(api, head, self.FILE_HEAD + b"\0" * 1000) as sock:
+            self.check_413(*read_response(sock), server, api)
 
-    def test_multipart_refused_while_streaming(self, small: tuple[LiveServer, Api]) -> None:
-        """A file just over the limit inside the multipart allowance is refused while streaming."""
+    def test_multipart_just_over_the_limit_is_refused(self, small: tuple[LiveServer, Api]) -> None:
+        """A file just over the limit inside the multipart allowance is refused by the stream."""
         # Within the multipart allowance, so Content-Length cannot prove it: the stream does.
         server, api = small
         data = os.urandom(self.LIMIT + 1)
         response = api.post_parts([("md5", md5_hex(data).encode()), ("file", data, "big.bin")])
-        self.check_413(response, server, api)
+        self.check_413(response.status_code, response.content, server, api)
+
+    def test_multipart_refused_while_streaming(self, small: tuple[LiveServer, Api]) -> None:
+        """A chunked multipart body whose file part passes the limit and never ends: 413."""
+        server, api = small
+        head = ("POST /upload HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+                "Transfer-Encoding: chunked\r\n")
+        with raw_request(api, head) as sock:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(self.FILE_HEAD), self.FILE_HEAD))
+            send_chunks(sock, self.LIMIT + DRAIN_LIMIT + 1024 * 1024)
+            self.check_413(*read_response(sock), server, api)
 
     def test_chunked_put_refused_while_streaming(self, small: tuple[LiveServer, Api]) -> None:
-        """A chunked PUT is refused as soon as the stream passes the limit."""
+        """A chunked PUT is refused as soon as the stream passes the limit, though it never ends."""
         server, api = small
-        response = api.put("big.bin", (os.urandom(30_000) for _ in range(10)))
-        self.check_413(response, server, api)
+        with raw_request(api, "PUT /files/big.bin HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                         ) as sock:
+            send_chunks(sock, self.LIMIT + DRAIN_LIMIT + 1024 * 1024)
+            self.check_413(*read_response(sock), server, api)

@@ -12,7 +12,8 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── TooLargeError                          413  .max_size
     ├── BadRequestError                        400 and other 4xx
     ├── ServerError                 retryable  5xx  .retry_after
-    │   └── RateLimitedError        retryable  429
+    │   ├── RateLimitedError        retryable  429
+    │   └── InsufficientStorageError           507: the server's disk is full (retrying cannot help)
     ├── ConnectionFailedError (ConnectionError)  retryable  refused, timed out, dropped mid-transfer
     ├── UploadBusyError             retryable  423: another request is writing to that resumable upload  .retry_after
     ├── SourceChangedError          retryable  the local file changed while being uploaded
@@ -34,6 +35,7 @@ __all__ = [
     "BadRequestError",
     "ChecksumMismatchError",
     "ConnectionFailedError",
+    "InsufficientStorageError",
     "InvalidSettingsError",
     "NotFoundError",
     "ProtocolError",
@@ -144,6 +146,12 @@ class ServerError(UpdlError):
 
 class RateLimitedError(ServerError):
     """The server asked the client to slow down (429)."""
+
+
+class InsufficientStorageError(ServerError):
+    """The server has no room for the upload (507); not retried: only freeing space helps."""
+
+    retryable: ClassVar[bool] = False
 
 
 class ConnectionFailedError(UpdlError, ConnectionError):

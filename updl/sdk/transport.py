@@ -28,6 +28,7 @@ from .errors import (
     BadRequestError,
     ChecksumMismatchError,
     ConnectionFailedError,
+    InsufficientStorageError,
     InvalidSettingsError,
     NotFoundError,
     RateLimitedError,
@@ -157,6 +158,8 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
     if status == 429:
         return RateLimitedError(f"the server is rate limiting ({message}); try again later",
                                 retry_after=retry_after, **kwargs)
+    if status == 507:
+        return InsufficientStorageError(message, **kwargs)
     if status >= 500:
         return ServerError(f"server error {status}: {message}; try again later or check the server's log",
                            retry_after=retry_after, **kwargs)
