@@ -198,6 +198,12 @@ class GuardedProtocol(HttpToolsProtocol):
             elif stalled is not None:
                 self._stalled = stalled  # another (pipelined) request's
 
+    def send_400_response(self, msg: str) -> None:
+        """What uvicorn answers a request the parser refuses (a bad ``Content-Length``, a
+        raw non-ASCII byte in the URL), as JSON like every other error."""
+        log.info("%s: unparseable request: %s", self._peer(), msg)
+        self._refuse_head(400, "malformed HTTP request", detail=msg)
+
     def _refuse_head(self, status: int, message: str, **extra: Any) -> None:
         """Answer a request whose head is refused, unless a response is under way."""
         self._disarm()

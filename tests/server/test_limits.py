@@ -20,7 +20,7 @@ import requests
 from updl_server.connections import descriptor_budget
 
 from tests.conftest import wait_for
-from tests.server.support import Api, temp_files
+from tests.server.support import Api, raw_request, read_response, temp_files
 from tests.server.test_robustness import partial_temp_exists, start_raw_put
 from tests.server.test_tus import created, offset_of, patch, staging
 
@@ -207,3 +207,16 @@ def test_each_request_on_a_connection_has_its_own_head_budget(
 ])
 def test_descriptor_budget(soft: int, hard: int, expected: tuple[int, int]) -> None:
     assert descriptor_budget(1000, soft, hard) == expected
+
+
+@pytest.mark.parametrize("head", [
+    "GET /files/\xff HTTP/1.1\r\n",
+    "PUT /files/a HTTP/1.1\r\nContent-Length: abc\r\n",
+    "PUT /files/a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
+], ids=["raw byte in the URL", "Content-Length not a number", "two Content-Lengths"])
+def test_requests_the_parser_refuses_get_a_json_400(api: Api, head: str) -> None:
+    """Even the HTTP parser's refusals carry a JSON body, like every other error."""
+    with raw_request(api, head) as sock:
+        status, body = read_response(sock)
+    assert status == 400
+    assert "error" in json.loads(body)
