@@ -36,7 +36,7 @@ from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, TqdmProgress, tqdm_progress
 from .resume import DownloadKey, ResumeStore
 from .retry import RetryEvent, RetryPolicy, run_with_retries
-from .transport import Transport, file_path
+from .transport import Transport, file_path, json_object, parse_count
 from .tus import TusUpload
 
 __all__ = ["Client"]
@@ -261,7 +261,7 @@ class Client:
         response = self._transport.request(
             "POST", "/upload", data=encoder, headers={"Content-Type": encoder.content_type},
         )
-        info = FileInfo.from_json(response.json())
+        info = FileInfo.from_json(json_object(response))
         sent = reader.hexdigest()
         if info.md5 != sent:
             raise ChecksumMismatchError(
@@ -409,7 +409,7 @@ class Client:
         while True:
             params = {key: value for key, value in (("prefix", prefix), ("cursor", cursor)) if value}
             page = self._retrying(
-                lambda _: self._transport.request("GET", "/files", params=params).json(), what, on_retry)
+                lambda _: json_object(self._transport.request("GET", "/files", params=params)), what, on_retry)
             files = [FileInfo.from_json(item) for item in page.get("files", [])]
             if files and files[0].name in first_names:
                 raise ProtocolError(f"the server's listing repeated a page (starting at {files[0].name!r}); "
@@ -418,6 +418,8 @@ class Client:
             empty_pages = 0 if files else empty_pages + 1
             yield from files
             cursor = page.get("next_cursor")
+            if cursor is not None and not isinstance(cursor, str):
+                raise ProtocolError(f"the server's listing sent a cursor that is not a string: {cursor!r:.40}")
             if not cursor:
                 return
             if cursor in seen_cursors:
@@ -435,7 +437,7 @@ class Client:
     def info(self, name: str, *, on_retry: RetryCallback | None = None) -> FileInfo:
         """Info about one file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""
         return self._retrying(
-            lambda _: FileInfo.from_json(self._transport.request("GET", file_path("info", name)).json()),
+            lambda _: FileInfo.from_json(json_object(self._transport.request("GET", file_path("info", name)))),
             name, on_retry)
 
     def delete(self, name: str, *, on_retry: RetryCallback | None = None) -> None:
@@ -470,11 +472,11 @@ class Client:
             return None
         with response:
             md5 = _expected_md5(response)
-            length = response.headers.get("Content-Length", "")
-            if md5 is None or not length.isdigit():
+            length = parse_count(response.headers.get("Content-Length"))
+            if md5 is None or length is None:
                 raise UpdlError(f"{name}: the server's HEAD answer has no usable ETag or Content-Length",
                                 response=response)
-            return FileInfo(name=name, size=int(length), md5=md5,
+            return FileInfo(name=name, size=length, md5=md5,
                             created=_header_time(response.headers.get("Last-Modified"))
                             or datetime.now(timezone.utc))
 

@@ -55,7 +55,7 @@ from .hashing import CHUNK_SIZE, HashingWriter
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DownloadEntry, DownloadKey, ResumeStore
-from .transport import translate
+from .transport import parse_count, translate
 
 __all__ = ["PartFile", "ResumableDownload", "expected_md5", "expected_total", "header_time", "receive_body"]
 
@@ -394,4 +394,4 @@ def _total(response: requests.Response) -> int | None:
         total = response.headers.get("Content-Range", "").rpartition("/")[2]
     else:
         total = response.headers.get("Content-Length", "")
-    return int(total) if total.isdigit() else None
+    return parse_count(total)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .errors import ProtocolError
+
 __all__ = ["FileInfo", "format_time", "parse_time"]
 
 
@@ -36,15 +38,21 @@ class FileInfo:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileInfo:
-        """Build from the API's FileInfo object."""
-        last = data.get("last_accessed")
-        return cls(
-            name=str(data["name"]),
-            size=int(data["size"]),
-            md5=str(data["md5"]).lower(),
-            created=parse_time(data["created"]),
-            last_accessed=parse_time(last) if last else None,
-        )
+        """Build from the API's FileInfo object; :class:`~updl.sdk.errors.ProtocolError` if malformed."""
+        try:
+            last = data.get("last_accessed")
+            size = data["size"]
+            if type(size) is not int or size < 0:  # a JSON number; not a bool, "12" or "²"
+                raise ValueError(f"size {size!r}")
+            return cls(
+                name=str(data["name"]),
+                size=size,
+                md5=str(data["md5"]).lower(),
+                created=parse_time(data["created"]),
+                last_accessed=parse_time(last) if last else None,
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"the server sent a malformed file record ({exc})") from exc
 
     def to_json(self) -> dict[str, Any]:
         """The API's FileInfo object (JSON-ready)."""

@@ -31,6 +31,7 @@ from .errors import (
     InsufficientStorageError,
     InvalidSettingsError,
     NotFoundError,
+    ProtocolError,
     RateLimitedError,
     ServerError,
     TooLargeError,
@@ -38,7 +39,11 @@ from .errors import (
     UploadBusyError,
 )
 
-__all__ = ["Transport", "build_session", "file_path", "parse_retry_after", "translate"]
+__all__ = ["Transport", "build_session", "file_path", "json_object", "parse_count", "parse_retry_after",
+           "translate"]
+
+#: Digits in a count a server may send (2**63 - 1 has 19): more is no size, only an attack.
+MAX_COUNT_DIGITS = 19
 
 TOKEN_HINT = ("run `updl-server add-user NAME` on the server to get one "
               "and pass it with --token or UPDL_TOKEN")
@@ -62,13 +67,38 @@ def file_path(route: str, name: str) -> str:
     return f"/{route}/{quote(name, safe='/')}"
 
 
+def json_object(response: requests.Response) -> dict[str, Any]:
+    """The response's JSON object; :class:`ProtocolError` if the body is not one (not an updl server?)."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"the server at {response.url} did not answer with updl's JSON; "
+                            "check that --url / UPDL_URL points at an updl server", response=response)
+    return data
+
+
+def parse_count(value: str | None) -> int | None:
+    """A non-negative count from a header (``Content-Length``, ``Upload-Offset``, ...), or None.
+
+    Only ASCII digits, at most :data:`MAX_COUNT_DIGITS` of them: ``str.isdigit``
+    also takes ``²`` (which ``int`` refuses) and ``int`` refuses over 4300 digits.
+    """
+    value = (value or "").strip()
+    if not value or len(value) > MAX_COUNT_DIGITS or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent/invalid."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = parse_count(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -73,7 +73,7 @@ from .hashing import CHUNK_SIZE, FileState, file_state
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DEFAULT_UPLOAD_TTL, ResumeStore, UploadEntry, UploadKey
-from .transport import Transport
+from .transport import Transport, parse_count
 
 __all__ = ["TUS_VERSION", "TusUpload"]
 
@@ -298,11 +298,11 @@ class TusUpload:
         """The server's offset and, for a completed upload, the file it stored."""
         response = self._transport.request("HEAD", entry.url, headers=self._headers())
         with response:
-            offset = response.headers.get("Upload-Offset", "")
-            if not offset.isdigit():
+            offset = parse_count(response.headers.get("Upload-Offset"))
+            if offset is None:
                 raise UpdlError(f"{self._name}: the server's HEAD answer has no Upload-Offset",
                                 response=response)
-            return int(offset), self._stored(response, int(offset))
+            return offset, self._stored(response, offset)
 
     def _patch(self, entry: UploadEntry, chunk: _Chunk, attempt: int,
                final: bool) -> FileInfo | None:
@@ -332,8 +332,8 @@ class TusUpload:
             raise
         with response:
             new_offset = response.headers.get("Upload-Offset", "")
-            if not new_offset.isdigit() or int(new_offset) != chunk.end:
-                raise UpdlError(f"{self._name}: the server answered Upload-Offset {new_offset!r} "
+            if parse_count(new_offset) != chunk.end:
+                raise UpdlError(f"{self._name}: the server answered Upload-Offset {new_offset[:40]!r} "
                                 f"after {chunk.end} bytes", response=response)
             return self._stored(response, chunk.end) if final else None
 
