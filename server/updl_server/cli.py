@@ -116,7 +116,8 @@ def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
         try:
             import boto3  # noqa: F401 - only to fail early with advice
         except ImportError:
-            raise click.ClickException("S3 storage needs boto3: pip install 'updl-server[s3]'"
+            raise click.ClickException("S3 storage needs boto3: pip install './server[s3]' "
+                                       "(in a checkout of the updl repository)"
                                        ) from None
     config = ServerConfig(data_dir=data_dir, db_url=db_url, max_size=max_size, host=host,
                           port=port, log_level=log_level.lower(), s3=storage,
