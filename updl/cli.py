@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -81,14 +81,80 @@ class Options:
         click.echo(json_line(data))
 
 
-class UpdlGroup(click.Group):
+# The global options: defined once, accepted before the subcommand and after it (``updl ls --json``,
+# ``updl put f -q``). Each is added to the group and to every subcommand; its callback writes
+# into the one Options object, so a value given after the subcommand overrides one given before.
+GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--url",), {"metavar": "URL", "help": "Server URL [env UPDL_URL; default http://127.0.0.1:8000]."}),
+    (("--token",), {"metavar": "TOKEN", "help": "API token [env UPDL_TOKEN]."}),
+    (("--profile",), {"metavar": "NAME",
+                      "help": "Config file profile [env UPDL_PROFILE; default 'default']."}),
+    (("--json",), {"is_flag": True, "help": "Print one JSON object per result on stdout."}),
+    (("-q", "--quiet"), {"is_flag": True, "help": "No progress, status or retry lines; errors only."}),
+    (("--debug",), {"is_flag": True, "help": "Show tracebacks and HTTP/retry logs [env UPDL_DEBUG=1]."}),
+]
+
+
+def _options_of(ctx: click.Context) -> Options:
+    """The one :class:`Options` of this invocation, kept on the root context (made on first use)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Options):
+        root.obj = Options(env=root.obj if isinstance(root.obj, Environment) else Environment())
+    return root.obj
+
+
+def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Record a global option given on the command line (wherever it was)."""
+    if value is not None and value is not False:
+        setattr(_options_of(ctx), str(param.name), value)
+        if param.name == "debug":
+            _enable_debug()
+    return value
+
+
+def _enable_debug() -> None:
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="updl: debug: %(name)s: %(message)s")
+
+
+class _GlobalOptions(click.Command):
+    """Adds :data:`GLOBAL_OPTIONS` to a command's own parameters."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(click.Option(decls, expose_value=False, callback=_set_global, **attrs)
+                           for decls, attrs in GLOBAL_OPTIONS)
+
+
+class UpdlCommand(_GlobalOptions):
+    """Every ``updl`` subcommand: its own options plus the global ones."""
+
+
+# Names people type from other tools, and the updl command they mean.
+ALIASES = {"upload": "put", "download": "get", "delete": "rm", "remove": "rm", "list": "ls", "cp": "put"}
+
+
+class UpdlGroup(_GlobalOptions, click.Group):
     """Turns any exception from a command into one ``updl: error:`` line and an exit code."""
+
+    command_class = UpdlCommand
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                          list[str]]:
+        """Click's lookup, plus a pointer to the updl name for ``upload``/``download``/``delete``/``list``."""
+        name = click.utils.make_str(args[0]) if args else None
+        if name in ALIASES and self.get_command(ctx, name) is None:
+            ctx.fail(f"no such command {name!r}; did you mean 'updl {ALIASES[name]}'?")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # now, so a closed pipe is noticed here rather than at exit
+            return result
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            _stdout_closed()
         except (Exception, KeyboardInterrupt) as exc:  # the CLI's last line of defence
             options = ctx.find_object(Options)
             debug = (options.debug if options else False) or os.environ.get("UPDL_DEBUG") == "1"
@@ -101,30 +167,39 @@ class UpdlGroup(click.Group):
             raise click.exceptions.Exit(int(code)) from None
 
 
+def _stdout_closed() -> NoReturn:
+    """The reader of stdout went away (``updl ls | head -1``): stop quietly, as coreutils do.
+
+    Python's advice ("Note on SIGPIPE" in the signal docs): point stdout at devnull so the
+    interpreter's final flush does not fail again. Exit 141 (128 + SIGPIPE) is the status a shell
+    shows for ``cat`` killed the same way; restoring SIG_DFL instead would also kill updl on a
+    server socket's EPIPE.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind stdout (a test's buffer)
+        pass
+    raise click.exceptions.Exit(int(ExitCode.BROKEN_PIPE))
+
+
 @click.group(cls=UpdlGroup, epilog=epilog(), context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", metavar="URL", help="Server URL [env UPDL_URL; default http://127.0.0.1:8000].")
-@click.option("--token", metavar="TOKEN", help="API token [env UPDL_TOKEN].")
-@click.option("--profile", metavar="NAME", help="Config file profile [env UPDL_PROFILE; default 'default'].")
-@click.option("--json", "json_output", is_flag=True, help="Print one JSON object per result on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress, status or retry lines; errors only.")
-@click.option("--debug", is_flag=True, help="Show tracebacks and HTTP/retry logs [env UPDL_DEBUG=1].")
 @click.version_option(__version__, "--version", prog_name="updl")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, token: str | None, profile: str | None,
-        json_output: bool, quiet: bool, debug: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """Integrity-first file transfer: every upload and download is MD5-verified.
 
     Settings come from flags, then UPDL_URL / UPDL_TOKEN / UPDL_PROFILE, then
     the config file (UPDL_CONFIG, or config.toml in the user config dir,
     one [profile] table each with url, token, retries, timeout), then defaults.
+    The global options (--url, --token, --profile, --json, --quiet, --debug)
+    go before or after the command.
     """
-    debug = debug or os.environ.get("UPDL_DEBUG") == "1"
-    if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="updl: debug: %(name)s: %(message)s")
-    env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
-    ctx.obj = Options(url=url, token=token, profile=profile, json=json_output, quiet=quiet, debug=debug,
-                      env=env)
+    options = _options_of(ctx)
+    if os.environ.get("UPDL_DEBUG") == "1" and not options.debug:
+        options.debug = True
+        _enable_debug()
 
 
 pass_options = click.make_pass_decorator(Options)
@@ -423,4 +498,10 @@ def rm(options: Options, names: tuple[str, ...]) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="updl")
+    try:
+        cli(prog_name="updl")
+    except BrokenPipeError:  # raised outside a command, e.g. by the final flush of --help output
+        try:
+            _stdout_closed()
+        except click.exceptions.Exit as exit_:
+            sys.exit(exit_.exit_code)

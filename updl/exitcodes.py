@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     NO_FILES = 7
     PARTIAL_FAILURE = 8
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
 
 def _os_error(exc: BaseException) -> str:
@@ -89,6 +90,7 @@ def epilog() -> str:
     for _, kind, _, text in ERRORS:
         seen.setdefault(int(kind), []).append(text)
     seen.setdefault(int(ExitCode.USAGE), []).insert(0, "usage error")
+    seen[int(ExitCode.BROKEN_PIPE)] = ["stdout was closed early (e.g. piped into head); updl stopped quietly"]
     for number in sorted(seen):
         lines.append(f"  {number:>3}  {'; '.join(seen[number])}")
     return "\n".join(lines)
