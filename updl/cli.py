@@ -73,12 +73,17 @@ class Options:
         if self.quiet:
             return QuietView()
         if stderr.isatty():
-            return RichView(Console(file=stderr), clock=self.env.clock)
+            return RichView(Console(file=stderr), clock=self.env.clock,
+                            stdout_on_terminal=sys.stdout.isatty())
         return PlainView(stderr, clock=self.env.clock)
 
     def emit(self, data: dict[str, Any]) -> None:
         """One ``--json`` result line on stdout."""
         click.echo(json_line(data))
+
+    def report(self, verb: str, files: int) -> BatchReport:
+        """How to report a batch of ``files`` transfers (``verb``: uploaded or downloaded)."""
+        return BatchReport(self.view(), self.json, verb, files, clock=self.env.clock, quiet=self.quiet)
 
 
 # The global options: defined once, accepted before the subcommand and after it (``updl ls --json``,
@@ -271,7 +276,7 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
         if manifest or skip_existing or dry_run:
             raise click.UsageError("standard input ('-') cannot be combined with --manifest, "
                                    "--skip-existing or --dry-run")
-    report = BatchReport(options.view(), options.json, "uploaded", 1, clock=options.env.clock)
+    report = options.report("uploaded", 1)
     if files == ("-",):
         _put_stdin(options, report, join_prefix(prefix, name or "-"), retries)
         return
@@ -309,12 +314,13 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
 def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | None) -> None:
     """``put - --name NAME``: one upload from standard input, reported like any batch."""
     view = report.view
+    started = options.env.clock()
     try:
         view.begin(name, "uploading")
         info = options.client().upload(sys.stdin.buffer, name, on_progress=view.progress,
                                        on_retry=view.retry, retries=retries)
         outcome = Outcome(Task(name, Path("-"), name, info.size), "uploaded", size=info.size, md5=info.md5,
-                          attempts=1, info=info)
+                          attempts=1, seconds=options.env.clock() - started, info=info)
         report.outcome(outcome)
         report.summary([outcome])
     finally:
@@ -354,26 +360,28 @@ def get(options: Options, names: tuple[str, ...], output: str | None, prefix: st
         _get_names(options, names, Path(output or "."), jobs, retries)
         return
     name = names[0]
-    client = options.client()
-    view = options.view()
+    if output == "-":
+        _get_stdout(options, name, retries)
+        return
     basename = name.rsplit("/", 1)[-1]
+    dest = Path(output) if output else Path(basename)
+    if dest.is_dir():
+        dest = dest / basename
+    # One file is a batch of one: the same result line, --json record and summary as any batch.
+    _download_all(options.client(), options.report("downloaded", 1), [Task(name, dest, basename)], [], 1,
+                  retries)
+
+
+def _get_stdout(options: Options, name: str, retries: int | None) -> None:
+    """``get NAME -o -``: the bytes on stdout, so no result line or record can go there."""
+    if options.json:
+        raise click.UsageError("--json cannot be combined with -o -")
+    view = options.view()
     try:
         view.begin(name, "downloading")
-        if output == "-":
-            if options.json:
-                raise click.UsageError("--json cannot be combined with -o -")
-            info = client.download(name, sys.stdout.buffer, on_progress=view.progress,
-                                   on_retry=view.retry, retries=retries)
-            view.done(info, "downloaded", "stdout")
-            return
-        dest = Path(output) if output else Path(basename)
-        if dest.is_dir():
-            dest = dest / basename
-        info = client.download(name, dest, on_progress=view.progress, on_retry=view.retry,
-                               retries=retries)
-        view.done(info, "downloaded", str(dest))
-        if options.json:
-            options.emit({**info.to_json(), "path": str(dest)})
+        info = options.client().download(name, sys.stdout.buffer, on_progress=view.progress,
+                                         on_retry=view.retry, retries=retries)
+        view.done(info, "downloaded", "stdout")
     finally:
         view.close()
 
@@ -385,7 +393,7 @@ def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: in
         raise click.UsageError(f"-o {out_dir}: with several NAMEs, -o must be an existing directory")
     client = options.client()
     tasks, decided = plan_named_downloads(client, names, out_dir)
-    report = BatchReport(options.view(), options.json, "downloaded", len(names), clock=options.env.clock)
+    report = options.report("downloaded", len(names))
     _download_all(client, report, tasks, decided, jobs, retries)
 
 
@@ -396,8 +404,7 @@ def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | No
     client = options.client()
     tasks, decided = plan_downloads(client.iter_files(normalize_prefix(prefix) or None), prefix, out_dir,
                                     entries)
-    report = BatchReport(options.view(), options.json, "downloaded", len(tasks) + len(decided),
-                         clock=options.env.clock)
+    report = options.report("downloaded", len(tasks) + len(decided))
     if not tasks and not decided:
         report.no_files(if_no_files, f"nothing on the server below {normalize_prefix(prefix)!r}")
         return
@@ -484,16 +491,12 @@ def info(options: Options, name: str) -> None:
 def rm(options: Options, names: tuple[str, ...]) -> None:
     """Delete NAME(s). Stops at the first failure."""
     client = options.client()
-    view = options.view()
-    try:
-        for name in names:
-            client.delete(name)
-            if options.json:
-                options.emit({"name": name, "deleted": True})
-            else:
-                view.note(f"deleted {name}")
-    finally:
-        view.close()
+    for name in names:
+        client.delete(name)
+        if options.json:
+            options.emit({"name": name, "deleted": True})
+        elif not options.quiet:
+            click.echo(f"deleted {name}")  # a result: stdout
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 Three transfer views share one small interface (:class:`TransferView`):
 rich bars on a terminal, plain throttled lines in a log (no carriage
-returns), and nothing at all with ``--quiet``. Batches (``--jobs N``) call the
+returns), and nothing at all with ``--quiet``. Views write to stderr only;
+results (a line per file, the summary) go to stdout through
+:mod:`updl.reporting`, so ``updl put ... > results.txt`` keeps just them. Batches (``--jobs N``) call the
 views from worker threads, so every view serialises its methods with a lock;
 on a terminal a batch also gets one overall bar.
 """
@@ -41,6 +43,7 @@ __all__ = [
     "human_size",
     "info_lines",
     "json_line",
+    "result_line",
 ]
 
 PREFIX = "updl: "
@@ -105,7 +108,8 @@ def _retry_text(event: RetryEvent) -> str:
             f"{event.max_attempts}) in {event.delay:.1f}s")
 
 
-def _done_text(verb: str, info: FileInfo, elapsed: float, dest: str | None) -> str:
+def result_line(verb: str, info: FileInfo, elapsed: float, dest: str | None) -> str:
+    """The human result line of one transfer (printed on stdout)."""
     where = f" to {dest}" if dest else ""
     return f"{verb} {info.name}{where} {human_size(info.size)} in {elapsed:.1f}s, md5 {info.md5}"
 
@@ -123,7 +127,7 @@ class TransferView(Protocol):
         """An SDK retry event."""
 
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
-        """The transfer finished; ``verb`` is ``uploaded`` or ``downloaded``."""
+        """The transfer finished; ``verb`` is ``uploaded`` or ``downloaded`` (its result line is not the view's)."""
 
     def note(self, message: str) -> None:
         """A status line (e.g. ``deleted NAME``)."""
@@ -132,7 +136,7 @@ class TransferView(Protocol):
         """A batch of ``files`` files, ``total`` bytes, is about to start."""
 
     def skipped(self, name: str, size: int | None, reason: str) -> None:
-        """``name`` is not transferred (e.g. unchanged on the server)."""
+        """``name`` is not transferred (e.g. unchanged on the server); its result line is not the view's."""
 
     def failed(self, name: str, message: str) -> None:
         """The transfer of ``name`` failed; the batch goes on."""
@@ -213,9 +217,7 @@ class PlainView:
 
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
         with self._lock:
-            transfer = self._transfers.pop(info.name, None)
-            elapsed = self.clock() - transfer.started if transfer else 0.0
-            self._line(_done_text(verb, info, elapsed, dest))
+            self._transfers.pop(info.name, None)
 
     def note(self, message: str) -> None:
         self._line(message)
@@ -224,7 +226,7 @@ class PlainView:
         pass  # a log needs no overall bar: the summary line says it all
 
     def skipped(self, name: str, size: int | None, reason: str) -> None:
-        self._line(f"skipped {name} ({reason})")
+        pass  # nothing was in progress; the result line says it
 
     def failed(self, name: str, message: str) -> None:
         with self._lock:
@@ -239,7 +241,11 @@ class PlainView:
 class RichView:
     """For a terminal: one rich bar per file on stderr, status lines above the bars; a batch adds an overall bar."""
 
-    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic,
+                 stdout_on_terminal: bool = False) -> None:
+        """``stdout_on_terminal``: stdout is a terminal too, so result lines written there while the
+        bars are drawn must be printed above them (rich's redirect); when stdout is a file or pipe
+        they must go straight there, not onto the terminal."""
         self.console = console
         self.clock = clock
         self._progress = Progress(
@@ -249,6 +255,7 @@ class RichView:
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=console,
+            redirect_stdout=stdout_on_terminal,
         )
         self._tasks: dict[str, tuple[TaskID, float]] = {}
         self._started = False
@@ -300,14 +307,12 @@ class RichView:
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
         with self._lock:
             entry = self._tasks.pop(info.name, None)
-            elapsed = self.clock() - entry[1] if entry else 0.0
             if entry is not None:
                 if self._overall is not None:
                     self._progress.remove_task(entry[0])  # a batch keeps only running bars
                 else:
                     self._progress.update(entry[0], completed=info.size, total=info.size)
             self._set_overall(info.name, info.size)
-            self._print(_done_text(verb, info, elapsed, dest))
 
     def note(self, message: str) -> None:
         with self._lock:
@@ -316,7 +321,6 @@ class RichView:
     def skipped(self, name: str, size: int | None, reason: str) -> None:
         with self._lock:
             self._set_overall(name, size or 0)
-            self._print(f"skipped {name} ({reason})")
 
     def failed(self, name: str, message: str) -> None:
         with self._lock:

@@ -58,12 +58,11 @@ def test_put_ok_plain_progress(server: responses.RequestsMock, source: Path) -> 
     server.post(UPLOAD, json=file_info("app.tar.gz", DATA))
     result = run("put", str(source))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""
     assert "\r" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert lines[0] == "updl: uploading app.tar.gz (250.0 kB)"
-    assert lines[-1] == f"updl: uploaded app.tar.gz 250.0 kB in 0.0s, md5 {hashlib.md5(DATA).hexdigest()}"
-    assert len(lines) == 2
+    assert result.stderr.splitlines() == ["updl: uploading app.tar.gz (250.0 kB)"]  # progress: stderr
+    # The result: stdout.
+    assert re.fullmatch(rf"uploaded app.tar.gz 250.0 kB in \d+\.\ds, md5 {hashlib.md5(DATA).hexdigest()}\n",
+                        result.stdout)
 
 
 def test_put_json_and_quiet(server: responses.RequestsMock, source: Path, tmp_path: Path) -> None:
@@ -132,9 +131,10 @@ def test_get_ok_default_destination(server: responses.RequestsMock, tmp_path: Pa
     result = run("--json", "get", "build/app.bin")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "app.bin").read_bytes() == DATA
-    row = json.loads(result.stdout)
+    row, summary = (json.loads(line) for line in result.stdout.splitlines())
     assert row["md5"] == hashlib.md5(DATA).hexdigest() and row["path"] == "app.bin"
-    assert "updl: downloaded build/app.bin to app.bin" in result.stderr
+    assert summary["summary"]["downloaded"] == 1
+    assert "updl: downloading build/app.bin" in result.stderr
 
 
 def test_ls_table_and_json(server: responses.RequestsMock) -> None:
@@ -209,10 +209,9 @@ def test_plain_view_emits_at_most_one_line_per_interval() -> None:
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
     assert lines[0] == "updl: uploading big (10.0 MB)"
-    progress = lines[1:-1]
+    progress = lines[1:]  # the result line is the report's, on stdout
     assert len(progress) == 4  # at 5, 10, 15, 20 s
     assert progress[0] == "updl: big 25% 2.5/10.0 MB"
-    assert lines[-1].startswith("updl: uploaded big 10.0 MB in 20.9s, md5 ")
 
 
 def test_human_size() -> None:
