@@ -330,9 +330,10 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
 @cli.command()
 @click.argument("names", metavar="[NAME]...", nargs=-1)
 @click.option("-o", "--output", metavar="PATH",
-              help="Where to write: a file, a directory (gets the base name), or '-' for stdout "
-                   "[default: ./<base name of NAME>]; with several NAMEs or --prefix, the directory "
-                   "to fill [default: .].")
+              help="Where to write: a file, a directory (gets the base name; a trailing '/' means a "
+                   "directory, created if missing), or '-' for stdout [default: ./<base name of NAME>]; "
+                   "with several NAMEs or --prefix, the directory to fill, created if missing "
+                   "[default: .].")
 @click.option("--prefix", metavar="PREFIX",
               help="Download every file below PREFIX/, recreating the paths below it in the -o directory.")
 @click.option("--manifest", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
@@ -365,6 +366,8 @@ def get(options: Options, names: tuple[str, ...], output: str | None, prefix: st
         return
     basename = name.rsplit("/", 1)[-1]
     dest = Path(output) if output else Path(basename)
+    if output is not None and output.endswith(("/", os.sep)):
+        dest.mkdir(parents=True, exist_ok=True)  # a trailing slash means a directory, as in cp and rsync
     if dest.is_dir():
         dest = dest / basename
     # One file is a batch of one: the same result line, --json record and summary as any batch.
@@ -389,8 +392,7 @@ def _get_stdout(options: Options, name: str, retries: int | None) -> None:
 def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: int,
                retries: int | None) -> None:
     """``get NAME NAME...``: each into ``out_dir/<base name>``, reported like any batch."""
-    if not out_dir.is_dir():
-        raise click.UsageError(f"-o {out_dir}: with several NAMEs, -o must be an existing directory")
+    out_dir.mkdir(parents=True, exist_ok=True)  # with several NAMEs -o can only be a directory
     client = options.client()
     tasks, decided = plan_named_downloads(client, names, out_dir)
     report = options.report("downloaded", len(names))
