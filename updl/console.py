@@ -21,15 +21,16 @@ from typing import IO, Any, Protocol
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
+from .sdk.config import format_size
 from .sdk.models import FileInfo, format_time
 from .sdk.progress import ProgressEvent
 from .sdk.retry import RetryEvent
@@ -50,20 +51,12 @@ PREFIX = "updl: "
 
 
 def human_size(size: int | None, unit_of: int | None = None) -> str:
-    """Decimal size, e.g. ``5.2 MB``; ``unit_of`` picks the unit from another number (for ``2.0/5.0 MB``)."""
-    if size is None:
-        return "?"
-    reference = size if unit_of is None else unit_of
-    if reference < 1000:
-        return f"{size} B"
-    for exponent, unit in enumerate(("kB", "MB", "GB", "TB", "PB"), start=1):
-        if reference < 1000 ** (exponent + 1) or unit == "PB":
-            return f"{size / 1000 ** exponent:.1f} {unit}"
-    raise AssertionError("unreachable")
+    """:func:`~updl.sdk.config.format_size` (binary units, e.g. ``5.0 MiB``), or ``?`` for an unknown size."""
+    return "?" if size is None else format_size(size, unit_of)
 
 
 def _size_pair(done: int, total: int) -> str:
-    """``2.0/5.0 MB``: both in the unit of the total."""
+    """``2.0/5.0 MiB``: both in the unit of the total."""
     whole = human_size(total)
     number, _, unit = whole.partition(" ")
     part = human_size(done, unit_of=total).partition(" ")[0]
@@ -101,6 +94,11 @@ def info_lines(info: FileInfo) -> list[str]:
         f"created:       {format_time(info.created)}",
         f"last accessed: {accessed}",
     ]
+
+
+def _resuming(event: ProgressEvent) -> str:
+    """``resuming at 12.0 MiB``: a transfer's first event past 0 means an earlier run's bytes count."""
+    return f"resuming at {human_size(event.transferred)}"
 
 
 def _retry_text(event: RetryEvent) -> str:
@@ -199,7 +197,8 @@ class PlainView:
         if not transfer.announced:
             # The first event carries the size (a download learns it from the response).
             size = f" ({human_size(event.total)})" if event.total is not None else ""
-            self._line(f"{transfer.verb} {event.name}{size}")
+            resumed = f", {_resuming(event)}" if event.transferred > 0 else ""
+            self._line(f"{transfer.verb} {event.name}{size}{resumed}")
             transfer.announced = True
             transfer.last_line = now
             return
@@ -238,6 +237,23 @@ class PlainView:
             self._transfers.clear()
 
 
+class _SizeColumn(ProgressColumn):
+    """``2.0/5.0 MiB`` in updl's one size format (rich's own column counts in 1000s)."""
+
+    def render(self, task: Any) -> Text:
+        done = int(task.completed)
+        text = _size_pair(done, int(task.total)) if task.total is not None else human_size(done)
+        return Text(text, style="progress.download")
+
+
+class _SpeedColumn(ProgressColumn):
+    """``12.3 MiB/s``, in the same units as the sizes."""
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("?" if speed is None else f"{human_size(int(speed))}/s", style="progress.data.speed")
+
+
 class RichView:
     """For a terminal: one rich bar per file on stderr, status lines above the bars; a batch adds an overall bar."""
 
@@ -251,8 +267,8 @@ class RichView:
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            _SizeColumn(),
+            _SpeedColumn(),
             TimeRemainingColumn(),
             console=console,
             redirect_stdout=stdout_on_terminal,
@@ -262,6 +278,7 @@ class RichView:
         self._lock = threading.RLock()
         self._overall: TaskID | None = None
         self._positions: dict[str, int] = {}
+        self._fresh: set[str] = set()  # begun, no progress event yet
 
     def _start(self) -> None:
         if not self._started:
@@ -291,10 +308,15 @@ class RichView:
             self._start()
             task = self._progress.add_task(name, total=None)
             self._tasks[name] = (task, self.clock())
+            self._fresh.add(name)
 
     def progress(self, event: ProgressEvent) -> None:
         with self._lock:
             entry = self._tasks.get(event.name)
+            if event.name in self._fresh:
+                self._fresh.discard(event.name)
+                if event.transferred > 0:
+                    self._print(f"{event.name}: {_resuming(event)}")
             if entry is not None:
                 # Absolute: a retry sets the bar back to 0.
                 self._progress.update(entry[0], completed=event.transferred, total=event.total)

@@ -52,7 +52,8 @@ def _attempts(exc: BaseException) -> str:
 
 # Ordered, most specific first: the first entry whose type matches wins.
 ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str], str]] = [
-    (KeyboardInterrupt, ExitCode.INTERRUPTED, lambda e: "interrupted", "interrupted (Ctrl-C)"),
+    (KeyboardInterrupt, ExitCode.INTERRUPTED, lambda e: "interrupted; run the same command again to resume",
+     "interrupted (Ctrl-C)"),
     (AuthenticationError, ExitCode.AUTHENTICATION, str, "the server rejected the token, or none was given"),
     (NotFoundError, ExitCode.NOT_FOUND, str, "no such file on the server"),
     (MissingFilesError, ExitCode.NOT_FOUND, str, "files a manifest lists are missing"),

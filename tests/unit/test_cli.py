@@ -59,9 +59,9 @@ def test_put_ok_plain_progress(server: responses.RequestsMock, source: Path) -> 
     result = run("put", str(source))
     assert result.exit_code == 0, result.stderr
     assert "\r" not in result.stderr
-    assert result.stderr.splitlines() == ["updl: uploading app.tar.gz (250.0 kB)"]  # progress: stderr
+    assert result.stderr.splitlines() == ["updl: uploading app.tar.gz (244.1 KiB)"]  # progress: stderr
     # The result: stdout.
-    assert re.fullmatch(rf"uploaded app.tar.gz 250.0 kB in \d+\.\ds, md5 {hashlib.md5(DATA).hexdigest()}\n",
+    assert re.fullmatch(rf"uploaded app.tar.gz 244.1 KiB in \d+\.\ds, md5 {hashlib.md5(DATA).hexdigest()}\n",
                         result.stdout)
 
 
@@ -143,7 +143,7 @@ def test_ls_table_and_json(server: responses.RequestsMock) -> None:
     server.get(URL + "/files", json=page)
     table = run("ls")
     assert table.exit_code == 0
-    assert "build/a.bin" in table.stdout and "250.0 kB" in table.stdout
+    assert "build/a.bin" in table.stdout and "244.1 KiB" in table.stdout
     assert hashlib.md5(DATA).hexdigest() in table.stdout and "2026-11-27 21:42:47Z" in table.stdout
     as_json = run("--json", "ls", "build/")
     assert [json.loads(line)["name"] for line in as_json.stdout.splitlines()] == ["build/a.bin", "b"]
@@ -168,7 +168,7 @@ def test_interrupt_exit_130(server: responses.RequestsMock, source: Path) -> Non
     server.add_callback(responses.POST, UPLOAD, callback=interrupt)
     result = run("put", str(source))
     assert result.exit_code == 130
-    assert error_line(result) == "updl: error: interrupted"
+    assert error_line(result) == "updl: error: interrupted; run the same command again to resume"
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
@@ -208,12 +208,13 @@ def test_plain_view_emits_at_most_one_line_per_interval() -> None:
     view.done(FileInfo("big", total, "0" * 32, created=__import__("datetime").datetime.now()), "uploaded")
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
-    assert lines[0] == "updl: uploading big (10.0 MB)"
+    assert lines[0] == "updl: uploading big (9.5 MiB)"
     progress = lines[1:]  # the result line is the report's, on stdout
     assert len(progress) == 4  # at 5, 10, 15, 20 s
-    assert progress[0] == "updl: big 25% 2.5/10.0 MB"
+    assert progress[0] == "updl: big 25% 2.4/9.5 MiB"
 
 
 def test_human_size() -> None:
     assert human_size(0) == "0 B" and human_size(999) == "999 B"
-    assert human_size(5_242_880) == "5.2 MB" and human_size(1_500_000_000) == "1.5 GB"
+    assert human_size(5_242_880) == "5.0 MiB" and human_size(1_500_000_000) == "1.4 GiB"
+    assert human_size(1023) == "1023 B" and human_size(1024) == "1.0 KiB"

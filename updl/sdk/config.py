@@ -40,7 +40,9 @@ __all__ = [
     "DEFAULT_URL",
     "Settings",
     "default_config_path",
+    "format_size",
     "load_settings",
+    "parse_size",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -83,6 +85,26 @@ def parse_size(value: int | str) -> int:
     digits, unit, binary, _ = match.groups()
     powers = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
     return int(digits) * (1024 if binary else 1000) ** powers[unit.lower()]
+
+
+_IEC_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def format_size(size: int, unit_of: int | None = None) -> str:
+    """``size`` bytes for people, in binary (IEC) units: ``1023 B``, ``20.0 MiB``, ``1.5 GiB``.
+
+    The one size format of updl (CLI lines, bars, the SDK's tqdm bar, error messages): binary
+    because sizes people configure are (``64MiB`` chunks, ``10GiB`` limits), and a limit of
+    1048576 bytes must read ``1.0 MiB``, not ``1.0 MB``. ``unit_of`` takes the unit from another
+    number, for ``2.0/5.0 MiB``.
+    """
+    reference = size if unit_of is None else unit_of
+    if reference < 1024:
+        return f"{size} B"
+    for exponent, unit in enumerate(_IEC_UNITS, start=1):
+        if reference < 1024 ** (exponent + 1) or unit == _IEC_UNITS[-1]:
+            return f"{size / 1024 ** exponent:.1f} {unit}"
+    raise AssertionError("unreachable")
 
 
 def _check_size(value: Any, key: str, source: str, minimum: int) -> int:

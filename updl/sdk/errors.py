@@ -14,6 +14,7 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── ServerError                 retryable  5xx  .retry_after
     │   └── RateLimitedError        retryable  429
     ├── ConnectionFailedError (ConnectionError)  retryable  refused, timed out, dropped mid-transfer
+    │   └── TlsError                           TLS handshake failed (e.g. https:// to a plain-HTTP server)
     ├── UploadBusyError             retryable  423: another request is writing to that resumable upload
     ├── SourceChangedError                     the local file shrank while being uploaded
     └── InvalidSettingsError                   bad URL, config file or profile
@@ -36,6 +37,7 @@ __all__ = [
     "RateLimitedError",
     "ServerError",
     "SourceChangedError",
+    "TlsError",
     "TooLargeError",
     "UpdlError",
     "UploadBusyError",
@@ -145,6 +147,15 @@ class ConnectionFailedError(UpdlError, ConnectionError):
     """The server could not be reached, did not answer in time, or the connection broke."""
 
     retryable: ClassVar[bool] = True
+
+
+class TlsError(ConnectionFailedError):
+    """The TLS handshake failed: ``https://`` to a plain-HTTP server, or a certificate not trusted.
+
+    Not retryable: the next attempt would meet the same server and certificate.
+    """
+
+    retryable: ClassVar[bool] = False
 
 
 class InvalidSettingsError(UpdlError):
