@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from .sdk.batch_download import download_batch, plan_downloads, plan_named_downl
 from .sdk.batch_upload import plan_uploads, upload_batch
 from .sdk.client import Client
 from .sdk.config import load_settings, parse_size
+from .sdk.errors import ConfigWarning
 from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from .sdk.models import FileInfo
 from .sdk.selection import has_magic, join_prefix, normalize_prefix, select_files
@@ -60,7 +62,14 @@ class Options:
     def client(self) -> Client:
         """The SDK client for these options (settings resolved once, here)."""
         if self._client is None:
-            settings = load_settings(self.url, self.token, self.profile)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConfigWarning)
+                settings = load_settings(self.url, self.token, self.profile)
+            for warning in caught:
+                if issubclass(warning.category, ConfigWarning):
+                    click.echo(f"updl: warning: {warning.message}", err=True)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
             if self.resumable_threshold is not None:
                 settings = replace(settings, resumable_threshold=self.resumable_threshold)
             self._client = Client(settings=settings, sleep=self.env.sleep)

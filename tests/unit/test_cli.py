@@ -83,8 +83,9 @@ def test_put_401_exit_3(server: responses.RequestsMock, source: Path) -> None:
     server.post(UPLOAD, status=401, json={"error": "invalid token"}, headers={"WWW-Authenticate": "Bearer"})
     result = run("put", str(source))
     assert result.exit_code == 3
-    assert error_line(result) == ("updl: error: the server rejected the token; run `updl-server add-user NAME` "
-                                  "on the server to get one and pass it with --token or UPDL_TOKEN")
+    assert error_line(result) == ("updl: error: the server rejected the token; check that it belongs to this "
+                                  "server: `updl-server add-user NAME` must run with the server's own --data-dir "
+                                  "(or --db-url), and its token be passed with --token or UPDL_TOKEN")
 
 
 def test_get_404_exit_4(server: responses.RequestsMock, tmp_path: Path) -> None:

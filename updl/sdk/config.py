@@ -22,9 +22,11 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from .errors import InvalidSettingsError
+from .errors import ConfigWarning, InvalidSettingsError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -55,6 +57,7 @@ Timeout = float | tuple[float, float]
 MIB = 1024 * 1024
 DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
 DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
+KNOWN_KEYS = ("url", "token", "retries", "timeout", "resumable_threshold", "resumable_chunk_size")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
@@ -164,6 +167,21 @@ def _check_timeout(value: Any, source: str) -> Timeout:
     )
 
 
+def _warn_unknown_keys(config: Mapping[str, Any], section: Mapping[str, Any], path: Path,
+                       profile: str) -> None:
+    """One :class:`ConfigWarning` per key that would be ignored: a typo must not pass silently."""
+    for key in section:
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(KNOWN_KEYS)})"
+            warnings.warn(ConfigWarning(f"config file {path} [{profile}]: unknown key {key!r} ignored{hint}"),
+                          stacklevel=3)
+    for key, value in config.items():
+        if not isinstance(value, dict):
+            warnings.warn(ConfigWarning(f"config file {path}: {key!r} is outside any [profile] table and "
+                                        f"is ignored; put it under [{DEFAULT_PROFILE}]"), stacklevel=3)
+
+
 def load_settings(
     url: str | None = None,
     token: str | None = None,
@@ -206,6 +224,7 @@ def load_settings(
     if not isinstance(section, dict):
         raise InvalidSettingsError(f"[{profile_name}] in config file {path} must be a table")
     file_source = f"config file {path} [{profile_name}]"
+    _warn_unknown_keys(config, section, path, profile_name)
 
     if url:
         url_value, url_source = url, "flag"

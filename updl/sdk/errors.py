@@ -18,6 +18,9 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── UploadBusyError             retryable  423: another request is writing to that resumable upload
     ├── SourceChangedError                     the local file shrank while being uploaded
     └── InvalidSettingsError                   bad URL, config file or profile
+
+Warnings (``warnings.warn``, not raised): :class:`ConfigWarning` for a config
+file key that is ignored.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ChecksumMismatchError",
+    "ConfigWarning",
     "ConnectionFailedError",
     "InvalidSettingsError",
     "NotFoundError",
@@ -173,3 +177,7 @@ class UploadBusyError(UpdlError):
     """Another request is appending to the same resumable upload right now (423); try again shortly."""
 
     retryable: ClassVar[bool] = True
+
+
+class ConfigWarning(UserWarning):
+    """A config file setting is ignored (an unknown key, e.g. ``tokn``); the message names file and profile."""

@@ -42,6 +42,9 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 
 TOKEN_HINT = ("run `updl-server add-user NAME` on the server to get one "
               "and pass it with --token or UPDL_TOKEN")
+# A token is only known to the data dir (or database) add-user wrote it to.
+REJECTED_HINT = ("check that it belongs to this server: `updl-server add-user NAME` must run with the "
+                 "server's own --data-dir (or --db-url), and its token be passed with --token or UPDL_TOKEN")
 
 
 def _version() -> str:
@@ -216,7 +219,7 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
             return AuthenticationError(f"no token given; {TOKEN_HINT}", **kwargs)
         if status == 403:
             return AuthenticationError(f"access denied ({message}); check the token", **kwargs)
-        return AuthenticationError(f"the server rejected the token; {TOKEN_HINT}", **kwargs)
+        return AuthenticationError(f"the server rejected the token; {REJECTED_HINT}", **kwargs)
     if status == 404:
         name = body.get("name")
         if name is None and "upload" not in body and not _may_be_updl_404(response, body):
