@@ -60,7 +60,7 @@ class TqdmProgress:
             # counts the rate in 1000s, so its numbers would disagree with the CLI's.
             self._bar = tqdm(desc=self.desc, total=event.total, unit="B",
                              bar_format=BAR_FORMAT if event.total is not None else BAR_FORMAT_NO_TOTAL,
-                             **self._kwargs)
+                             postfix=_sizes(event.transferred, event.total, None), **self._kwargs)
         if event.total is not None and self._bar.total != event.total:
             self._bar.total = event.total
             self._bar.bar_format = BAR_FORMAT
