@@ -104,7 +104,8 @@ GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--profile",), {"metavar": "NAME",
                       "help": "Config file profile [env UPDL_PROFILE; default 'default']."}),
     (("--json",), {"is_flag": True, "help": "Print one JSON object per result on stdout."}),
-    (("-q", "--quiet"), {"is_flag": True, "help": "No progress, status or retry lines; errors only."}),
+    (("-q", "--quiet"), {"is_flag": True,
+                         "help": "No progress, status, retry or result lines; errors only (--json stays)."}),
     (("--debug",), {"is_flag": True, "help": "Show tracebacks and HTTP/retry logs [env UPDL_DEBUG=1]."}),
 ]
 
