@@ -29,7 +29,7 @@ from .sdk.batch_download import download_batch, plan_downloads, plan_named_downl
 from .sdk.batch_upload import plan_uploads, upload_batch
 from .sdk.client import Client
 from .sdk.config import load_settings, parse_size
-from .sdk.errors import ConfigWarning
+from .sdk.errors import ConfigWarning, UpdlError
 from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from .sdk.models import FileInfo
 from .sdk.selection import has_magic, join_prefix, normalize_prefix, select_files
@@ -325,16 +325,23 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
     """``put - --name NAME``: one upload from standard input, reported like any batch."""
     view = report.view
     started = options.env.clock()
+    task = Task(name, Path("-"), name)
     try:
         view.begin(name, "uploading")
-        info = options.client().upload(sys.stdin.buffer, name, on_progress=view.progress,
-                                       on_retry=view.retry, retries=retries)
-        outcome = Outcome(Task(name, Path("-"), name, info.size), "uploaded", size=info.size, md5=info.md5,
-                          attempts=1, seconds=options.env.clock() - started, info=info)
+        try:
+            info = options.client().upload(sys.stdin.buffer, name, on_progress=view.progress,
+                                           on_retry=view.retry, retries=retries)
+        except (UpdlError, OSError) as error:  # reported like a batch's failed file, then raised
+            outcome = Outcome(task, "failed", attempts=getattr(error, "attempts", 1),
+                              seconds=options.env.clock() - started, error=error)
+        else:
+            outcome = Outcome(replace(task, size=info.size), "uploaded", size=info.size, md5=info.md5,
+                              attempts=1, seconds=options.env.clock() - started, info=info)
         report.outcome(outcome)
-        report.summary([outcome])
     finally:
         view.close()
+    report.summary([outcome])
+    raise_for_outcomes([outcome])
 
 
 @cli.command()

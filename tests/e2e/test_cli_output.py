@@ -91,3 +91,15 @@ def test_results_reach_a_redirected_stdout_while_bars_draw_on_a_terminal(
         os.close(controller)
     assert done.returncode == 0
     assert results.read_text().startswith("uploaded bar.bin ")
+
+
+def test_json_failure_record_for_standard_input_too(server_factory, make_file) -> None:
+    server = server_factory("--max-size", "1000")
+    done = subprocess.run([console_script("updl"), "--json", "put", "-", "--name", "big.bin"],
+                          input=make_file("big.bin", 5000).read_bytes(), capture_output=True, timeout=120,
+                          env=clean_env(UPDL_URL=server.url, UPDL_TOKEN=server.add_user("s")))
+    assert done.returncode == 1
+    (row,), summary = records(done.stdout.decode())
+    assert RECORD_KEYS <= row.keys() and row["status"] == "failed" and row["path"] == "-"
+    assert row["error"] == "file exceeds the server's size limit (limit 1000 B)"
+    assert summary["failed"] == 1
