@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a fresh machine: install updl and updl-server into .venv, start the server on
 # its embedded defaults (SQLite + local disk, in a temporary data dir), create a user, then upload, list and
-# download a 20 MB file with `updl`, each step verified by MD5. Everything is cleaned up at the end.
+# download a 20 MiB file with `updl`, each step verified by MD5. Everything is cleaned up at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"

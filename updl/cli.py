@@ -11,10 +11,11 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -28,6 +29,7 @@ from .sdk.batch_download import download_batch, plan_downloads, plan_named_downl
 from .sdk.batch_upload import plan_uploads, unselected_outcomes, upload_batch
 from .sdk.client import Client
 from .sdk.config import load_settings, parse_size
+from .sdk.errors import ConfigWarning, UpdlError
 from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from .sdk.models import FileInfo
 from .sdk.retry import RetryEvent
@@ -62,11 +64,19 @@ class Options:
     def client(self) -> Client:
         """The SDK client for these options (settings resolved once, here)."""
         if self._client is None:
-            settings = load_settings(self.url, self.token, self.profile)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConfigWarning)
+                settings = load_settings(self.url, self.token, self.profile)
+            for warning in caught:
+                if issubclass(warning.category, ConfigWarning):
+                    click.echo(f"updl: warning: {warning.message}", err=True)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
             if self.resumable_threshold is not None:
                 settings = replace(settings, resumable_threshold=self.resumable_threshold)
             if self.retries is not None:
                 settings = replace(settings, retries=self.retries)
+            _show_sdk_warnings(not (self.quiet or self.debug))
             self._client = Client(settings=settings, sleep=self.env.sleep,
                                   on_retry=None if self.quiet else _print_retry)
             click.get_current_context().call_on_close(self._client.close)
@@ -78,12 +88,17 @@ class Options:
         if self.quiet:
             return QuietView()
         if stderr.isatty():
-            return RichView(Console(file=stderr), clock=self.env.clock)
+            return RichView(Console(file=stderr), clock=self.env.clock,
+                            stdout_on_terminal=sys.stdout.isatty())
         return PlainView(stderr, clock=self.env.clock)
 
     def emit(self, data: dict[str, Any]) -> None:
         """One ``--json`` result line on stdout."""
         click.echo(json_line(data))
+
+    def report(self, verb: str, files: int) -> BatchReport:
+        """How to report a batch of ``files`` transfers (``verb``: uploaded or downloaded)."""
+        return BatchReport(self.view(), self.json, verb, files, clock=self.env.clock, quiet=self.quiet)
 
 
 def _print_retry(event: RetryEvent) -> None:
@@ -91,14 +106,81 @@ def _print_retry(event: RetryEvent) -> None:
     PlainView(sys.stderr).retry(event)  # sys.stderr now: under rich bars it is rich's redirect
 
 
-class UpdlGroup(click.Group):
+# The global options: defined once, accepted before the subcommand and after it (``updl ls --json``,
+# ``updl put f -q``). Each is added to the group and to every subcommand; its callback writes
+# into the one Options object, so a value given after the subcommand overrides one given before.
+GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--url",), {"metavar": "URL", "help": "Server URL [env UPDL_URL; default http://127.0.0.1:8000]."}),
+    (("--token",), {"metavar": "TOKEN", "help": "API token [env UPDL_TOKEN]."}),
+    (("--profile",), {"metavar": "NAME",
+                      "help": "Config file profile [env UPDL_PROFILE; default 'default']."}),
+    (("--json",), {"is_flag": True, "help": "Print one JSON object per result on stdout."}),
+    (("-q", "--quiet"), {"is_flag": True,
+                         "help": "No progress, status, retry or result lines; errors only (--json stays)."}),
+    (("--debug",), {"is_flag": True, "help": "Show tracebacks and HTTP/retry logs [env UPDL_DEBUG=1]."}),
+]
+
+
+def _options_of(ctx: click.Context) -> Options:
+    """The one :class:`Options` of this invocation, kept on the root context (made on first use)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Options):
+        root.obj = Options(env=root.obj if isinstance(root.obj, Environment) else Environment())
+    return root.obj
+
+
+def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Record a global option given on the command line (wherever it was)."""
+    if value is not None and value is not False:
+        setattr(_options_of(ctx), str(param.name), value)
+        if param.name == "debug":
+            _enable_debug()
+    return value
+
+
+def _enable_debug() -> None:
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="updl: debug: %(name)s: %(message)s")
+
+
+class _GlobalOptions(click.Command):
+    """Adds :data:`GLOBAL_OPTIONS` to a command's own parameters."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(click.Option(decls, expose_value=False, callback=_set_global, **attrs)
+                           for decls, attrs in GLOBAL_OPTIONS)
+
+
+class UpdlCommand(_GlobalOptions):
+    """Every ``updl`` subcommand: its own options plus the global ones."""
+
+
+# Names people type from other tools, and the updl command they mean.
+ALIASES = {"upload": "put", "download": "get", "delete": "rm", "remove": "rm", "list": "ls", "cp": "put"}
+
+
+class UpdlGroup(_GlobalOptions, click.Group):
     """Turns any exception from a command into one ``updl: error:`` line and an exit code."""
+
+    command_class = UpdlCommand
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                          list[str]]:
+        """Click's lookup, plus a pointer to the updl name for ``upload``/``download``/``delete``/``list``."""
+        name = click.utils.make_str(args[0]) if args else None
+        if name in ALIASES and self.get_command(ctx, name) is None:
+            ctx.fail(f"no such command {name!r}; did you mean 'updl {ALIASES[name]}'?")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # now, so a closed pipe is noticed here rather than at exit
+            return result
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            _stdout_closed()
         except (Exception, KeyboardInterrupt) as exc:  # the CLI's last line of defence
             options = ctx.find_object(Options)
             debug = (options.debug if options else False) or os.environ.get("UPDL_DEBUG") == "1"
@@ -111,31 +193,39 @@ class UpdlGroup(click.Group):
             raise click.exceptions.Exit(int(code)) from None
 
 
+def _stdout_closed() -> NoReturn:
+    """The reader of stdout went away (``updl ls | head -1``): stop quietly, as coreutils do.
+
+    Python's advice ("Note on SIGPIPE" in the signal docs): point stdout at devnull so the
+    interpreter's final flush does not fail again. Exit 141 (128 + SIGPIPE) is the status a shell
+    shows for ``cat`` killed the same way; restoring SIG_DFL instead would also kill updl on a
+    server socket's EPIPE.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind stdout (a test's buffer)
+        pass
+    raise click.exceptions.Exit(int(ExitCode.BROKEN_PIPE))
+
+
 @click.group(cls=UpdlGroup, epilog=epilog(), context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", metavar="URL", help="Server URL [env UPDL_URL; default http://127.0.0.1:8000].")
-@click.option("--token", metavar="TOKEN", help="API token [env UPDL_TOKEN].")
-@click.option("--profile", metavar="NAME", help="Config file profile [env UPDL_PROFILE; default 'default'].")
-@click.option("--json", "json_output", is_flag=True, help="Print one JSON object per result on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress, status or retry lines; errors only.")
-@click.option("--debug", is_flag=True, help="Show tracebacks and HTTP/retry logs [env UPDL_DEBUG=1].")
 @click.version_option(__version__, "--version", prog_name="updl")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, token: str | None, profile: str | None,
-        json_output: bool, quiet: bool, debug: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """Integrity-first file transfer: every upload and download is MD5-verified.
 
     Settings come from flags, then UPDL_URL / UPDL_TOKEN / UPDL_PROFILE, then
     the config file (UPDL_CONFIG, or config.toml in the user config dir,
     one [profile] table each with url, token, retries, timeout), then defaults.
+    The global options (--url, --token, --profile, --json, --quiet, --debug)
+    go before or after the command.
     """
-    debug = debug or os.environ.get("UPDL_DEBUG") == "1"
-    if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="updl: debug: %(name)s: %(message)s")
-    _show_sdk_warnings(not (quiet or debug))
-    env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
-    ctx.obj = Options(url=url, token=token, profile=profile, json=json_output, quiet=quiet, debug=debug,
-                      env=env)
+    options = _options_of(ctx)
+    if os.environ.get("UPDL_DEBUG") == "1" and not options.debug:
+        options.debug = True
+        _enable_debug()
 
 
 pass_options = click.make_pass_decorator(Options)
@@ -230,7 +320,7 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
         if manifest or skip_existing or dry_run:
             raise click.UsageError("standard input ('-') cannot be combined with --manifest, "
                                    "--skip-existing or --dry-run")
-    report = BatchReport(options.view(), options.json, "uploaded", 1, clock=options.env.clock)
+    report = options.report("uploaded", 1)
     if files == ("-",):
         _put_stdin(options, report, join_prefix(prefix, name or "-"), retries)
         return
@@ -280,24 +370,33 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
 def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | None) -> None:
     """``put - --name NAME``: one upload from standard input, reported like any batch."""
     view = report.view
+    started = options.env.clock()
+    task = Task(name, Path("-"), name)
     try:
         view.begin(name, "uploading")
-        info = options.client().upload(sys.stdin.buffer, name, on_progress=view.progress,
-                                       on_retry=view.retry, retries=retries)
-        outcome = Outcome(Task(name, Path("-"), name, info.size), "uploaded", size=info.size, md5=info.md5,
-                          attempts=1, info=info)
+        try:
+            info = options.client().upload(sys.stdin.buffer, name, on_progress=view.progress,
+                                           on_retry=view.retry, retries=retries)
+        except (UpdlError, OSError) as error:  # reported like a batch's failed file, then raised
+            outcome = Outcome(task, "failed", attempts=getattr(error, "attempts", 1),
+                              seconds=options.env.clock() - started, error=error)
+        else:
+            outcome = Outcome(replace(task, size=info.size), "uploaded", size=info.size, md5=info.md5,
+                              attempts=1, seconds=options.env.clock() - started, info=info)
         report.outcome(outcome)
-        report.summary([outcome])
     finally:
         view.close()
+    report.summary([outcome])
+    raise_for_outcomes([outcome])
 
 
 @cli.command()
 @click.argument("names", metavar="[NAME]...", nargs=-1)
 @click.option("-o", "--output", metavar="PATH",
-              help="Where to write: a file, a directory (gets the base name), or '-' for stdout "
-                   "[default: ./<base name of NAME>]; with several NAMEs or --prefix, the directory "
-                   "to fill [default: .].")
+              help="Where to write: a file, a directory (gets the base name; a trailing '/' means a "
+                   "directory, created if missing), or '-' for stdout [default: ./<base name of NAME>]; "
+                   "with several NAMEs or --prefix, the directory to fill, created if missing "
+                   "[default: .].")
 @click.option("--prefix", metavar="PREFIX",
               help="Download every file below PREFIX/, recreating the paths below it in the -o directory.")
 @click.option("--manifest", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
@@ -326,26 +425,30 @@ def get(options: Options, names: tuple[str, ...], output: str | None, prefix: st
         _get_names(options, names, Path(output or "."), jobs, retries)
         return
     name = names[0]
-    client = options.client()
-    view = options.view()
+    if output == "-":
+        _get_stdout(options, name, retries)
+        return
     basename = name.rsplit("/", 1)[-1]
+    dest = Path(output) if output else Path(basename)
+    if output is not None and output.endswith(("/", os.sep)):
+        dest.mkdir(parents=True, exist_ok=True)  # a trailing slash means a directory, as in cp and rsync
+    if dest.is_dir():
+        dest = dest / basename
+    # One file is a batch of one: the same result line, --json record and summary as any batch.
+    _download_all(options.client(), options.report("downloaded", 1), [Task(name, dest, basename)], [], 1,
+                  retries)
+
+
+def _get_stdout(options: Options, name: str, retries: int | None) -> None:
+    """``get NAME -o -``: the bytes on stdout, so no result line or record can go there."""
+    if options.json:
+        raise click.UsageError("--json cannot be combined with -o -")
+    view = options.view()
     try:
         view.begin(name, "downloading")
-        if output == "-":
-            if options.json:
-                raise click.UsageError("--json cannot be combined with -o -")
-            info = client.download(name, sys.stdout.buffer, on_progress=view.progress,
-                                   on_retry=view.retry, retries=retries)
-            view.done(info, "downloaded", "stdout")
-            return
-        dest = Path(output) if output else Path(basename)
-        if dest.is_dir():
-            dest = dest / basename
-        info = client.download(name, dest, on_progress=view.progress, on_retry=view.retry,
-                               retries=retries)
-        view.done(info, "downloaded", str(dest))
-        if options.json:
-            options.emit({**info.to_json(), "path": str(dest)})
+        info = options.client().download(name, sys.stdout.buffer, on_progress=view.progress,
+                                         on_retry=view.retry, retries=retries)
+        view.done(info, "downloaded", "stdout")
     finally:
         view.close()
 
@@ -353,11 +456,10 @@ def get(options: Options, names: tuple[str, ...], output: str | None, prefix: st
 def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: int,
                retries: int | None) -> None:
     """``get NAME NAME...``: each into ``out_dir/<base name>``, reported like any batch."""
-    if not out_dir.is_dir():
-        raise click.UsageError(f"-o {out_dir}: with several NAMEs, -o must be an existing directory")
+    out_dir.mkdir(parents=True, exist_ok=True)  # with several NAMEs -o can only be a directory
     client = options.client()
     tasks, decided = plan_named_downloads(client, names, out_dir)
-    report = BatchReport(options.view(), options.json, "downloaded", len(names), clock=options.env.clock)
+    report = options.report("downloaded", len(names))
     _download_all(client, report, tasks, decided, jobs, retries)
 
 
@@ -368,8 +470,7 @@ def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | No
     client = options.client()
     tasks, decided = plan_downloads(client.iter_files(normalize_prefix(prefix) or None), prefix, out_dir,
                                     entries)
-    report = BatchReport(options.view(), options.json, "downloaded", len(tasks) + len(decided),
-                         clock=options.env.clock)
+    report = options.report("downloaded", len(tasks) + len(decided))
     if not tasks and not decided:
         report.no_files(if_no_files, f"nothing on the server below {normalize_prefix(prefix)!r}")
         return
@@ -456,18 +557,20 @@ def info(options: Options, name: str) -> None:
 def rm(options: Options, names: tuple[str, ...]) -> None:
     """Delete NAME(s). Stops at the first failure."""
     client = options.client()
-    view = options.view()
-    try:
-        for name in names:
-            client.delete(name)
-            if options.json:
-                options.emit({"name": name, "deleted": True})
-            else:
-                view.note(f"deleted {name}")
-    finally:
-        view.close()
+    for name in names:
+        client.delete(name)
+        if options.json:
+            options.emit({"name": name, "deleted": True})
+        elif not options.quiet:
+            click.echo(f"deleted {name}")  # a result: stdout
 
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="updl")
+    try:
+        cli(prog_name="updl")
+    except BrokenPipeError:  # raised outside a command, e.g. by the final flush of --help output
+        try:
+            _stdout_closed()
+        except click.exceptions.Exit as exit_:
+            sys.exit(exit_.exit_code)

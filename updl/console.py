@@ -2,7 +2,9 @@
 
 Three transfer views share one small interface (:class:`TransferView`):
 rich bars on a terminal, plain throttled lines in a log (no carriage
-returns), and nothing at all with ``--quiet``. Batches (``--jobs N``) call the
+returns), and nothing at all with ``--quiet``. Views write to stderr only;
+results (a line per file, the summary) go to stdout through
+:mod:`updl.reporting`, so ``updl put ... > results.txt`` keeps just them. Batches (``--jobs N``) call the
 views from worker threads, so every view serialises its methods with a lock;
 on a terminal a batch also gets one overall bar.
 """
@@ -19,15 +21,16 @@ from typing import IO, Any, Protocol
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
+from .sdk.config import format_size
 from .sdk.models import FileInfo, format_time
 from .sdk.progress import ProgressEvent
 from .sdk.retry import RetryEvent
@@ -41,26 +44,19 @@ __all__ = [
     "human_size",
     "info_lines",
     "json_line",
+    "result_line",
 ]
 
 PREFIX = "updl: "
 
 
 def human_size(size: int | None, unit_of: int | None = None) -> str:
-    """Decimal size, e.g. ``5.2 MB``; ``unit_of`` picks the unit from another number (for ``2.0/5.0 MB``)."""
-    if size is None:
-        return "?"
-    reference = size if unit_of is None else unit_of
-    if reference < 1000:
-        return f"{size} B"
-    for exponent, unit in enumerate(("kB", "MB", "GB", "TB", "PB"), start=1):
-        if reference < 1000 ** (exponent + 1) or unit == "PB":
-            return f"{size / 1000 ** exponent:.1f} {unit}"
-    raise AssertionError("unreachable")
+    """:func:`~updl.sdk.config.format_size` (binary units, e.g. ``5.0 MiB``), or ``?`` for an unknown size."""
+    return "?" if size is None else format_size(size, unit_of)
 
 
 def _size_pair(done: int, total: int) -> str:
-    """``2.0/5.0 MB``: both in the unit of the total."""
+    """``2.0/5.0 MiB``: both in the unit of the total."""
     whole = human_size(total)
     number, _, unit = whole.partition(" ")
     part = human_size(done, unit_of=total).partition(" ")[0]
@@ -100,12 +96,18 @@ def info_lines(info: FileInfo) -> list[str]:
     ]
 
 
+def _resuming(event: ProgressEvent) -> str:
+    """``resuming at 12.0 MiB``: a transfer's first event past 0 means an earlier run's bytes count."""
+    return f"resuming at {human_size(event.transferred)}"
+
+
 def _retry_text(event: RetryEvent) -> str:
     return (f"{event.name}: {event.error}, retrying (attempt {event.next_attempt} of "
             f"{event.max_attempts}) in {event.delay:.1f}s")
 
 
-def _done_text(verb: str, info: FileInfo, elapsed: float, dest: str | None) -> str:
+def result_line(verb: str, info: FileInfo, elapsed: float, dest: str | None) -> str:
+    """The human result line of one transfer (printed on stdout)."""
     where = f" to {dest}" if dest else ""
     return f"{verb} {info.name}{where} {human_size(info.size)} in {elapsed:.1f}s, md5 {info.md5}"
 
@@ -123,7 +125,7 @@ class TransferView(Protocol):
         """An SDK retry event."""
 
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
-        """The transfer finished; ``verb`` is ``uploaded`` or ``downloaded``."""
+        """The transfer finished; ``verb`` is ``uploaded`` or ``downloaded`` (its result line is not the view's)."""
 
     def note(self, message: str) -> None:
         """A status line (e.g. ``deleted NAME``)."""
@@ -132,7 +134,7 @@ class TransferView(Protocol):
         """A batch of ``files`` files, ``total`` bytes, is about to start."""
 
     def skipped(self, name: str, size: int | None, reason: str) -> None:
-        """``name`` is not transferred (e.g. unchanged on the server)."""
+        """``name`` is not transferred (e.g. unchanged on the server); its result line is not the view's."""
 
     def failed(self, name: str, message: str) -> None:
         """The transfer of ``name`` failed; the batch goes on."""
@@ -195,7 +197,8 @@ class PlainView:
         if not transfer.announced:
             # The first event carries the size (a download learns it from the response).
             size = f" ({human_size(event.total)})" if event.total is not None else ""
-            self._line(f"{transfer.verb} {event.name}{size}")
+            resumed = f", {_resuming(event)}" if event.transferred > 0 else ""
+            self._line(f"{transfer.verb} {event.name}{size}{resumed}")
             transfer.announced = True
             transfer.last_line = now
             return
@@ -213,9 +216,7 @@ class PlainView:
 
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
         with self._lock:
-            transfer = self._transfers.pop(info.name, None)
-            elapsed = self.clock() - transfer.started if transfer else 0.0
-            self._line(_done_text(verb, info, elapsed, dest))
+            self._transfers.pop(info.name, None)
 
     def note(self, message: str) -> None:
         self._line(message)
@@ -224,7 +225,7 @@ class PlainView:
         pass  # a log needs no overall bar: the summary line says it all
 
     def skipped(self, name: str, size: int | None, reason: str) -> None:
-        self._line(f"skipped {name} ({reason})")
+        pass  # nothing was in progress; the result line says it
 
     def failed(self, name: str, message: str) -> None:
         with self._lock:
@@ -236,25 +237,48 @@ class PlainView:
             self._transfers.clear()
 
 
+class _SizeColumn(ProgressColumn):
+    """``2.0/5.0 MiB`` in updl's one size format (rich's own column counts in 1000s)."""
+
+    def render(self, task: Any) -> Text:
+        done = int(task.completed)
+        text = _size_pair(done, int(task.total)) if task.total is not None else human_size(done)
+        return Text(text, style="progress.download")
+
+
+class _SpeedColumn(ProgressColumn):
+    """``12.3 MiB/s``, in the same units as the sizes."""
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("?" if speed is None else f"{human_size(int(speed))}/s", style="progress.data.speed")
+
+
 class RichView:
     """For a terminal: one rich bar per file on stderr, status lines above the bars; a batch adds an overall bar."""
 
-    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic,
+                 stdout_on_terminal: bool = False) -> None:
+        """``stdout_on_terminal``: stdout is a terminal too, so result lines written there while the
+        bars are drawn must be printed above them (rich's redirect); when stdout is a file or pipe
+        they must go straight there, not onto the terminal."""
         self.console = console
         self.clock = clock
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            _SizeColumn(),
+            _SpeedColumn(),
             TimeRemainingColumn(),
             console=console,
+            redirect_stdout=stdout_on_terminal,
         )
         self._tasks: dict[str, tuple[TaskID, float]] = {}
         self._started = False
         self._lock = threading.RLock()
         self._overall: TaskID | None = None
         self._positions: dict[str, int] = {}
+        self._fresh: set[str] = set()  # begun, no progress event yet
 
     def _start(self) -> None:
         if not self._started:
@@ -284,10 +308,15 @@ class RichView:
             self._start()
             task = self._progress.add_task(name, total=None)
             self._tasks[name] = (task, self.clock())
+            self._fresh.add(name)
 
     def progress(self, event: ProgressEvent) -> None:
         with self._lock:
             entry = self._tasks.get(event.name)
+            if event.name in self._fresh:
+                self._fresh.discard(event.name)
+                if event.transferred > 0:
+                    self._print(f"{event.name}: {_resuming(event)}")
             if entry is not None:
                 # Absolute: a retry sets the bar back to 0.
                 self._progress.update(entry[0], completed=event.transferred, total=event.total)
@@ -300,14 +329,12 @@ class RichView:
     def done(self, info: FileInfo, verb: str, dest: str | None = None) -> None:
         with self._lock:
             entry = self._tasks.pop(info.name, None)
-            elapsed = self.clock() - entry[1] if entry else 0.0
             if entry is not None:
                 if self._overall is not None:
                     self._progress.remove_task(entry[0])  # a batch keeps only running bars
                 else:
                     self._progress.update(entry[0], completed=info.size, total=info.size)
             self._set_overall(info.name, info.size)
-            self._print(_done_text(verb, info, elapsed, dest))
 
     def note(self, message: str) -> None:
         with self._lock:
@@ -316,7 +343,6 @@ class RichView:
     def skipped(self, name: str, size: int | None, reason: str) -> None:
         with self._lock:
             self._set_overall(name, size or 0)
-            self._print(f"skipped {name} ({reason})")
 
     def failed(self, name: str, message: str) -> None:
         with self._lock:

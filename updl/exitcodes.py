@@ -34,6 +34,7 @@ class ExitCode(IntEnum):
     NO_FILES = 7
     PARTIAL_FAILURE = 8
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
 
 def _os_error(exc: BaseException) -> str:
@@ -52,7 +53,8 @@ def _attempts(exc: BaseException) -> str:
 
 # Ordered, most specific first: the first entry whose type matches wins.
 ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str], str]] = [
-    (KeyboardInterrupt, ExitCode.INTERRUPTED, lambda e: "interrupted", "interrupted (Ctrl-C)"),
+    (KeyboardInterrupt, ExitCode.INTERRUPTED, lambda e: "interrupted; run the same command again to resume",
+     "interrupted (Ctrl-C)"),
     (AuthenticationError, ExitCode.AUTHENTICATION, str, "the server rejected the token, or none was given"),
     (NotFoundError, ExitCode.NOT_FOUND, str, "no such file on the server"),
     (MissingFilesError, ExitCode.NOT_FOUND, str, "files a manifest lists are missing"),
@@ -91,6 +93,7 @@ def epilog() -> str:
     for _, kind, _, text in ERRORS:
         seen.setdefault(int(kind), []).append(text)
     seen.setdefault(int(ExitCode.USAGE), []).insert(0, "usage error")
+    seen[int(ExitCode.BROKEN_PIPE)] = ["stdout was closed early (e.g. piped into head); updl stopped quietly"]
     for number in sorted(seen):
         lines.append(f"  {number:>3}  {'; '.join(seen[number])}")
     return "\n".join(lines)

@@ -1,13 +1,17 @@
-"""How the CLI reports a batch: a line per file (human on stderr, or ``--json`` on stdout) and a summary.
+"""How the CLI reports a batch: a result per file on stdout (a human line, or ``--json``) and a summary.
 
 Called with each :class:`~updl.sdk.batch.Outcome` as it completes; the
-summary comes last. A one-file batch stays as terse as a single transfer
-always was: no per-file failure line (the error line says it) and no human
-summary (the ``--json`` summary is always printed, so parsers can rely on it).
+summary comes last. Results go to stdout, like ``gh`` and rclone's listings;
+progress, retries, warnings and errors go to stderr (a failed file's line
+too: it is an error message). ``--quiet`` drops the human result lines, not
+the ``--json`` ones. A one-file batch stays as terse as a single transfer:
+no per-file failure line (the error line says it) and no human summary (the
+``--json`` summary is always printed, so parsers can rely on it).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +19,7 @@ from typing import Any
 
 import click
 
-from .console import TransferView, human_size, json_line
+from .console import TransferView, human_size, json_line, result_line
 from .exitcodes import describe
 from .sdk.batch import Outcome, Task
 from .sdk.selection import NoFilesError
@@ -31,6 +35,14 @@ def message_of(error: BaseException) -> str:
     return described[1] if described else f"{type(error).__name__}: {error}"
 
 
+def _stdout_line(text: str) -> None:
+    # sys.stdout looked up now, not click.echo: while bars are drawn on a terminal that is also
+    # stdout, rich has replaced sys.stdout to print lines above the bars (click.echo would
+    # unwrap that to the raw stream and tear the bars).
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 @dataclass
 class BatchReport:
     """Renders a batch's outcomes through ``view`` (human) or as JSON lines on stdout."""
@@ -40,6 +52,7 @@ class BatchReport:
     verb: str  # "uploaded" or "downloaded"
     files: int
     clock: Callable[[], float] = time.monotonic
+    quiet: bool = False
     started: float = field(default=0.0)
 
     def __post_init__(self) -> None:
@@ -47,7 +60,12 @@ class BatchReport:
 
     def emit(self, data: dict[str, Any]) -> None:
         """One JSON line on stdout."""
-        click.echo(json_line(data))
+        _stdout_line(json_line(data))
+
+    def result(self, text: str) -> None:
+        """One human result line on stdout (none with ``--json`` or ``--quiet``)."""
+        if not self.json and not self.quiet:
+            _stdout_line(text)
 
     def outcome(self, outcome: Outcome) -> None:
         """Report one file's outcome."""
@@ -56,8 +74,10 @@ class BatchReport:
         if outcome.status in DONE and outcome.info is not None:
             dest = str(outcome.task.path) if outcome.status == "downloaded" else None
             self.view.done(outcome.info, outcome.status, dest)
+            self.result(result_line(outcome.status, outcome.info, outcome.seconds, dest))
         elif outcome.status == "skipped":
             self.view.skipped(outcome.task.name, outcome.size, outcome.reason or "skipped")
+            self.result(f"skipped {outcome.task.name} ({outcome.reason or 'skipped'})")
         elif outcome.error is not None and self.files > 1:
             self.view.failed(outcome.task.name, message_of(outcome.error))
 
@@ -72,7 +92,7 @@ class BatchReport:
             self.emit({"summary": {**counts, "bytes": moved, "seconds": round(seconds, 3), **extra}})
         elif self.files > 1 or extra:
             parts = [f"{n} {status}" for status, n in counts.items() if n or status == self.verb]
-            self.view.note(f"{', '.join(parts)}; {human_size(moved)} in {seconds:.1f}s")
+            self.result(f"{', '.join(parts)}; {human_size(moved)} in {seconds:.1f}s")
 
     def dry_run(self, tasks: Sequence[Task]) -> None:
         """List what would be sent (remote name, size, local path); nothing is sent."""
@@ -85,8 +105,8 @@ class BatchReport:
         if self.json:
             self.emit({"summary": {"planned": len(tasks), "bytes": total, "dry_run": True}})
         else:
-            self.view.note(f"dry run: would {self.verb[:-2]} {len(tasks)} files, {human_size(total)}; "
-                           "nothing was sent")
+            self.result(f"dry run: would {self.verb[:-2]} {len(tasks)} files, {human_size(total)}; "
+                        "nothing was sent")
 
     def no_files(self, policy: str, what: str, skipped: Sequence[Outcome] = ()) -> None:
         """Nothing to transfer: raise (``fail``), or say so (``warn``) and report an empty batch

@@ -77,7 +77,7 @@ def db_url_option() -> Callable[[F], F]:
         help="SQLAlchemy database URL. Default: SQLite file DATA_DIR/updl.db.")
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="updl-server")
 def main() -> None:
     """updl reference server: MD5-verified uploads and downloads over HTTP."""
@@ -138,7 +138,8 @@ def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
         try:
             import boto3  # noqa: F401 - only to fail early with advice
         except ImportError:
-            raise click.ClickException("S3 storage needs boto3: pip install 'updl-server[s3]'"
+            raise click.ClickException("S3 storage needs boto3: pip install './server[s3]' "
+                                       "(in a checkout of the updl repository)"
                                        ) from None
     config = ServerConfig(data_dir=data_dir, db_url=db_url, max_size=max_size, host=host,
                           port=port, log_level=log_level.lower(), s3=storage,
@@ -173,10 +174,11 @@ def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
 @data_dir_option()
 @db_url_option()
 def add_user(name: str, data_dir: Path, db_url: str | None) -> None:
-    """Create user NAME and print a token for it (alone on stdout)."""
+    """Create user NAME and print a token for it (alone on stdout; where it was stored on stderr)."""
     problem = user_name_problem(name)
     if problem is not None:
         raise click.ClickException(f"invalid user name {name!r}: {problem}")
+    new = _is_new(data_dir, db_url)
     catalog = _open_catalog(data_dir, db_url)
     try:
         user_id = catalog.add_user(name)
@@ -185,6 +187,15 @@ def add_user(name: str, data_dir: Path, db_url: str | None) -> None:
             f"user {name!r} already exists; run 'updl-server new-token {name}' for another token"
         ) from None
     click.echo(_issue_token(catalog, user_id))
+    where = _where(data_dir, db_url)
+    if new:
+        # A new data dir is right the first time and wrong when run from another directory: say
+        # which, so a token the server then refuses is not a mystery.
+        click.echo(f"updl-server: warning: {where} had no database: created a new one for user "
+                   f"{name!r}; the token works only with a server run with --data-dir "
+                   f"{data_dir.resolve()}", err=True)
+    else:
+        click.echo(f"updl-server: added user {name!r} to {where}", err=True)
 
 
 @main.command("new-token")
@@ -193,12 +204,31 @@ def add_user(name: str, data_dir: Path, db_url: str | None) -> None:
 @db_url_option()
 def new_token(name: str, data_dir: Path, db_url: str | None) -> None:
     """Print another token for existing user NAME (older tokens stay valid)."""
+    if _is_new(data_dir, db_url):  # no user can be there: do not leave an empty data dir behind
+        raise click.ClickException(
+            f"no database in {data_dir.resolve()}: no server has used it; pass the server's "
+            "--data-dir (or UPDL_SERVER_DATA_DIR)")
     catalog = _open_catalog(data_dir, db_url)
     user_id = catalog.user_id(name)
     if user_id is None:
         raise click.ClickException(
             f"no user {name!r}; run 'updl-server add-user {name}' to create it")
     click.echo(_issue_token(catalog, user_id))
+    click.echo(f"updl-server: new token for user {name!r} in {_where(data_dir, db_url)}", err=True)
+
+
+def _is_new(data_dir: Path, db_url: str | None) -> bool:
+    """Whether the SQLite database of ``data_dir`` does not exist yet (a ``--db-url`` is never new)."""
+    return db_url is None and not (data_dir / "updl.db").exists()
+
+
+def _where(data_dir: Path, db_url: str | None) -> str:
+    """The data dir, or the database URL without its password, for messages."""
+    if db_url is None:
+        return f"data dir {data_dir.resolve()}"
+    from sqlalchemy.engine import make_url
+
+    return f"database {make_url(db_url).render_as_string(hide_password=True)}"
 
 
 def _open_catalog(data_dir: Path, db_url: str | None) -> Catalog:

@@ -114,6 +114,7 @@ def test_put_resumes_after_the_client_is_killed(updl: Callable[..., subprocess.P
     offset = interrupted_put(updl, relay, server, source)
     code, _, err = finish(updl("put", str(source), "--resumable-threshold", "16MiB"))
     assert code == 0, err
+    assert "updl: uploading big.bin (" in err and ", resuming at " in err  # says it is not starting over
     assert relay.up < UPLOAD_SIZE  # the prefix the server had was not sent again
     assert relay.up >= UPLOAD_SIZE - offset
     assert stored_md5(server, updl.token, "big.bin") == md5_hex(source)  # type: ignore[attr-defined]

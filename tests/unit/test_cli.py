@@ -58,12 +58,11 @@ def test_put_ok_plain_progress(server: responses.RequestsMock, source: Path) -> 
     server.post(UPLOAD, json=file_info("app.tar.gz", DATA))
     result = run("put", str(source))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ""
     assert "\r" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert lines[0] == "updl: uploading app.tar.gz (250.0 kB)"
-    assert lines[-1] == f"updl: uploaded app.tar.gz 250.0 kB in 0.0s, md5 {hashlib.md5(DATA).hexdigest()}"
-    assert len(lines) == 2
+    assert result.stderr.splitlines() == ["updl: uploading app.tar.gz (244.1 KiB)"]  # progress: stderr
+    # The result: stdout.
+    assert re.fullmatch(rf"uploaded app.tar.gz 244.1 KiB in \d+\.\ds, md5 {hashlib.md5(DATA).hexdigest()}\n",
+                        result.stdout)
 
 
 def test_put_json_and_quiet(server: responses.RequestsMock, source: Path, tmp_path: Path) -> None:
@@ -84,8 +83,9 @@ def test_put_401_exit_3(server: responses.RequestsMock, source: Path) -> None:
     server.post(UPLOAD, status=401, json={"error": "invalid token"}, headers={"WWW-Authenticate": "Bearer"})
     result = run("put", str(source))
     assert result.exit_code == 3
-    assert error_line(result) == ("updl: error: the server rejected the token; run `updl-server add-user NAME` "
-                                  "on the server to get one and pass it with --token or UPDL_TOKEN")
+    assert error_line(result) == ("updl: error: the server rejected the token; check that it belongs to this "
+                                  "server: `updl-server add-user NAME` must run with the server's own --data-dir "
+                                  "(or --db-url), and its token be passed with --token or UPDL_TOKEN")
 
 
 def test_get_404_exit_4(server: responses.RequestsMock, tmp_path: Path) -> None:
@@ -132,9 +132,10 @@ def test_get_ok_default_destination(server: responses.RequestsMock, tmp_path: Pa
     result = run("--json", "get", "build/app.bin")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "app.bin").read_bytes() == DATA
-    row = json.loads(result.stdout)
+    row, summary = (json.loads(line) for line in result.stdout.splitlines())
     assert row["md5"] == hashlib.md5(DATA).hexdigest() and row["path"] == "app.bin"
-    assert "updl: downloaded build/app.bin to app.bin" in result.stderr
+    assert summary["summary"]["downloaded"] == 1
+    assert "updl: downloading build/app.bin" in result.stderr
 
 
 def test_ls_table_and_json(server: responses.RequestsMock) -> None:
@@ -143,7 +144,7 @@ def test_ls_table_and_json(server: responses.RequestsMock) -> None:
     server.get(URL + "/files", json=page)
     table = run("ls")
     assert table.exit_code == 0
-    assert "build/a.bin" in table.stdout and "250.0 kB" in table.stdout
+    assert "build/a.bin" in table.stdout and "244.1 KiB" in table.stdout
     assert hashlib.md5(DATA).hexdigest() in table.stdout and "2026-11-27 21:42:47Z" in table.stdout
     as_json = run("--json", "ls", "build/")
     assert [json.loads(line)["name"] for line in as_json.stdout.splitlines()] == ["build/a.bin", "b"]
@@ -168,7 +169,7 @@ def test_interrupt_exit_130(server: responses.RequestsMock, source: Path) -> Non
     server.add_callback(responses.POST, UPLOAD, callback=interrupt)
     result = run("put", str(source))
     assert result.exit_code == 130
-    assert error_line(result) == "updl: error: interrupted"
+    assert error_line(result) == "updl: error: interrupted; run the same command again to resume"
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
@@ -208,13 +209,13 @@ def test_plain_view_emits_at_most_one_line_per_interval() -> None:
     view.done(FileInfo("big", total, "0" * 32, created=__import__("datetime").datetime.now()), "uploaded")
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
-    assert lines[0] == "updl: uploading big (10.0 MB)"
-    progress = lines[1:-1]
+    assert lines[0] == "updl: uploading big (9.5 MiB)"
+    progress = lines[1:]  # the result line is the report's, on stdout
     assert len(progress) == 4  # at 5, 10, 15, 20 s
-    assert progress[0] == "updl: big 25% 2.5/10.0 MB"
-    assert lines[-1].startswith("updl: uploaded big 10.0 MB in 20.9s, md5 ")
+    assert progress[0] == "updl: big 25% 2.4/9.5 MiB"
 
 
 def test_human_size() -> None:
     assert human_size(0) == "0 B" and human_size(999) == "999 B"
-    assert human_size(5_242_880) == "5.2 MB" and human_size(1_500_000_000) == "1.5 GB"
+    assert human_size(5_242_880) == "5.0 MiB" and human_size(1_500_000_000) == "1.4 GiB"
+    assert human_size(1023) == "1023 B" and human_size(1024) == "1.0 KiB"

@@ -22,9 +22,11 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +35,16 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from .errors import InvalidSettingsError
+from .errors import ConfigWarning, InvalidSettingsError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
     "Settings",
     "default_config_path",
+    "format_size",
     "load_settings",
+    "parse_size",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -53,6 +57,7 @@ Timeout = float | tuple[float, float]
 MIB = 1024 * 1024
 DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
 DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
+KNOWN_KEYS = ("url", "token", "retries", "timeout", "resumable_threshold", "resumable_chunk_size")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
@@ -83,6 +88,26 @@ def parse_size(value: int | str) -> int:
     digits, unit, binary, _ = match.groups()
     powers = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
     return int(digits) * (1024 if binary else 1000) ** powers[unit.lower()]
+
+
+_IEC_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def format_size(size: int, unit_of: int | None = None) -> str:
+    """``size`` bytes for people, in binary (IEC) units: ``1023 B``, ``20.0 MiB``, ``1.5 GiB``.
+
+    The one size format of updl (CLI lines, bars, the SDK's tqdm bar, error messages): binary
+    because sizes people configure are (``64MiB`` chunks, ``10GiB`` limits), and a limit of
+    1048576 bytes must read ``1.0 MiB``, not ``1.0 MB``. ``unit_of`` takes the unit from another
+    number, for ``2.0/5.0 MiB``.
+    """
+    reference = size if unit_of is None else unit_of
+    if reference < 1024:
+        return f"{size} B"
+    for exponent, unit in enumerate(_IEC_UNITS, start=1):
+        if reference < 1024 ** (exponent + 1) or unit == _IEC_UNITS[-1]:
+            return f"{size / 1024 ** exponent:.1f} {unit}"
+    raise AssertionError("unreachable")
 
 
 def _check_size(value: Any, key: str, source: str, minimum: int) -> int:
@@ -142,6 +167,21 @@ def _check_timeout(value: Any, source: str) -> Timeout:
     )
 
 
+def _warn_unknown_keys(config: Mapping[str, Any], section: Mapping[str, Any], path: Path,
+                       profile: str) -> None:
+    """One :class:`ConfigWarning` per key that would be ignored: a typo must not pass silently."""
+    for key in section:
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(KNOWN_KEYS)})"
+            warnings.warn(ConfigWarning(f"config file {path} [{profile}]: unknown key {key!r} ignored{hint}"),
+                          stacklevel=3)
+    for key, value in config.items():
+        if not isinstance(value, dict):
+            warnings.warn(ConfigWarning(f"config file {path}: {key!r} is outside any [profile] table and "
+                                        f"is ignored; put it under [{DEFAULT_PROFILE}]"), stacklevel=3)
+
+
 def load_settings(
     url: str | None = None,
     token: str | None = None,
@@ -184,6 +224,7 @@ def load_settings(
     if not isinstance(section, dict):
         raise InvalidSettingsError(f"[{profile_name}] in config file {path} must be a table")
     file_source = f"config file {path} [{profile_name}]"
+    _warn_unknown_keys(config, section, path, profile_name)
 
     if url:
         url_value, url_source = url, "flag"

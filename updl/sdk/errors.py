@@ -15,12 +15,16 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     │   ├── RateLimitedError        retryable  429
     │   └── InsufficientStorageError           507: the server's disk is full (retrying cannot help)
     ├── ConnectionFailedError (ConnectionError)  retryable  refused, timed out, dropped mid-transfer
+    │   └── TlsError                           TLS handshake failed (e.g. https:// to a plain-HTTP server)
     ├── UploadBusyError             retryable  423: another request is writing to that resumable upload  .retry_after
     ├── SourceChangedError          retryable  the local file changed while being uploaded
     ├── InvalidSettingsError                   bad URL, config file or profile
     ├── ProtocolError                          more bytes than announced, another size than listed,
-    │                                          a listing that repeats itself
+    │                                          a listing that repeats itself, a malformed answer
     └── UnsafeNameError                        a local path that would leave the output directory
+
+Warnings (``warnings.warn``, not raised): :class:`ConfigWarning` for a config
+file key that is ignored.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ChecksumMismatchError",
+    "ConfigWarning",
     "ConnectionFailedError",
     "InsufficientStorageError",
     "InvalidSettingsError",
@@ -42,6 +47,7 @@ __all__ = [
     "RateLimitedError",
     "ServerError",
     "SourceChangedError",
+    "TlsError",
     "TooLargeError",
     "UnsafeNameError",
     "UpdlError",
@@ -160,6 +166,15 @@ class ConnectionFailedError(UpdlError, ConnectionError):
     retryable: ClassVar[bool] = True
 
 
+class TlsError(ConnectionFailedError):
+    """The TLS handshake failed: ``https://`` to a plain-HTTP server, or a certificate not trusted.
+
+    Not retryable: the next attempt would meet the same server and certificate.
+    """
+
+    retryable: ClassVar[bool] = False
+
+
 class InvalidSettingsError(UpdlError):
     """A setting is unusable: a malformed URL, an unreadable config file, an unknown profile."""
 
@@ -207,3 +222,7 @@ class ProtocolError(UpdlError):
 
 class UnsafeNameError(UpdlError):
     """A remote name that would be written outside the output directory, or is not a portable path."""
+
+
+class ConfigWarning(UserWarning):
+    """A config file setting is ignored (an unknown key, e.g. ``tokn``); the message names file and profile."""

@@ -27,6 +27,23 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
+# tqdm's default layout with our sizes as the postfix (which tqdm prefixes with ", ").
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+BAR_FORMAT_NO_TOTAL = "{desc}: [{elapsed}{postfix}]"
+
+
+def _sizes(done: int, total: int | None, rate: float | None) -> str:
+    """``2.0/5.0 MiB, 1.2 MiB/s``."""
+    from .config import format_size
+
+    if total is None:
+        text = format_size(done)
+    else:
+        number, _, unit = format_size(total).partition(" ")
+        text = f"{format_size(done, unit_of=total).partition(' ')[0]}/{number} {unit}"
+    return text + (f", {format_size(int(rate))}/s" if rate else "")
+
+
 class TqdmProgress:
     """A progress callback drawing one tqdm bar; call :meth:`close` when the transfer ends."""
 
@@ -39,12 +56,16 @@ class TqdmProgress:
         if self._bar is None:
             from tqdm.auto import tqdm  # type: ignore[import-untyped]  # imported here so the SDK never needs a UI library
 
-            self._bar = tqdm(
-                desc=self.desc, total=event.total, unit="B", unit_scale=True, unit_divisor=1024,
-                **self._kwargs,
-            )
+            # Sizes through updl's format_size: tqdm's own scaling writes "20.0M" for MiB and
+            # counts the rate in 1000s, so its numbers would disagree with the CLI's.
+            self._bar = tqdm(desc=self.desc, total=event.total, unit="B",
+                             bar_format=BAR_FORMAT if event.total is not None else BAR_FORMAT_NO_TOTAL,
+                             postfix=_sizes(event.transferred, event.total, None), **self._kwargs)
         if event.total is not None and self._bar.total != event.total:
             self._bar.total = event.total
+            self._bar.bar_format = BAR_FORMAT
+        self._bar.set_postfix_str(_sizes(event.transferred, event.total, self._bar.format_dict.get("rate")),
+                                  refresh=False)
         # Absolute position: move the bar to it (a retry moves it back to 0). update()
         # rather than assigning n, so tqdm's redraw throttling still applies.
         self._bar.update(event.transferred - self._bar.n)

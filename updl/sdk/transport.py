@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import requests
 
-from .config import Settings
+from .config import Settings, format_size
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -34,6 +34,7 @@ from .errors import (
     ProtocolError,
     RateLimitedError,
     ServerError,
+    TlsError,
     TooLargeError,
     UpdlError,
     UploadBusyError,
@@ -47,6 +48,9 @@ MAX_COUNT_DIGITS = 19
 
 TOKEN_HINT = ("run `updl-server add-user NAME` on the server to get one "
               "and pass it with --token or UPDL_TOKEN")
+# A token is only known to the data dir (or database) add-user wrote it to.
+REJECTED_HINT = ("check that it belongs to this server: `updl-server add-user NAME` must run with the "
+                 "server's own --data-dir (or --db-url), and its token be passed with --token or UPDL_TOKEN")
 
 
 def _version() -> str:
@@ -135,6 +139,52 @@ def _reason(exc: requests.RequestException) -> str:
     return text if len(text) < 200 else type(exc).__name__
 
 
+# Error texts of TLS spoken to a server that answers in plain HTTP (OpenSSL 1.1 / 3.x).
+_PLAIN_HTTP = re.compile(r"wrong.version.number|record.layer.failure|unknown.protocol|packet.length.too.long",
+                         re.IGNORECASE)
+_SSL_REASON = re.compile(r"\[SSL: [A-Z_]+\] ([^(]+?) \(_ssl")
+_ROUTE = re.compile(r"^(.*?)/(files|info|upload|tus|health)(/|$)")
+
+
+def _tls_error(exc: requests.exceptions.SSLError, server: str) -> TlsError:
+    text = str(exc)
+    if server.startswith("https://") and _PLAIN_HTTP.search(text):
+        return TlsError(f"TLS handshake with {server} failed: is the server speaking HTTPS? "
+                        f"For a plain-HTTP server use {'http://' + server[len('https://'):]}")
+    match = _SSL_REASON.search(text)
+    reason = match.group(1).strip() if match else type(exc).__name__
+    return TlsError(f"TLS handshake with {server} failed: {reason}; check the URL and the server's "
+                    "certificate (REQUESTS_CA_BUNDLE names extra trusted CAs)")
+
+
+def _may_be_updl_404(response: requests.Response, body: dict[str, Any]) -> bool:
+    """Whether a 404 without a ``name`` can still be updl's "no such file".
+
+    updl's 404s name what is missing (``name``, or ``upload`` for tus). A HEAD answer has no
+    body to tell, and a redirected request (a presigned S3 URL) was not answered by updl at all.
+    """
+    if response.history:
+        return True
+    if response.request is not None and response.request.method == "HEAD":
+        return _is_json(response)
+    return False
+
+
+def _not_updl_message(response: requests.Response, message: str) -> str:
+    """For a 404 on a route every updl server has: the URL points at something else."""
+    url = response.url.split("?", 1)[0]
+    match = _ROUTE.match(url)
+    base = match.group(1) if match else url
+    method = response.request.method if response.request is not None else "GET"
+    answer = message if _is_json(response) else "not a JSON answer"
+    return (f"{base} does not look like an updl server: {method} {url} answered 404 ({answer}); "
+            "--url / UPDL_URL must be the server's root URL, e.g. http://HOST:8000")
+
+
+def _is_json(response: requests.Response) -> bool:
+    return "json" in response.headers.get("Content-Type", "")
+
+
 def translate(source: requests.Response | requests.RequestException) -> UpdlError:
     """The updl error for an error response (status >= 400) or a ``requests`` exception.
 
@@ -146,10 +196,12 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                             requests.exceptions.InvalidSchema)):
             return InvalidSettingsError(f"invalid server URL: {exc}")
+        url = exc.request.url if exc.request is not None else "the server"
+        server = re.sub(r"^(https?://[^/]+).*$", r"\1", url or "")
+        if isinstance(exc, requests.exceptions.SSLError):
+            return _tls_error(exc, server)
         if isinstance(exc, (requests.ConnectionError, requests.Timeout,
                             requests.exceptions.ChunkedEncodingError)):
-            url = exc.request.url if exc.request is not None else "the server"
-            server = re.sub(r"^(https?://[^/]+).*$", r"\1", url or "")
             return ConnectionFailedError(
                 f"cannot reach the server at {server}: {_reason(exc)}; "
                 "check --url / UPDL_URL and that the server is running"
@@ -167,9 +219,11 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
             return AuthenticationError(f"no token given; {TOKEN_HINT}", **kwargs)
         if status == 403:
             return AuthenticationError(f"access denied ({message}); check the token", **kwargs)
-        return AuthenticationError(f"the server rejected the token; {TOKEN_HINT}", **kwargs)
+        return AuthenticationError(f"the server rejected the token; {REJECTED_HINT}", **kwargs)
     if status == 404:
         name = body.get("name")
+        if name is None and "upload" not in body and not _may_be_updl_404(response, body):
+            return InvalidSettingsError(_not_updl_message(response, message), **kwargs)
         return NotFoundError(f"{message}: {name}" if name else message, **kwargs)
     if status == 409:
         return ChecksumMismatchError(
@@ -178,7 +232,7 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         )
     if status == 413:
         max_size = body.get("max_size")
-        limit = f" (limit {max_size} bytes)" if isinstance(max_size, int) else ""
+        limit = f" (limit {format_size(max_size)})" if isinstance(max_size, int) else ""
         return TooLargeError(f"{message}{limit}", max_size=max_size if isinstance(max_size, int) else None,
                              **kwargs)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
