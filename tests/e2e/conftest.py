@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from collections.abc import Callable
@@ -10,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer, clean_env, console_script
-
-
-def md5_hex(path: Path) -> str:
-    """MD5 of a file, read in chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+from tests.support.live_server import LiveServer, clean_env, console_script
 
 
 @pytest.fixture

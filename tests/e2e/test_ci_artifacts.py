@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer
-from tests.e2e.conftest import md5_hex
+from tests.support.live_server import LiveServer
+from tests.support.files import md5_hex
 
 UNICODE = "résumé ü 漢字.txt"
 

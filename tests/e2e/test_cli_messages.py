@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import LiveServer
+from tests.support.live_server import LiveServer
 
 
 def test_url_with_a_path_is_not_an_updl_server_not_a_missing_file(live_server: LiveServer, token: str,

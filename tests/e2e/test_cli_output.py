@@ -8,8 +8,8 @@ import pty
 import subprocess
 from pathlib import Path
 
-from tests.conftest import LiveServer, clean_env, console_script
-from tests.e2e.conftest import md5_hex
+from tests.support.live_server import LiveServer, clean_env, console_script
+from tests.support.files import md5_hex
 
 
 def test_closed_stdout_ends_quietly_like_coreutils(live_server: LiveServer, token: str, make_file,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.conftest import LiveServer
-from tests.e2e.conftest import md5_hex
+from tests.support.live_server import LiveServer
+from tests.support.files import md5_hex
 from updl.cli import cli
 
 

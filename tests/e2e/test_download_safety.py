@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import updl
-from tests.conftest import LiveServer
+from tests.support.live_server import LiveServer
 from updl.sdk.batch_download import download_batch, plan_downloads
 from updl.sdk.errors import UnsafeNameError
 

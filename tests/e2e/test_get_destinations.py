@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import LiveServer
+from tests.support.live_server import LiveServer
 
 
 def _upload(live_server: LiveServer, token: str, run_updl, make_file, *names: str) -> dict[str, bytes]:

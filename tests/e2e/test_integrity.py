@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 
 import updl
-from tests.conftest import LiveServer
-from tests.e2e.conftest import md5_hex
-from tests.e2e.proxy import CorruptingProxy
+from tests.support.live_server import LiveServer
+from tests.support.files import md5_hex
+from tests.support.corrupting_proxy import CorruptingProxy
 
 
 def proxy_for(server: LiveServer, mode: str) -> CorruptingProxy:

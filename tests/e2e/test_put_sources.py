@@ -9,8 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from tests.conftest import LiveServer
-from tests.e2e.conftest import md5_hex
+from tests.support.live_server import LiveServer
+from tests.support.files import md5_hex
 from updl.cli import Environment, cli
 
 FLIP = bytes(b ^ 0xFF for b in range(256))

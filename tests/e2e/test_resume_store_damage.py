@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import updl
-from tests.conftest import LiveServer
+from tests.support.live_server import LiveServer
 
 OTHER = b"\xff" * 5000
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.server.support import Api
+from tests.support.api import Api
 
 if TYPE_CHECKING:
-    from tests.conftest import LiveServer
+    from tests.support.live_server import LiveServer
 
 
 @pytest.fixture

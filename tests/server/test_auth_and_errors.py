@@ -17,11 +17,11 @@ from updl_server.auth import mint_token
 from updl_server.catalog import Catalog, FileRecord
 from updl_server.config import ServerConfig
 
-from tests.conftest import clean_env, console_script
-from tests.server.support import TIMEOUT, Api, multipart
+from tests.support.live_server import clean_env, console_script
+from tests.support.api import TIMEOUT, Api, multipart
 
 if TYPE_CHECKING:
-    from tests.conftest import LiveServer
+    from tests.support.live_server import LiveServer
 
 PROTECTED = [("POST", "/upload"), ("PUT", "/files/a.txt"), ("GET", "/files"),
              ("GET", "/info/a.txt"), ("GET", "/files/a.txt"), ("HEAD", "/files/a.txt"),

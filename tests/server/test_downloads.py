@@ -9,7 +9,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from tests.server.support import Api, md5_hex
+from tests.support.api import Api, md5_hex
 
 
 def test_list_prefix_and_pagination(api: Api) -> None:

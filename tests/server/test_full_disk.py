@@ -13,10 +13,10 @@ import requests
 from sqlalchemy.exc import OperationalError
 from updl_server.errors import out_of_space
 
-from tests.server.disksupport import FullDisk, disk  # noqa: F401 - fixture
-from tests.server.racing import committed_blobs
-from tests.server.support import Api, md5_hex, temp_files
-from tests.server.test_tus import STREAM, TUS, create, created, staging
+from tests.support.full_disk import FullDisk, disk  # noqa: F401 - fixture
+from tests.support.racing import committed_blobs
+from tests.support.api import Api, md5_hex, temp_files
+from tests.support.tus import STREAM, TUS, create, created, staging
 
 DATA = bytes(range(256)) * 4096  # 1 MiB, every byte value
 FULL = "insufficient storage: the server's disk is full"

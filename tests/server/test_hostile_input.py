@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
-from tests.conftest import LiveServer
-from tests.server.support import Api, md5_hex, temp_files
-from tests.server.test_tus import STREAM, TUS, created, metadata
+from tests.support.live_server import LiveServer
+from tests.support.api import Api, md5_hex, temp_files
+from tests.support.tus import STREAM, TUS, created, metadata
 
 # Superscript two passes str.isdigit() but not int(); 5000 digits pass isdigit() but int()
 # refuses more than 4300; 20 digits overflow the catalog's 64-bit integers.

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.server.support import Api, md5_hex, tree, url_name
+from tests.support.api import Api, md5_hex, tree, url_name
 
 if TYPE_CHECKING:
-    from tests.conftest import LiveServer
+    from tests.support.live_server import LiveServer
 
 
 def test_users_are_isolated(live_server: LiveServer, api: Api) -> None:

@@ -19,13 +19,13 @@ import pytest
 import requests
 from updl_server.connections import descriptor_budget
 
-from tests.conftest import wait_for
-from tests.server.support import Api, raw_request, read_response, temp_files
-from tests.server.test_robustness import partial_temp_exists, start_raw_put
-from tests.server.test_tus import created, offset_of, patch, staging
+from tests.support.api import (Api, partial_temp_exists, raw_request, read_response, start_raw_put,
+                               temp_files)
+from tests.support.waiting import wait_for
+from tests.support.tus import created, offset_of, patch, staging
 
 if TYPE_CHECKING:
-    from tests.conftest import LiveServer
+    from tests.support.live_server import LiveServer
 
 DEADLINE = 15.0
 HEADER_LIMIT = 8 * 1024

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import LiveServer
-from tests.server.pgsupport import pg_database, postgres_url  # noqa: F401 - fixtures
-from tests.server.racing import committed_blobs, race_puts
-from tests.server.support import (
+from tests.support.live_server import LiveServer
+from tests.support.postgres import pg_database, postgres_url  # noqa: F401 - fixtures
+from tests.support.racing import committed_blobs, race_puts
+from tests.support.api import (
     RAW_TIMEOUT,
     Api,
     md5_hex,

@@ -14,27 +14,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 
-from tests.conftest import wait_for
-from tests.server.support import Api, md5_hex, raw_request, temp_files
+from tests.support.waiting import wait_for
+from tests.support.api import Api, md5_hex, partial_temp_exists, start_raw_put, temp_files
 
 if TYPE_CHECKING:
-    from tests.conftest import LiveServer
+    from tests.support.live_server import LiveServer
 
 DEADLINE = 15.0
 
-
-
-def start_raw_put(api: Api, name: str, total: int, sent: bytes) -> socket.socket:
-    """Begin a ``PUT`` that announces ``total`` bytes but sends only ``sent``; caller closes."""
-    return raw_request(api, f"PUT /files/{name} HTTP/1.1\r\nContent-Length: {total}\r\n", sent)
-
-
-def partial_temp_exists(data_dir: Path) -> bool:
-    """Whether an upload is in flight with bytes already on disk.
-
-    The server writes in batches of about 1 MiB, so callers send more than that.
-    """
-    return any(p.stat().st_size > 0 for p in temp_files(data_dir))
 
 
 def test_cut_off_upload_leaves_nothing(live_server: LiveServer, api: Api) -> None:

@@ -14,15 +14,16 @@ from urllib.parse import urlsplit
 import pytest
 
 import updl
-from tests.conftest import LiveServer, wait_for
-from tests.server.s3support import (  # noqa: F401 - fixtures
+from tests.support.live_server import LiveServer
+from tests.support.waiting import wait_for
+from tests.support.s3 import (  # noqa: F401 - fixtures
     PREFIX,
     Bucket,
     bucket,
     s3_endpoint,
     s3_server_factory,
 )
-from tests.server.support import Api, md5_hex
+from tests.support.api import Api, md5_hex
 
 MIB = 1024 * 1024
 BLOB_KEY = re.compile(rf"^{PREFIX}/(\d+)/[0-9a-f]{{32}}$")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, console_script
+from tests.support.live_server import clean_env, console_script
 
 
 def server_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

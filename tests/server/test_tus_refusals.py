@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from tests.server.support import Api
-from tests.server.test_tus import STREAM, TUS, create, metadata, staging
+from tests.support.api import Api
+from tests.support.tus import STREAM, TUS, create, metadata, staging
 
 if TYPE_CHECKING:
-    from tests.conftest import LiveServer
+    from tests.support.live_server import LiveServer
 
 MAX_METADATA_BYTES = 8 * 1024  # as docs/api.md states
 

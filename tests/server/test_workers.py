@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LISTENING, LiveServer, wait_for
-from tests.server.pgsupport import pg_database, postgres_url  # noqa: F401 - fixtures
-from tests.server.racing import all_at_once, committed_blobs
-from tests.server.support import Api, md5_hex, temp_files
+from tests.support.live_server import LISTENING, LiveServer
+from tests.support.waiting import wait_for
+from tests.support.postgres import pg_database, postgres_url  # noqa: F401 - fixtures
+from tests.support.racing import all_at_once, committed_blobs
+from tests.support.api import Api, md5_hex, temp_files
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

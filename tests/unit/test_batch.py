@@ -19,7 +19,7 @@ from updl.sdk.manifest import Entry
 from updl.sdk.models import FileInfo
 from updl.sdk.selection import select_files
 
-from .conftest import URL, file_info
+from tests.support.scripted import URL, file_info
 
 
 @pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/passwd", "C:evil", "a\\b", "a//b", "./a", "a/",

@@ -20,7 +20,7 @@ from updl.console import PlainView, human_size
 from updl.sdk.models import FileInfo
 from updl.sdk.progress import ProgressEvent
 
-from .conftest import TOKEN, URL, download_headers, file_info
+from tests.support.scripted import TOKEN, URL, download_headers, file_info
 
 DATA = b"x" * 250_000
 UPLOAD = URL + "/upload"

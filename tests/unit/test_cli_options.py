@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from updl.cli import Environment, cli
 
-from .conftest import TOKEN, URL, file_info
+from tests.support.scripted import TOKEN, URL, file_info
 
 PAGE = {"files": [file_info("a.bin", b"aa")], "next_cursor": None}
 

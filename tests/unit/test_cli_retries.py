@@ -17,7 +17,7 @@ import responses
 from updl.exitcodes import ExitCode, describe
 from updl.sdk.errors import ServerError
 
-from .conftest import URL, download_headers, file_info
+from tests.support.scripted import URL, download_headers, file_info
 from .test_cli import error_line, run
 
 FILE = URL + "/files/build/app.bin"

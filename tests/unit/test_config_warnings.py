@@ -13,7 +13,7 @@ from updl.cli import Environment, cli
 from updl.sdk.config import load_settings
 from updl.sdk.errors import ConfigWarning
 
-from .conftest import TOKEN, URL
+from tests.support.scripted import TOKEN, URL
 
 
 def test_unknown_key_warns_with_file_profile_and_suggestion(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from updl.sdk.batch_download import download_batch, plan_downloads
 from updl.sdk.hashing import CHUNK_SIZE
 from updl.sdk.models import FileInfo
 
-from .conftest import URL, SleepRecorder, download_headers, file_info
+from tests.support.scripted import URL, SleepRecorder, download_headers, file_info
 
 DATA = os.urandom(300_000)
 FILE = URL + "/files/build/app.bin"

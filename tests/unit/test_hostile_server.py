@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import responses
 
-from tests.unit.conftest import URL, SleepRecorder, download_headers, file_info
+from tests.support.scripted import URL, SleepRecorder, download_headers, file_info
 from updl import Client, ProtocolError, RetryPolicy, UpdlError
 from updl.sdk.transport import parse_count, parse_retry_after
 

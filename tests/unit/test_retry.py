@@ -22,7 +22,7 @@ from updl import (
 from updl.sdk.retry import RetryEvent, run_with_retries
 from updl.sdk.transport import parse_retry_after
 
-from .conftest import URL, SleepRecorder, download_headers, file_info
+from tests.support.scripted import URL, SleepRecorder, download_headers, file_info
 
 
 def test_full_jitter_bounds() -> None:

@@ -21,7 +21,7 @@ from updl import (
     TooLargeError,
 )
 
-from .conftest import TOKEN, URL, SleepRecorder, file_info
+from tests.support.scripted import TOKEN, URL, SleepRecorder, file_info
 
 DATA = b"0123456789abcdef" * 40_000  # 640 kB: several encoder reads
 UPLOAD = URL + "/upload"

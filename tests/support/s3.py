@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.live_server import LiveServer
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")

@@ -143,3 +143,16 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
         assert chunk, "the connection closed in the middle of the answer's body"
         body += chunk
     return int(lines[0].split()[1]), body[:length]
+
+
+def start_raw_put(api: Api, name: str, total: int, sent: bytes) -> socket.socket:
+    """Begin a ``PUT`` that announces ``total`` bytes but sends only ``sent``; caller closes."""
+    return raw_request(api, f"PUT /files/{name} HTTP/1.1\r\nContent-Length: {total}\r\n", sent)
+
+
+def partial_temp_exists(data_dir: Path) -> bool:
+    """Whether an upload is in flight with bytes already on disk.
+
+    The server writes in batches of about 1 MiB, so callers send more than that.
+    """
+    return any(p.stat().st_size > 0 for p in temp_files(data_dir))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-from tests.server.support import Api
+from tests.support.api import Api
 
 DEADLINE = 30.0
 

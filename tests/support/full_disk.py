@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer
-from tests.server.support import Api
+from tests.support.live_server import LiveServer
+from tests.support.api import Api
 
 DISK_SIZE = "24m"
 

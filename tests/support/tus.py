@@ -1,0 +1,55 @@
+"""Helpers for tus 1.0 requests against a live server: create an upload, send a chunk, ask its offset."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.api import Api
+from tests.support.live_server import LiveServer
+
+TUS = {"Tus-Resumable": "1.0.0"}
+STREAM = {**TUS, "Content-Type": "application/offset+octet-stream"}
+
+
+def metadata(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def create(api: Api, length: int, name: str = "big.bin", **meta: str) -> requests.Response:
+    return api.request("POST", "/tus/", headers={
+        **TUS, "Upload-Length": str(length), "Upload-Metadata": metadata(name=name, **meta)})
+
+
+def created(api: Api, length: int, name: str = "big.bin", **meta: str) -> str:
+    response = create(api, length, name, **meta)
+    assert response.status_code == 201, response.text
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    assert response.headers["Upload-Offset"] == "0" and "Upload-Expires" in response.headers
+    return "/tus/" + response.headers["Location"].rsplit("/tus/", 1)[1]
+
+
+def patch(api: Api, path: str, offset: int, data: Any, algorithm: str | None = "md5",
+          digest: bytes | None = None) -> requests.Response:
+    headers = {**STREAM, "Upload-Offset": str(offset)}
+    if algorithm is not None:
+        if digest is None:
+            digest = (zlib.crc32(data).to_bytes(4, "big") if algorithm == "crc32"
+                      else hashlib.new(algorithm, data).digest())
+        headers["Upload-Checksum"] = f"{algorithm} {base64.b64encode(digest).decode()}"
+    return api.request("PATCH", path, data=data, headers=headers)
+
+
+def offset_of(api: Api, path: str) -> int:
+    response = api.request("HEAD", path, headers=TUS)
+    assert response.status_code == 200, response.status_code
+    return int(response.headers["Upload-Offset"])
+
+
+def staging(server: LiveServer) -> Path:
+    return server.data_dir / "blobs" / "staging"
