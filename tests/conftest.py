@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.api import Api
+from tests.support.full_disk import FullDisk, mount_tmpfs
 from tests.support.live_server import LiveServer
 
 
@@ -53,3 +57,18 @@ _user_counter = iter(range(1, 1_000_000))
 def token(live_server: LiveServer) -> str:
     """A token for a brand-new user on ``live_server``."""
     return live_server.add_user(f"user{next(_user_counter)}")
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[FullDisk]:
+    """A server whose data dir is on its own small filesystem, with one user."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mount_tmpfs(mount_point)
+    server = LiveServer(data_dir=mount_point / "data")
+    try:
+        server.start()
+        yield FullDisk(server, Api(server.url, server.add_user("filled")), mount_point / "filler")
+    finally:
+        server.stop()
+        subprocess.run(["umount", str(mount_point)], check=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from updl import Client, InsufficientStorageError
 
-from tests.support.full_disk import FullDisk, disk  # noqa: F401 - fixture
+from tests.support.full_disk import FullDisk
 
 
 @pytest.mark.parametrize("threshold", [None, 0], ids=["plain", "resumable"])

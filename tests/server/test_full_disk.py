@@ -13,7 +13,7 @@ import requests
 from sqlalchemy.exc import OperationalError
 from updl_server.errors import out_of_space
 
-from tests.support.full_disk import FullDisk, disk  # noqa: F401 - fixture
+from tests.support.full_disk import FullDisk
 from tests.support.racing import committed_blobs
 from tests.support.api import Api, md5_hex, temp_files
 from tests.support.tus import STREAM, TUS, create, created, staging

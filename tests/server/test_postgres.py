@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.live_server import LiveServer, clean_env, console_script
-from tests.support.postgres import pg_database, pg_rows, postgres_url  # noqa: F401 - fixtures
+from tests.support.postgres import pg_rows
 from tests.support.racing import all_at_once, committed_blobs, race_puts
 from tests.support.api import Api, md5_hex
 

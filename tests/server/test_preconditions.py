@@ -10,7 +10,6 @@ from collections.abc import Callable
 import pytest
 
 from tests.support.live_server import LiveServer
-from tests.support.postgres import pg_database, postgres_url  # noqa: F401 - fixtures
 from tests.support.racing import committed_blobs, race_puts
 from tests.support.api import (
     RAW_TIMEOUT,

@@ -13,7 +13,6 @@ import pytest
 
 from tests.support.live_server import LISTENING, LiveServer
 from tests.support.waiting import wait_for
-from tests.support.postgres import pg_database, postgres_url  # noqa: F401 - fixtures
 from tests.support.racing import all_at_once, committed_blobs
 from tests.support.api import Api, md5_hex, temp_files
 

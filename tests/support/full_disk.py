@@ -1,7 +1,8 @@
 """A server on a real full disk: a small tmpfs, mounted for the test and filled until ENOSPC.
 
-Mounting needs root (CI runs as root); elsewhere the tests that use ``disk``
-skip, and with ``CI=true`` they fail instead, as the PostgreSQL tests do.
+The ``disk`` fixture (in ``tests/conftest.py``) mounts it. Mounting needs root (CI runs as
+root); elsewhere the tests that use ``disk`` skip, and with ``CI=true`` they fail instead,
+as the PostgreSQL tests do.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,18 +59,3 @@ def mount_tmpfs(mount_point: Path) -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
-
-
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[FullDisk]:
-    """A server whose data dir is on its own small filesystem, with one user."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mount_tmpfs(mount_point)
-    server = LiveServer(data_dir=mount_point / "data")
-    try:
-        server.start()
-        yield FullDisk(server, Api(server.url, server.add_user("filled")), mount_point / "filler")
-    finally:
-        server.stop()
-        subprocess.run(["umount", str(mount_point)], check=True)
