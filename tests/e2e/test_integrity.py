@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,12 +12,11 @@ import pytest
 import updl
 from tests.support.live_server import LiveServer
 from tests.support.files import md5_hex
-from tests.support.corrupting_proxy import CorruptingProxy
+from tests.support.relay import Relay
 
 
-def proxy_for(server: LiveServer, mode: str) -> CorruptingProxy:
-    parts = urlsplit(server.url)
-    return CorruptingProxy(parts.hostname or "127.0.0.1", parts.port or 80, mode)  # type: ignore[arg-type]
+def proxy_for(server: LiveServer, mode: Literal["once", "always"]) -> Relay:
+    return Relay(urlsplit(server.url).port or 80, corrupt=mode)
 
 
 def test_upload_corrupted_once_is_retried_and_stored_intact(
