@@ -89,7 +89,7 @@ def _server_command(server: LiveServer, *args: str) -> subprocess.CompletedProce
 
 def test_add_user_twice_points_to_new_token(live_server: LiveServer) -> None:
     """add-user refuses an existing name and points to new-token, whose token works."""
-    first = live_server.add_user("twice")
+    first = live_server.add_user_with_command("twice")  # the one token from the console script
     again = _server_command(live_server, "add-user", "twice")
     assert again.returncode == 1
     assert again.stdout == ""

@@ -14,6 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from updl_server.auth import mint_token
+from updl_server.catalog import Catalog
+from updl_server.config import ServerConfig
+from updl_server.names import user_name_problem
+
 LISTENING = re.compile(r"updl-server listening on (http://\S+)")
 START_TIMEOUT = 30.0
 
@@ -100,7 +105,27 @@ class LiveServer:
         self.start()
 
     def add_user(self, name: str) -> str:
-        """Create a user with ``updl-server add-user`` and return its token."""
+        """Create a user on this server's database and return a token for it, in-process.
+
+        The same catalog and token code ``updl-server add-user`` runs, called here rather than
+        in a new process: starting one per token was most of the suite's setup time. SQLite in
+        WAL mode (or PostgreSQL) takes this writer beside the running server.
+        ``add_user_with_command`` goes through the console script itself.
+        """
+        problem = user_name_problem(name)
+        assert problem is None, f"invalid user name {name!r}: {problem}"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        catalog = Catalog(ServerConfig(data_dir=self.data_dir, db_url=self.db_url()).database_url)
+        try:
+            catalog.create_tables()  # as add-user does: a server may not have run on it yet
+            token = mint_token()
+            catalog.add_token(catalog.add_user(name), token.token_id, token.secret_hash)
+        finally:
+            catalog.close()  # no connection left open: a test may unmount the data dir next
+        return token.text
+
+    def add_user_with_command(self, name: str) -> str:
+        """Create a user with the ``updl-server add-user`` console script and return its token."""
         result = subprocess.run(
             [console_script("updl-server"), "add-user", name, "--data-dir", str(self.data_dir),
              *self.db_args()],
@@ -117,3 +142,8 @@ class LiveServer:
         if "--db-url" in args:
             return ["--db-url", args[args.index("--db-url") + 1]]
         return []
+
+    def db_url(self) -> str | None:
+        """The ``--db-url`` the server was started with, if any."""
+        args = self.db_args()
+        return args[1] if args else None
