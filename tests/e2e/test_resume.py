@@ -101,7 +101,7 @@ def interrupted_put(updl: Callable[..., subprocess.Popen[str]], relay: Relay, se
     wait_for(relay.stalled.is_set, "the upload to stall")
     offset = server_offset(server, updl.token)  # type: ignore[attr-defined]
     process.kill()
-    process.wait(timeout=30)
+    process.communicate(timeout=30)  # reaps it and closes its pipes
     relay.drop_connections()
     relay.reset()
     assert 0 < offset < source.stat().st_size

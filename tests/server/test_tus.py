@@ -312,9 +312,10 @@ def test_tuspy_client_interoperates(api: Api, tmp_path: Path) -> None:
     source.write_bytes(data)
     client = tus_client.TusClient(f"{api.base}/tus/",
                                   headers={"Authorization": f"Bearer {api.token}"})
-    uploader = client.uploader(str(source), chunk_size=256 * 1024, upload_checksum=True,
-                               metadata={"filename": "via-tuspy.bin", "md5": md5_hex(data)})
-    uploader.upload()
+    with open(source, "rb") as stream:  # given a path, tuspy opens the file and never closes it
+        uploader = client.uploader(file_stream=stream, chunk_size=256 * 1024, upload_checksum=True,
+                                   metadata={"filename": "via-tuspy.bin", "md5": md5_hex(data)})
+        uploader.upload()
     assert "via-tuspy.bin" in api.names()
     got = api.get("via-tuspy.bin")
     assert hashlib.md5(got.content).hexdigest() == md5_hex(data)

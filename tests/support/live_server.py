@@ -64,13 +64,15 @@ class LiveServer:
         self.log = []
 
         def drain(stream, log: list[str]) -> None:
-            # Keeps the pipe empty for the server's whole life, so logging never blocks it.
-            for line in stream:
-                log.append(line)
-                match = LISTENING.search(line)
-                if match and not ready.is_set():
-                    self.url = match.group(1)
-                    ready.set()
+            # Keeps the pipe empty for the server's whole life, so logging never blocks it, and
+            # closes it at the end (left to the garbage collector, it is a ResourceWarning).
+            with stream:
+                for line in stream:
+                    log.append(line)
+                    match = LISTENING.search(line)
+                    if match and not ready.is_set():
+                        self.url = match.group(1)
+                        ready.set()
             ready.set()
 
         threading.Thread(target=drain, args=(self.process.stderr, self.log), daemon=True).start()
