@@ -185,3 +185,117 @@ def test_no_token_is_401_with_a_json_body(curl: Curl, method: str, path: str) ->
     assert reply.headers["www-authenticate"].startswith("Bearer")
     if method != "HEAD":
         assert isinstance(reply.json()["error"], str)
+
+
+RANGES_SIZE = MIB + 77
+
+
+@pytest.mark.parametrize("spec, first, last", [
+    ("0-99", 0, 99),
+    ("100-", 100, RANGES_SIZE - 1),
+    ("-100", RANGES_SIZE - 100, RANGES_SIZE - 1),  # the last 100 bytes
+    (f"{MIB - 6}-{MIB + 4}", MIB - 6, MIB + 4),
+])
+def test_curl_r_byte_ranges(curl: Curl, stored, spec: str, first: int, last: int) -> None:
+    source = stored("ranges.bin", RANGES_SIZE)
+    size = source.stat().st_size
+    reply = curl(f"/files/{url_name('ranges.bin')}", "-r", spec)
+    assert reply.status == 206
+    assert reply.headers["content-range"] == f"bytes {first}-{last}/{size}"
+    expected = reply.body.parent / "expected"
+    with open(source, "rb") as src:
+        src.seek(first)
+        expected.write_bytes(src.read(last - first + 1))
+    assert same_bytes(reply.body, expected)
+
+
+def test_curl_r_past_the_end_is_416_json(curl: Curl, stored) -> None:
+    source = stored("short.bin", 1000)
+    reply = curl(f"/files/{url_name('short.bin')}", "-r", "5000-")
+    assert reply.status == 416
+    assert reply.headers["content-range"] == f"bytes */{source.stat().st_size}"
+    assert isinstance(reply.json()["error"], str)
+
+
+def test_curl_r_with_several_ranges_gets_the_whole_file(curl: Curl, stored) -> None:
+    source = stored("multi.bin", 100_000)
+    reply = curl(f"/files/{url_name('multi.bin')}", "-r", "0-9,50-59")
+    assert reply.status == 200
+    assert same_bytes(reply.body, source)
+
+
+def test_curl_etag_save_then_compare_gets_304(curl: Curl, stored, tmp_path: Path) -> None:
+    source = stored("cached.bin", 200_000)
+    etag_file = tmp_path / "etag"
+    first = curl(f"/files/{url_name('cached.bin')}", "--etag-save", str(etag_file))
+    assert first.status == 200
+    assert etag_file.read_text().strip() == f'"{md5_hex(source)}"'
+    again = curl(f"/files/{url_name('cached.bin')}", "--etag-compare", str(etag_file))
+    assert again.status == 304
+    assert again.headers["etag"] == f'"{md5_hex(source)}"'
+    assert same_bytes(again.body, source)  # a 304 has no body: the cached copy stays
+
+
+@pytest.mark.parametrize("name", ["with space.txt", "ünïcödé/ファイル.bin", "percent%41.bin",
+                                  "q?x=1#frag.bin", "+plus&amp;.bin"])
+def test_names_that_need_percent_encoding(live_server: LiveServer, curl: Curl, pattern_file,
+                                          api: Api, tmp_path: Path, name: str) -> None:
+    source = pattern_file("enc.bin", 5000)
+    reply = curl(f"/files/{url_name(name)}", "-T", str(source))
+    assert reply.status == 200
+    assert reply.json()["name"] == name
+    assert api.names() == [name]
+    sdk_download(live_server, api.token, name, tmp_path / "copy")
+    assert same_bytes(tmp_path / "copy", source)
+
+
+@pytest.mark.parametrize("path", ["/files/a/../b.bin", "/files/a/./b.bin", "/files/a//b.bin",
+                                  "/files/a%2F..%2Fb.bin", "/files/%2E%2E/b.bin"])
+def test_dot_segments_sent_as_is_are_refused_as_json(curl: Curl, pattern_file, api: Api,
+                                                     path: str) -> None:
+    source = pattern_file("hostile.bin", 100)
+    # --path-as-is: curl would otherwise resolve the dot segments itself.
+    reply = curl(path, "--path-as-is", "-T", str(source))
+    assert reply.status == 400, reply.body.read_bytes()
+    assert str(reply.json()["error"]).startswith("invalid name")
+    assert api.names() == []
+
+
+@pytest.mark.parametrize("args, status", [(["-X", "GET"], 404), (["-X", "DELETE"], 404),
+                                          (["-X", "PATCH"], 405)])
+def test_errors_on_unknown_names_and_methods_are_json(curl: Curl, args: list[str],
+                                                      status: int) -> None:
+    reply = curl(f"/files/{url_name('missing.bin')}", *args)
+    assert reply.status == status
+    assert isinstance(reply.json()["error"], str)
+
+
+def test_http_1_0_upload_and_download(live_server: LiveServer, curl: Curl, pattern_file,
+                                      api: Api) -> None:
+    source = pattern_file("old.bin", MIB + 3)
+    put = curl(f"/files/{url_name('old.bin')}", "-0", "-T", str(source),
+               "-H", f"Content-MD5: {b64(md5_hex(source))}")
+    assert put.status == 200
+    get = curl(f"/files/{url_name('old.bin')}", "-0")
+    assert get.status == 200
+    assert same_bytes(get.body, source)
+
+
+@pytest.mark.parametrize("how", ["multipart", "T-file", "T-stdin-chunked"])
+def test_an_upload_over_the_size_limit_is_413_json(server_factory, pattern_file, how: str) -> None:
+    server = server_factory("--max-size", str(MIB))
+    token = server.add_user("limited")
+    source = pattern_file("huge.bin", 16 * MIB)  # more than socket buffers absorb
+    if how == "multipart":
+        args = ["-F", f"file=@{source}", "-F", f"md5={md5_hex(source)}", f"{server.url}/upload"]
+    else:  # from stdin, no Content-Length: the server can refuse only once it has read past MIB
+        args = ["-T", str(source) if how == "T-file" else "-",
+                f"{server.url}/files/{url_name('huge.bin')}"]
+    result = run_tool(require_tool("curl"), "-sS", "-w", "\n%{http_code}",
+                      "-H", f"Authorization: Bearer {token}", *args,
+                      stdin=source if how == "T-stdin-chunked" else None)
+    assert result.returncode == 0, result.stderr
+    body, _, status = result.stdout.rpartition("\n")
+    assert status == "413"
+    assert json.loads(body) == {"error": "file exceeds the server's size limit", "max_size": MIB}
+    assert Api(server.url, token).names() == []
