@@ -32,12 +32,10 @@ def upload(live_server: LiveServer, token: str, tus_js) -> Callable[..., dict[st
     return run
 
 
-def offset_on_server(url: str, token: str) -> int:
-    """``Upload-Offset`` of a tus upload, asked with ``HEAD`` as tus says."""
-    response = requests.head(url, headers={"Authorization": f"Bearer {token}",
-                                           "Tus-Resumable": "1.0.0"}, timeout=30)
-    assert response.status_code == 200, response.text
-    return int(response.headers["Upload-Offset"])
+def tus_head(url: str, token: str) -> requests.Response:
+    """``HEAD`` of a tus upload URL, as tus asks for an upload's state."""
+    return requests.head(url, headers={"Authorization": f"Bearer {token}",
+                                       "Tus-Resumable": "1.0.0"}, timeout=30)
 
 
 @pytest.mark.parametrize("chunk_size", [None, MIB], ids=["default-settings", "1MiB-chunks"])
@@ -89,7 +87,8 @@ def test_an_aborted_upload_resumes_in_a_new_process(
 
     first = upload(source, metadata, chunkSize=MIB, urlStorage=str(storage), abortAfterChunks=1)
     assert first["aborted"] and first["chunks"] == [MIB], first
-    assert offset_on_server(first["url"], token) == MIB
+    state = tus_head(first["url"], token)
+    assert (state.status_code, state.headers["Upload-Offset"]) == (200, str(MIB))
     assert api.names() == []  # an unfinished upload is not a file
 
     second = upload(source, metadata, chunkSize=MIB, urlStorage=str(storage), resume=True)
@@ -99,3 +98,50 @@ def test_an_aborted_upload_resumes_in_a_new_process(
     assert second["headers"]["Upload-Md5"] == md5_hex(source)
     sdk_download(live_server, token, "resume.bin", tmp_path / "copy")
     assert same_bytes(tmp_path / "copy", source)
+
+
+
+
+@pytest.mark.parametrize("chunk_size", [None, MIB], ids=["one-request", "1MiB-chunks"])
+def test_upload_data_during_creation(live_server: LiveServer, token: str, upload, pattern_file,
+                                     tmp_path: Path, chunk_size: int | None) -> None:
+    # creation-with-upload: the POST carries the first chunk (with default settings, the whole
+    # file, so the 201 itself completes the upload and must carry the completion headers).
+    source = pattern_file("early.bin", SIZE)
+    options = {} if chunk_size is None else {"chunkSize": chunk_size}
+    result = upload(source, {"name": "early.bin", "md5": md5_hex(source)},
+                    uploadDataDuringCreation=True, **options)
+    assert result["ok"], result
+    assert result["headers"]["ETag"] == f'"{md5_hex(source)}"'
+    assert result["headers"]["Upload-Md5"] == md5_hex(source)
+    sdk_download(live_server, token, "early.bin", tmp_path / "copy")
+    assert same_bytes(tmp_path / "copy", source)
+
+
+def test_a_terminated_upload_is_gone(token: str, upload, pattern_file, api: Api) -> None:
+    source = pattern_file("gone.bin", SIZE)
+    result = upload(source, {"name": "gone.bin"}, chunkSize=MIB, abortAfterChunks=1,
+                    terminate=True)
+    assert result["aborted"] and "error" not in result, result  # DELETE answered 204
+    assert tus_head(result["url"], token).status_code == 404
+    assert api.names() == []
+
+
+
+def test_an_invalid_name_is_refused_at_creation(upload, pattern_file, api: Api) -> None:
+    source = pattern_file("bad-name.bin", 1000)
+    result = upload(source, {"name": "a/../b.bin"}, retryDelays=None)
+    assert (result["ok"], result["status"]) == (False, 400), result
+    assert "invalid name" in result["error"]
+    assert api.names() == []
+
+
+def test_a_file_over_the_size_limit_is_refused_at_creation(server_factory, tus_js, pattern_file
+                                                           ) -> None:
+    server = server_factory("--max-size", str(MIB))
+    token = server.add_user("limited")
+    source = pattern_file("huge.bin", MIB + 1)
+    result = tus_js(endpoint=f"{server.url}/tus/", token=token, path=str(source),
+                    metadata={"name": "huge.bin"}, retryDelays=None)
+    assert (result["ok"], result["status"], result["chunks"]) == (False, 413, []), result
+    assert Api(server.url, token).names() == []

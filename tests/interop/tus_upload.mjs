@@ -2,11 +2,11 @@
 //
 //   node tus_upload.mjs '{"endpoint": ".../tus/", "token": "...", "path": "f", "metadata": {...}}'
 //
-// Optional arguments: tus-js-client's chunkSize, parallelUploads, metadataForPartialUploads and
-// retryDelays (null: fail at once); urlStorage (a JSON file: remember the upload URL, as
-// FileUrlStorage does across runs);
-// resume (look for a previous upload of this file in urlStorage and continue it),
-// abortAfterChunks (abort, without terminating, once that many PATCHes were accepted).
+// Optional arguments: tus-js-client's chunkSize, parallelUploads, metadataForPartialUploads,
+// uploadDataDuringCreation and retryDelays (null: fail at once); urlStorage (a JSON file: remember
+// the upload URL, as FileUrlStorage does across runs); resume (look for a previous upload of this
+// file in urlStorage and continue it); abortAfterChunks (abort once that many PATCHes were
+// accepted; with terminate: true, also delete the upload on the server).
 // Prints one JSON line: {ok, aborted, resumed, url, chunks: [bytesAccepted...], status, error,
 // headers (of the completing answer)}. The exit code is 0 whenever that line is printed.
 import fs from 'node:fs'
@@ -28,7 +28,8 @@ const options = {
   onChunkComplete (chunkSize, bytesAccepted) {
     result.chunks.push(bytesAccepted)
     if (args.abortAfterChunks && result.chunks.length >= args.abortAfterChunks) {
-      upload.abort(false).then(() => finish({ aborted: true }))
+      upload.abort(Boolean(args.terminate)).then(() => finish({ aborted: true }),
+        (error) => finish({ aborted: true, error: String(error) }))
     }
   },
   onSuccess ({ lastResponse }) {
@@ -42,7 +43,9 @@ const options = {
     finish({ error: String(error), status: error.originalResponse?.getStatus() ?? null })
   }
 }
-for (const key of ['chunkSize', 'parallelUploads', 'metadataForPartialUploads', 'retryDelays']) {
+const passed = ['chunkSize', 'parallelUploads', 'metadataForPartialUploads',
+  'uploadDataDuringCreation', 'retryDelays']
+for (const key of passed) {
   if (key in args) options[key] = args[key]
 }
 if (args.urlStorage) options.urlStorage = new tus.FileUrlStorage(args.urlStorage)
