@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+
+import updl
 
 from tests.conftest import LiveServer
 from tests.interop.conftest import (
@@ -172,6 +175,32 @@ def test_curl_C_resumes_a_partial_download(curl: Curl, stored, tmp_path: Path, h
     assert reply.status == 206
     assert reply.headers["content-range"] == f"bytes {have}-{size - 1}/{size}"
     assert same_bytes(reply.body, source)
+
+
+def test_curl_C_on_a_complete_file_changes_nothing(curl: Curl, stored, tmp_path: Path) -> None:
+    source = stored("done.bin", MIB + 5)
+    shutil.copyfile(source, tmp_path / "curl-body")
+    reply = curl(f"/files/{url_name('done.bin')}", "-C", "-")
+    assert reply.status == 416  # nothing left to send; curl knows the file is complete
+    assert reply.headers["content-range"] == f"bytes */{source.stat().st_size}"
+    assert same_bytes(reply.body, source)
+
+
+def test_curl_C_with_if_range_never_splices_two_versions(
+        live_server: LiveServer, token: str, stored, pattern_file, tmp_path: Path) -> None:
+    old = stored("changing.bin", MIB + 5)
+    new = pattern_file("changing-v2.bin", MIB + 5)
+    with updl.Client(live_server.url, token) as client:
+        client.upload(new, "changing.bin")
+    partial = tmp_path / "partial"
+    write_prefix(old, partial, 1000)
+    # The file changed since the partial download: If-Range makes the server send all of the
+    # new version (200), which curl refuses to append (exit 33) instead of mixing versions.
+    result = run_tool(require_tool("curl"), "-sS", "-C", "-", "-o", str(partial),
+                      "-H", f'If-Range: "{md5_hex(old)}"', "-H", f"Authorization: Bearer {token}",
+                      f"{live_server.url}/files/{url_name('changing.bin')}")
+    assert result.returncode == 33, result.stderr
+    assert partial.stat().st_size == 1000
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/files"), ("GET", "/files/x.bin"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,12 @@ def test_wget_c_continues_a_partial_download(live_server: LiveServer, token: str
     assert "HTTP/1.1 206" in log
     assert f"Content-Range: bytes {have}-{size - 1}/{size}".lower() in log.lower()
     assert same_bytes(tmp_path / "w.bin", source)
+
+
+def test_wget_c_on_a_complete_file_changes_nothing(live_server: LiveServer, token: str, stored,
+                                                   tmp_path: Path) -> None:
+    source = stored("done.bin", MIB + 5)
+    shutil.copyfile(source, tmp_path / "done.bin")
+    log = wget(live_server, token, "done.bin", tmp_path, "-c")
+    assert "HTTP/1.1 416" in log  # wget takes it to mean: nothing left to fetch
+    assert same_bytes(tmp_path / "done.bin", source)
