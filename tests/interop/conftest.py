@@ -68,6 +68,11 @@ def write_prefix(source: Path, dest: Path, length: int) -> None:
             length -= len(chunk)
 
 
+def flipped(md5: str) -> str:
+    """A well-formed MD5 that is certainly not ``md5``: every bit flipped."""
+    return bytes(b ^ 0xFF for b in bytes.fromhex(md5)).hex()
+
+
 def same_bytes(a: Path, b: Path) -> bool:
     """Whether two files hold exactly the same bytes (compared in chunks)."""
     return filecmp.cmp(a, b, shallow=False)

@@ -12,10 +12,10 @@ from typing import NamedTuple
 import pytest
 
 import updl
-
 from tests.conftest import LiveServer
 from tests.interop.conftest import (
     MIB,
+    flipped,
     md5_hex,
     require_tool,
     run_tool,
@@ -76,11 +76,6 @@ def last_headers(dump: Path) -> dict[str, str]:
 def b64(md5: str) -> str:
     """The RFC 1864 ``Content-MD5`` form of a hex MD5."""
     return base64.b64encode(bytes.fromhex(md5)).decode()
-
-
-def flipped(md5: str) -> str:
-    """A well-formed MD5 that is certainly not ``md5``: every bit flipped."""
-    return bytes(b ^ 0xFF for b in bytes.fromhex(md5)).hex()
 
 
 def test_multipart_upload_as_the_readme_shows_then_updl_get(

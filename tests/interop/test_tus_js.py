@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import LiveServer
-from tests.interop.conftest import MIB, md5_hex, same_bytes, sdk_download
+from tests.interop.conftest import MIB, flipped, md5_hex, same_bytes, sdk_download
 from tests.server.support import Api
 
 SIZE = 3 * MIB + 11  # three full 1 MiB PATCHes and a short fourth
@@ -70,8 +70,8 @@ def test_upload_without_md5_is_stored_with_the_servers_md5(
 
 def test_a_wrong_md5_fails_with_409_and_nothing_is_stored(upload, pattern_file, api: Api) -> None:
     source = pattern_file("bad.bin", SIZE)
-    wrong = bytes(b ^ 0xFF for b in bytes.fromhex(md5_hex(source))).hex()
-    result = upload(source, {"name": "bad.bin", "md5": wrong}, chunkSize=MIB, retryDelays=None)
+    result = upload(source, {"name": "bad.bin", "md5": flipped(md5_hex(source))}, chunkSize=MIB,
+                    retryDelays=None)
     assert not result["ok"]
     assert result["status"] == 409, result
     assert "response code: 409" in result["error"]
@@ -100,8 +100,6 @@ def test_an_aborted_upload_resumes_in_a_new_process(
     assert same_bytes(tmp_path / "copy", source)
 
 
-
-
 @pytest.mark.parametrize("chunk_size", [None, MIB], ids=["one-request", "1MiB-chunks"])
 def test_upload_data_during_creation(live_server: LiveServer, token: str, upload, pattern_file,
                                      tmp_path: Path, chunk_size: int | None) -> None:
@@ -125,7 +123,6 @@ def test_a_terminated_upload_is_gone(token: str, upload, pattern_file, api: Api)
     assert result["aborted"] and "error" not in result, result  # DELETE answered 204
     assert tus_head(result["url"], token).status_code == 404
     assert api.names() == []
-
 
 
 def test_an_invalid_name_is_refused_at_creation(upload, pattern_file, api: Api) -> None:
