@@ -142,3 +142,18 @@ def test_a_file_over_the_size_limit_is_refused_at_creation(server_factory, tus_j
                     metadata={"name": "huge.bin"}, retryDelays=None)
     assert (result["ok"], result["status"], result["chunks"]) == (False, 413, []), result
     assert Api(server.url, token).names() == []
+
+
+def test_parallel_uploads_are_refused_and_store_nothing(upload, pattern_file, api: Api) -> None:
+    # parallelUploads makes tus-js-client create partial uploads (Upload-Concat: partial) and
+    # join them with a final one (Upload-Concat: final;...). The server does not implement
+    # concatenation: it must refuse with a 4xx, not take a part for a whole upload and store
+    # half the file under the name. The parts carry the name as a user would have to (the
+    # server needs one at creation) but no MD5: the whole file's MD5 is not theirs.
+    source = pattern_file("parallel.bin", SIZE)
+    result = upload(source, {"name": "parallel.bin", "md5": md5_hex(source)}, parallelUploads=2,
+                    metadataForPartialUploads={"name": "parallel.bin"}, retryDelays=None)
+    assert not result["ok"], result
+    assert 400 <= (result["status"] or 0) < 500, result
+    assert f"response code: {result['status']}" in result["error"]
+    assert api.names() == []
