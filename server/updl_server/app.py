@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from . import __version__
 from .auth import authenticate
-from .blobstore import BlobNotFoundError, BlobStore, LocalBlobStore
+from .storage.local import BlobNotFoundError, BlobStore, LocalBlobStore
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
 from .downloads import (
@@ -39,8 +39,8 @@ from .names import Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
-from .tus import TusService
-from .tus_routes import tus_routes
+from .tus.routes import tus_routes
+from .tus.service import TusService
 from .uploads import (
     MULTIPART_OVERHEAD,
     draining_on_error,
@@ -289,7 +289,7 @@ def default_store(config: ServerConfig) -> BlobStore:
     """The blob store ``config`` asks for: local disk in the data dir, or S3."""
     if config.s3 is None:
         return LocalBlobStore(config.blob_root)
-    from .s3store import S3BlobStore  # boto3 is the optional 's3' extra
+    from .storage.s3 import S3BlobStore  # boto3 is the optional 's3' extra
 
     return S3BlobStore(config.s3.bucket, config.s3.prefix, endpoint_url=config.s3_endpoint_url,
                        max_size=config.max_size)

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from .blobstore import BlobReader
+from .storage.local import BlobReader
 from .catalog import FileRecord
 from .errors import HTTPError
 from .numbers import parse_count

@@ -19,7 +19,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from .blobstore import BlobWriter
+from .storage.local import BlobWriter
 from .errors import bad_request, too_large
 from .names import validate_name
 from .pipeline import WorkerPipe

@@ -209,7 +209,7 @@ def test_two_servers_on_one_bucket_and_database_are_one_service(
 
 
 def test_sweep_aborts_stale_multipart_uploads_and_removes_orphans(bucket: Bucket) -> None:
-    from updl_server.s3store import S3BlobStore
+    from updl_server.storage.s3 import S3BlobStore
 
     store = S3BlobStore(bucket.name, PREFIX, client=bucket.client, orphan_grace=0,
                         multipart_grace=0)
@@ -233,8 +233,8 @@ def test_sweep_aborts_stale_multipart_uploads_and_removes_orphans(bucket: Bucket
 
 
 def test_staging_hold_is_exclusive_until_released(bucket: Bucket) -> None:
-    from updl_server.s3store import S3BlobStore
-    from updl_server.staging import StagedUploadGoneError, StagingBusyError
+    from updl_server.storage.s3 import S3BlobStore
+    from updl_server.storage.local_staging import StagedUploadGoneError, StagingBusyError
 
     store = S3BlobStore(bucket.name, PREFIX, client=bucket.client)
     store.stage_create("c" * 32)

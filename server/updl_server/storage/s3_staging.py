@@ -42,10 +42,10 @@ from typing import IO, TYPE_CHECKING, Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from .staging import StagedUploadGoneError, StagingBusyError
+from .local_staging import StagedUploadGoneError, StagingBusyError
 
 if TYPE_CHECKING:
-    from .s3store import S3BlobWriter
+    from .s3 import S3BlobWriter
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_COPY_SIZE = 5 * 1024**3  # largest UploadPartCopy range

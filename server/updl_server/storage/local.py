@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from .localfs import fsync_dir, older_than
-from .staging import LocalStagedUpload, LocalStaging, StagedUpload
+from .local_staging import LocalStagedUpload, LocalStaging, StagedUpload
 
 CHUNK_SIZE = 1024 * 1024
 # A blob committed by a process that crashed before its catalog commit is an

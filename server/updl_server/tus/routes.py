@@ -1,4 +1,4 @@
-"""The tus 1.0 routes under ``/tus/``: thin handlers over :class:`~updl_server.tus.TusService`.
+"""The tus 1.0 routes under ``/tus/``: thin handlers over :class:`~updl_server.tus.service.TusService`.
 
 Same token auth and name rules as the rest of the API; every answer carries
 ``Tus-Resumable`` and every error is JSON. ``OPTIONS`` (discovery) needs no
@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .catalog import FileRecord, TusCompletion
-from .errors import HTTPError, bad_request, insufficient_storage, out_of_space
-from .receive import RequestBody
-from .tus import (
+from ..catalog import FileRecord, TusCompletion
+from ..errors import HTTPError, bad_request, insufficient_storage, out_of_space
+from ..receive import RequestBody
+from ..uploads import declared_length, draining_on_error
+from .service import (
     CHECKSUMS,
     OFFSET_STREAM,
     TUS_EXTENSIONS,
@@ -37,7 +38,6 @@ from .tus import (
     parse_final_md5,
     refuse_unsupported,
 )
-from .uploads import declared_length, draining_on_error
 
 log = logging.getLogger("updl_server")
 

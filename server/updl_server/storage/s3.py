@@ -3,7 +3,7 @@
 Layout under ``s3://BUCKET/PREFIX/``::
 
     <user id>/<blob id>          committed blobs; the location is "<user id>/<blob id>"
-    staging/<upload id>/...      resumable (tus) uploads (see ``s3staging``)
+    staging/<upload id>/...      resumable (tus) uploads (see ``s3_staging``)
 
 **Commit.** A writer hashes nothing itself (the caller's sink does); it buffers
 up to one part (at least S3's 5 MiB minimum) and sends each full buffer with
@@ -40,8 +40,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .blobstore import BlobNotFoundError, SweepReport
-from .s3staging import MIN_PART_SIZE, S3StagedUpload, S3Staging, error_code
+from .local import BlobNotFoundError, SweepReport
+from .s3_staging import MIN_PART_SIZE, S3StagedUpload, S3Staging, error_code
 
 log = logging.getLogger("updl_server")
 

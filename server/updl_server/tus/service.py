@@ -2,7 +2,7 @@
 
 Supported extensions: creation, creation-with-upload, checksum (``md5``,
 ``sha1``, ``sha256``, ``crc32`` per PATCH), termination, expiration. Routes live in
-``tus_routes``; this module holds the protocol rules and the state machine.
+``tus.routes``; this module holds the protocol rules and the state machine.
 
 **Stateless processes.** Everything about an upload (owner, name, length,
 offset, expected MD5, expiry) is a catalog row and its bytes are in the blob
@@ -69,15 +69,15 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from .blobstore import BlobStore
-from .catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
-from .errors import HTTPError, bad_request, checksum_failed, too_large
-from .names import validate_name
-from .numbers import count_field
-from .pipeline import WorkerPipe
-from .receive import RequestBody
-from .staging import StagedUpload, StagedUploadGoneError, StagingBusyError
-from .uploads import record_committed
+from ..catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
+from ..errors import HTTPError, bad_request, checksum_failed, too_large
+from ..names import validate_name
+from ..numbers import count_field
+from ..pipeline import WorkerPipe
+from ..receive import RequestBody
+from ..storage.local import BlobStore
+from ..storage.local_staging import StagedUpload, StagedUploadGoneError, StagingBusyError
+from ..uploads import record_committed
 
 log = logging.getLogger("updl_server")
 

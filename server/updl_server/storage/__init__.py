@@ -1,0 +1,1 @@
+"""Where file contents live: blobs and the staged bytes of resumable uploads."""
