@@ -23,7 +23,6 @@ from starlette.routing import Route
 
 from . import __version__
 from .auth import authenticate
-from .storage.local import BlobNotFoundError, BlobStore, LocalBlobStore
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
 from .downloads import (
@@ -39,6 +38,7 @@ from .names import Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
+from .storage import BlobNotFoundError, BlobStore, open_store
 from .tus.routes import tus_routes
 from .tus.service import TusService
 from .uploads import (
@@ -285,16 +285,6 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal server error"}, status_code=500)
 
 
-def default_store(config: ServerConfig) -> BlobStore:
-    """The blob store ``config`` asks for: local disk in the data dir, or S3."""
-    if config.s3 is None:
-        return LocalBlobStore(config.blob_root)
-    from .storage.s3 import S3BlobStore  # boto3 is the optional 's3' extra
-
-    return S3BlobStore(config.s3.bucket, config.s3.prefix, endpoint_url=config.s3_endpoint_url,
-                       max_size=config.max_size)
-
-
 def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
                store: BlobStore | None = None) -> Starlette:
     """The Starlette app for ``config``; ``catalog``/``store`` default to SQL and local disk.
@@ -303,7 +293,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
     and sweeps what crashed processes left behind.
     """
     catalog = catalog if catalog is not None else Catalog(config.database_url)
-    store = store if store is not None else default_store(config)
+    store = store if store is not None else open_store(config)
     tus = TusService(catalog, store, config.max_size, config.limits.body_timeout)
 
     @asynccontextmanager

@@ -10,10 +10,10 @@ from email.utils import format_datetime
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from .storage.local import BlobReader
 from .catalog import FileRecord
 from .errors import HTTPError
 from .numbers import parse_count
+from .storage import BlobReader
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from .storage.local import BlobWriter
 from .errors import bad_request, too_large
 from .names import validate_name
 from .pipeline import WorkerPipe
+from .storage import BlobWriter
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks

@@ -7,7 +7,7 @@ Supported extensions: creation, creation-with-upload, checksum (``md5``,
 **Stateless processes.** Everything about an upload (owner, name, length,
 offset, expected MD5, expiry) is a catalog row and its bytes are in the blob
 store's shared staging area, so each PATCH may reach a different server
-process. A PATCH holds the staged upload exclusively (``stage_claim``; a
+process. A PATCH holds the staged upload exclusively (``staging.claim``; a
 concurrent one gets 423), re-reads the row under the hold, appends, fsyncs,
 and only then moves the catalog's offset with a compare-and-set (a losing
 writer, impossible under the hold but checked anyway, gets 409). Bytes past
@@ -75,8 +75,7 @@ from ..names import validate_name
 from ..numbers import count_field
 from ..pipeline import WorkerPipe
 from ..receive import RequestBody
-from ..storage.local import BlobStore
-from ..storage.local_staging import StagedUpload, StagedUploadGoneError, StagingBusyError
+from ..storage import BlobStore, StagedUpload, StagedUploadGoneError, StagingBusyError
 from ..uploads import record_committed
 
 log = logging.getLogger("updl_server")
@@ -276,7 +275,7 @@ class TusService:
         record = TusRecord(uuid.uuid4().hex, owner, name, length, 0,
                            None if md5 is None else md5.lower(), raw_metadata, now, now + EXPIRY)
         # Staging first, row second: a crash in between leaves only a file the sweep removes.
-        await run_in_threadpool(self.store.stage_create, record.id)
+        await run_in_threadpool(self.store.staging.create, record.id)
         try:
             await run_in_threadpool(self.catalog.add_tus_upload, record)
         except Exception:
@@ -365,13 +364,13 @@ class TusService:
         for upload_id in self.catalog.expired_tus_uploads(now):
             removed += self._remove_expired(upload_id)
         self.catalog.delete_expired_tus_completions(now)
-        return removed + self.store.stage_sweep(self.catalog.has_tus_upload)
+        return removed + self.store.staging.sweep(self.catalog.has_tus_upload)
 
     # internals
 
     async def _claim(self, upload_id: str) -> StagedUpload:
         try:
-            return await run_in_threadpool(self.store.stage_claim, upload_id)
+            return await run_in_threadpool(self.store.staging.claim, upload_id)
         except StagingBusyError:
             retry_after = math.ceil(self.stall_timeout)
             raise HTTPError(423, f"another request is writing to this upload; try again shortly "
@@ -456,7 +455,7 @@ class TusService:
 
     def _discard_staged(self, upload_id: str) -> None:
         """Delete the staged bytes of an upload that has no row (a failed creation)."""
-        held = self.store.stage_claim(upload_id)
+        held = self.store.staging.claim(upload_id)
         try:
             held.discard()
         finally:
@@ -465,7 +464,7 @@ class TusService:
     def _remove_expired(self, upload_id: str) -> int:
         """Delete an expired upload unless a request holds it or it was renewed; 1 if deleted."""
         try:
-            held = self.store.stage_claim(upload_id)
+            held = self.store.staging.claim(upload_id)
         except StagingBusyError:
             return 0
         except StagedUploadGoneError:
