@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import __version__
-from .auth import authenticate
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
 from .downloads import (
@@ -38,6 +36,7 @@ from .names import Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
+from .services import Services, services
 from .storage import BlobNotFoundError, BlobStore, open_store
 from .tus.routes import tus_routes
 from .tus.service import TusService
@@ -65,26 +64,6 @@ MAX_PAGE = 1000
 # A blob can vanish between lookup and open when the name is replaced at that
 # instant; looking the name up again finds the new version.
 OPEN_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class Services:
-    """What routes need, hung on ``app.state.services``."""
-
-    config: ServerConfig
-    catalog: Catalog
-    store: BlobStore
-    presign: Callable[[str], str] | None = None  # location -> URL, for redirected downloads
-
-    async def owner(self, request: Request) -> int:
-        """The authenticated user's id (401 otherwise)."""
-        return await authenticate(self.catalog, request.headers.get("authorization"))
-
-
-def services(request: Request) -> Services:
-    """The app's services, from a request."""
-    found: Services = request.app.state.services
-    return found
 
 
 def isoformat(moment: datetime | None) -> str | None:
