@@ -1,17 +1,19 @@
-"""Shared fixtures: a real ``updl-server`` process on a free port, users, a clean environment."""
+"""Shared fixtures: a real ``updl-server`` process on a free port, users, a clean environment,
+sample files, the installed ``updl``, a full disk. Helpers are in ``tests/support/``.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.api import Api
 from tests.support.full_disk import FullDisk, mount_tmpfs
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, clean_env, console_script
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +74,30 @@ def disk(tmp_path: Path) -> Iterator[FullDisk]:
     finally:
         server.stop()
         subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.fixture
+def make_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write a file of random bytes (random data always contains NUL bytes) and return its path."""
+
+    def make(name: str = "sample.bin", size: int = 256 * 1024) -> Path:
+        path = tmp_path / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(size))
+        return path
+
+    return make
+
+
+@pytest.fixture
+def run_updl() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed ``updl`` console script against a server as a given token."""
+
+    def run(server: LiveServer | str, token: str, *args: str, url: str | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        base = url or (server if isinstance(server, str) else server.url)
+        env = clean_env(UPDL_URL=base, UPDL_TOKEN=token)
+        return subprocess.run([console_script("updl"), *args], capture_output=True, text=True,
+                              env=env, cwd=cwd, timeout=120, stdin=subprocess.DEVNULL)
+
+    return run

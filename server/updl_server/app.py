@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +21,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import __version__
-from .auth import authenticate
-from .blobstore import BlobNotFoundError, BlobStore, LocalBlobStore
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
 from .downloads import (
@@ -39,8 +36,10 @@ from .names import Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
-from .tus import TusService
-from .tus_routes import tus_routes
+from .services import Services, services
+from .storage import BlobNotFoundError, BlobStore, open_store
+from .tus.routes import tus_routes
+from .tus.service import TusService
 from .uploads import (
     MULTIPART_OVERHEAD,
     draining_on_error,
@@ -65,26 +64,6 @@ MAX_PAGE = 1000
 # A blob can vanish between lookup and open when the name is replaced at that
 # instant; looking the name up again finds the new version.
 OPEN_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class Services:
-    """What routes need, hung on ``app.state.services``."""
-
-    config: ServerConfig
-    catalog: Catalog
-    store: BlobStore
-    presign: Callable[[str], str] | None = None  # location -> URL, for redirected downloads
-
-    async def owner(self, request: Request) -> int:
-        """The authenticated user's id (401 otherwise)."""
-        return await authenticate(self.catalog, request.headers.get("authorization"))
-
-
-def services(request: Request) -> Services:
-    """The app's services, from a request."""
-    found: Services = request.app.state.services
-    return found
 
 
 def isoformat(moment: datetime | None) -> str | None:
@@ -285,16 +264,6 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal server error"}, status_code=500)
 
 
-def default_store(config: ServerConfig) -> BlobStore:
-    """The blob store ``config`` asks for: local disk in the data dir, or S3."""
-    if config.s3 is None:
-        return LocalBlobStore(config.blob_root)
-    from .s3store import S3BlobStore  # boto3 is the optional 's3' extra
-
-    return S3BlobStore(config.s3.bucket, config.s3.prefix, endpoint_url=config.s3_endpoint_url,
-                       max_size=config.max_size)
-
-
 def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
                store: BlobStore | None = None) -> Starlette:
     """The Starlette app for ``config``; ``catalog``/``store`` default to SQL and local disk.
@@ -303,7 +272,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
     and sweeps what crashed processes left behind.
     """
     catalog = catalog if catalog is not None else Catalog(config.database_url)
-    store = store if store is not None else default_store(config)
+    store = store if store is not None else open_store(config)
     tus = TusService(catalog, store, config.max_size, config.limits.body_timeout)
 
     @asynccontextmanager

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import format_datetime
 
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from .blobstore import BlobReader
 from .catalog import FileRecord
 from .errors import HTTPError
+from .formats import http_date
 from .numbers import parse_count
+from .storage import BlobReader
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def file_headers(record: FileRecord, byte_range: ByteRange | None) -> dict[str, 
     headers = {
         "ETag": etag(record),
         "Accept-Ranges": "bytes",
-        "Last-Modified": format_datetime(record.created.replace(tzinfo=UTC), usegmt=True),
+        "Last-Modified": http_date(record.created),
         "Content-Type": "application/octet-stream",
     }
     if byte_range is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -19,16 +18,16 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from .blobstore import BlobWriter
 from .errors import bad_request, too_large
+from .formats import MD5_HEX
 from .names import validate_name
 from .pipeline import WorkerPipe
+from .storage import BlobWriter
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 MAX_TEXT_PART = 4 * 1024
-_MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
 class RequestBody:
@@ -267,7 +266,7 @@ class _Parts:
             value = _utf8(bytes(self._text), f"the {self._current!r} part")
             if self._current == "md5":
                 value = value.strip()
-                if not _MD5_HEX.match(value):
+                if not MD5_HEX.match(value):
                     raise bad_request("md5 must be 32 hex digits", md5=value)
             else:
                 validate_name(value)  # refuse a bad name before the file part is stored

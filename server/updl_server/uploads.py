@@ -13,12 +13,12 @@ from contextlib import asynccontextmanager
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from .blobstore import BlobStore
 from .catalog import Catalog, FileRecord, PreconditionFailedError
 from .errors import HTTPError, checksum_failed, too_large
 from .numbers import parse_count
 from .preconditions import Preconditions, precondition_failed
 from .receive import BodySource, HashingSink, RequestBody
+from .storage import BlobStore
 
 # Room for multipart boundaries and part headers when judging Content-Length.
 MULTIPART_OVERHEAD = 64 * 1024

@@ -208,7 +208,7 @@ def test_two_servers_on_one_bucket_and_database_are_one_service(
 
 
 def test_sweep_aborts_stale_multipart_uploads_and_removes_orphans(bucket: Bucket) -> None:
-    from updl_server.s3store import S3BlobStore
+    from updl_server.storage.s3 import S3BlobStore
 
     store = S3BlobStore(bucket.name, PREFIX, client=bucket.client, orphan_grace=0,
                         multipart_grace=0)
@@ -219,36 +219,36 @@ def test_sweep_aborts_stale_multipart_uploads_and_removes_orphans(bucket: Bucket
     orphan.write(b"orphan")
     kept_location = kept.commit()
     orphan.commit()
-    store.stage_create("a" * 32)
-    store.stage_create("b" * 32)
+    store.staging.create("a" * 32)
+    store.staging.create("b" * 32)
 
     report = store.sweep(lambda location: location == kept_location)
     assert (report.temp_dirs, report.orphan_blobs) == (1, 1)
     assert [u["UploadId"] for u in bucket.uploads_in_progress()] == [outside["UploadId"]]
     assert stale["UploadId"] != outside["UploadId"]
     assert bucket.blob_keys() == [f"{PREFIX}/{kept_location}"]
-    assert store.stage_sweep(lambda upload_id: upload_id == "a" * 32) == 1
+    assert store.staging.sweep(lambda upload_id: upload_id == "a" * 32) == 1
     assert bucket.keys(f"{PREFIX}/staging/") == [f"{PREFIX}/staging/{'a' * 32}/upload"]
 
 
 def test_staging_hold_is_exclusive_until_released(bucket: Bucket) -> None:
-    from updl_server.s3store import S3BlobStore
-    from updl_server.staging import StagedUploadGoneError, StagingBusyError
+    from updl_server.storage import StagedUploadGoneError, StagingBusyError
+    from updl_server.storage.s3 import S3BlobStore
 
     store = S3BlobStore(bucket.name, PREFIX, client=bucket.client)
-    store.stage_create("c" * 32)
-    held = store.stage_claim("c" * 32)
+    store.staging.create("c" * 32)
+    held = store.staging.claim("c" * 32)
     with pytest.raises(StagingBusyError):
-        store.stage_claim("c" * 32)
+        store.staging.claim("c" * 32)
     held.append(b"abc")
     held.sync()
     held.close()
-    again = store.stage_claim("c" * 32)
+    again = store.staging.claim("c" * 32)
     assert again.size() == 3 and b"".join(again.chunks()) == b"abc"
     again.discard()
     again.close()
     with pytest.raises(StagedUploadGoneError):
-        store.stage_claim("c" * 32)
+        store.staging.claim("c" * 32)
     assert bucket.keys() == []
 
 

@@ -118,7 +118,7 @@ def test_sweep_tolerates_another_process_starting_and_deleting(tmp_path: Path) -
     """A starting worker's sweep races its siblings: their ``.new-`` dirs get renamed and
     replaced blobs get deleted between listing and ``stat``; the sweep must not crash (a
     crash fails the worker's startup and takes the whole service down), nor disturb them."""
-    from updl_server.blobstore import LocalBlobStore
+    from updl_server.storage import LocalBlobStore
 
     root = tmp_path / "blobs"
     sweeper = LocalBlobStore(root)

@@ -3,7 +3,7 @@
 Layout under ``s3://BUCKET/PREFIX/``::
 
     <user id>/<blob id>          committed blobs; the location is "<user id>/<blob id>"
-    staging/<upload id>/...      resumable (tus) uploads (see ``s3staging``)
+    staging/<upload id>/...      resumable (tus) uploads (see ``s3_staging``)
 
 **Commit.** A writer hashes nothing itself (the caller's sink does); it buffers
 up to one part (at least S3's 5 MiB minimum) and sends each full buffer with
@@ -36,25 +36,20 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .blobstore import BlobNotFoundError, SweepReport
-from .s3staging import MIN_PART_SIZE, S3StagedUpload, S3Staging, error_code
+from .base import CHUNK_SIZE, ORPHAN_GRACE_SECONDS, BlobNotFoundError, SweepReport
+from .s3_client import MAX_PARTS, MIN_PART_SIZE, NOT_FOUND, error_code, make_client
+from .s3_staging import S3Staging
 
 log = logging.getLogger("updl_server")
 
 PART_SIZE = 8 * 1024 * 1024
-MAX_PARTS = 10_000
-READ_CHUNK = 1024 * 1024
-ORPHAN_GRACE_SECONDS = 3600.0
 # An upload in flight can take long; only much older multipart uploads are abandoned.
 MULTIPART_GRACE_SECONDS = 24 * 3600.0
 MULTIPART_SWEEP_SECONDS = 3600.0
 PRESIGN_SECONDS = 900
 _LOCATION = re.compile(r"^\d+/[0-9a-f]{32}$")
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 
 class S3BlobWriter:
@@ -139,7 +134,7 @@ class S3BlobWriter:
 class S3BlobReader:
     """An already-started ``GetObject`` body, iterated in chunks."""
 
-    def __init__(self, body: Any, chunk_size: int = READ_CHUNK) -> None:
+    def __init__(self, body: Any, chunk_size: int = CHUNK_SIZE) -> None:
         """Wrap a botocore ``StreamingBody``."""
         self._body = body
         self._chunk_size = chunk_size
@@ -169,17 +164,20 @@ class S3BlobStore:
         """
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.client = client if client is not None else boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url,
-            config=Config(retries={"mode": "standard"}, max_pool_connections=50))
+        self.client = client if client is not None else make_client(endpoint_url)
         floor = math.ceil(max_size / MAX_PARTS) if max_size else 0
         self.part_size = max(part_size, MIN_PART_SIZE, floor)
         self.orphan_grace = orphan_grace
         self.multipart_grace = multipart_grace
         self._staging = S3Staging(self.client, bucket, self.prefix + "staging/", self.begin,
-                                  self.part_size)
+                                  self.part_size, orphan_grace)
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+
+    @property
+    def staging(self) -> S3Staging:
+        """The staging area, ``PREFIX/staging/``."""
+        return self._staging
 
     def key(self, location: str) -> str:
         """The object key of a location (refuses anything that is not one of ours)."""
@@ -216,7 +214,7 @@ class S3BlobStore:
         try:
             answer = self.client.get_object(**params)
         except ClientError as exc:
-            if error_code(exc) in _NOT_FOUND:
+            if error_code(exc) in NOT_FOUND:
                 raise BlobNotFoundError(location) from exc
             raise
         return S3BlobReader(answer["Body"])
@@ -271,15 +269,3 @@ class S3BlobStore:
                     log.warning("aborted %d stale multipart upload(s)", aborted)
             except ClientError as exc:
                 log.warning("multipart sweep failed: %s", exc)
-
-    def stage_create(self, upload_id: str) -> None:
-        """Create an (empty) staged upload under ``staging/<upload id>/``."""
-        self._staging.create(upload_id)
-
-    def stage_claim(self, upload_id: str) -> S3StagedUpload:
-        """Hold a staged upload (a lease object taken with a conditional write)."""
-        return self._staging.claim(upload_id)
-
-    def stage_sweep(self, is_live: Callable[[str], bool]) -> int:
-        """Delete staged uploads past the grace period that no catalog row owns."""
-        return self._staging.sweep(is_live, self.orphan_grace)

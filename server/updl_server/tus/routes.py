@@ -1,4 +1,4 @@
-"""The tus 1.0 routes under ``/tus/``: thin handlers over :class:`~updl_server.tus.TusService`.
+"""The tus 1.0 routes under ``/tus/``: thin handlers over :class:`.service.TusService`.
 
 Same token auth and name rules as the rest of the API; every answer carries
 ``Tus-Resumable`` and every error is JSON. ``OPTIONS`` (discovery) needs no
@@ -10,7 +10,6 @@ of a completed one, carry the stored file's ``ETag``, ``Upload-Md5`` and
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -18,31 +17,34 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .catalog import FileRecord, TusCompletion
-from .errors import HTTPError, bad_request, insufficient_storage, out_of_space
-from .receive import RequestBody
-from .tus import (
+from ..catalog import FileRecord, TusCompletion, TusRecord
+from ..errors import HTTPError, insufficient_storage, out_of_space
+from ..formats import UPLOAD_ID, http_date
+from ..receive import RequestBody
+from ..services import services
+from ..uploads import declared_length, draining_on_error
+from .protocol import (
     CHECKSUMS,
     OFFSET_STREAM,
     TUS_EXTENSIONS,
     TUS_VERSION,
-    TusRecord,
-    TusService,
     header_int,
-    http_date,
     no_such_upload,
     not_final,
+    not_offset_stream,
     offset_conflict,
     parse_checksum,
+    parse_creation,
     parse_final_md5,
+    past_length,
     refuse_unsupported,
+    unsupported_version,
 )
-from .uploads import declared_length, draining_on_error
+from .service import TusService
 
 log = logging.getLogger("updl_server")
 
 Handler = Callable[[Request], Awaitable[Response]]
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _tus(request: Request) -> TusService:
@@ -51,13 +53,12 @@ def _tus(request: Request) -> TusService:
 
 
 async def _owner(request: Request) -> int:
-    owner: int = await request.app.state.services.owner(request)
-    return owner
+    return await services(request).owner(request)
 
 
 def _upload_id(request: Request) -> str:
     upload_id = str(request.path_params["upload_id"])
-    if not _UPLOAD_ID.match(upload_id):
+    if not UPLOAD_ID.match(upload_id):
         raise no_such_upload(upload_id)
     return upload_id
 
@@ -101,9 +102,7 @@ def tus_protocol(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             if request.method != "OPTIONS" and request.headers.get("tus-resumable") != TUS_VERSION:
-                raise HTTPError(412, f"missing or unsupported Tus-Resumable; this server speaks "
-                                     f"tus {TUS_VERSION}", headers={"Tus-Version": TUS_VERSION},
-                                tus_resumable=request.headers.get("tus-resumable"))
+                raise unsupported_version(request.headers.get("tus-resumable"))
             response = await handler(request)
         except HTTPError as exc:
             exc.headers = {**exc.headers, "Tus-Resumable": TUS_VERSION}
@@ -138,15 +137,16 @@ async def create(request: Request) -> Response:
     body = RequestBody(request)
     async with draining_on_error(request, body, tus.max_size):
         owner = await _owner(request)
-        refuse_unsupported(request)  # before any other header: Upload-Concat changes them all
+        # Before any other header: Upload-Concat changes them all.
+        refuse_unsupported(request.headers)
         with_upload = _offset_stream(request) and _has_body(request)
         checksum = parse_checksum(request.headers.get("upload-checksum")) if with_upload else None
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
-        length = header_int(request, "upload-length")
+        length = header_int(request.headers, "upload-length")
         if final_md5 is not None and length > 0 and not with_upload:
             raise not_final(length)
         _refuse_md5_unless_final(request, 0, length, final_md5)
-        record = await tus.create(owner, request)
+        record = await tus.create(owner, parse_creation(request.headers, tus.max_size))
         location = f"{str(request.base_url).rstrip('/')}/tus/{record.id}"
         stored = None
         try:
@@ -183,8 +183,8 @@ async def patch(request: Request) -> Response:
     async with draining_on_error(request, body, tus.max_size):
         owner = await _owner(request)
         if not _offset_stream(request):
-            raise HTTPError(415, f"PATCH needs Content-Type: {OFFSET_STREAM}")
-        offset = header_int(request, "upload-offset")
+            raise not_offset_stream()
+        offset = header_int(request.headers, "upload-offset")
         checksum = parse_checksum(request.headers.get("upload-checksum"))
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
         upload = await tus.find(owner, _upload_id(request))
@@ -192,7 +192,7 @@ async def patch(request: Request) -> Response:
             raise offset_conflict(upload.length, offset)
         declared = declared_length(request)
         if declared is not None and offset + declared > upload.length:
-            raise bad_request("the body goes past Upload-Length", length=upload.length)
+            raise past_length(upload.length)
         _refuse_md5_unless_final(request, offset, upload.length, final_md5)
         record, stored = await tus.append(upload, offset, checksum, body, final_md5)
     return Response(status_code=204, headers=_completed_headers(record, stored))

@@ -37,29 +37,25 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from .staging import StagedUploadGoneError, StagingBusyError
+from ..formats import UPLOAD_ID
+from .base import CHUNK_SIZE, BlobWriter, StagedUploadGoneError, StagingBusyError
+from .s3_client import LOST_RACE, MIN_PART_SIZE, NOT_FOUND, error_code
 
-if TYPE_CHECKING:
-    from .s3store import S3BlobWriter
-
-MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_COPY_SIZE = 5 * 1024**3  # largest UploadPartCopy range
 HOLD_LEASE_SECONDS = 600.0
-READ_CHUNK = 1024 * 1024
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _PART = re.compile(r"^(\d{20})-(\d{20})$")
-_LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 
-def error_code(exc: ClientError) -> str:
-    """The S3 error code of a botocore ``ClientError``."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
+class ComposingWriter(BlobWriter, Protocol):
+    """A blob writer that can also copy a range of another object server-side."""
+
+    def copy(self, source_key: str, first: int, last: int) -> None:
+        """Append bytes ``first..last`` (inclusive) of object ``source_key``."""
 
 
 @dataclass(frozen=True)
@@ -183,15 +179,20 @@ class S3Staging:
     """The staging area under ``prefix`` (``PREFIX/staging/``) of an S3 blob store."""
 
     def __init__(self, client: Any, bucket: str, prefix: str,
-                 new_blob: Callable[[int], S3BlobWriter], part_size: int) -> None:
-        """``new_blob(owner_id)`` starts the writer a promoted upload becomes."""
+                 new_blob: Callable[[int], ComposingWriter], part_size: int,
+                 grace: float) -> None:
+        """``new_blob(owner_id)`` starts the writer a promoted upload becomes.
+
+        ``sweep`` leaves alone uploads touched less than ``grace`` seconds ago.
+        """
         self.client, self.bucket, self.prefix = client, bucket, prefix
         self.new_blob = new_blob
+        self._grace = grace
         self._transfer = TransferConfig(multipart_threshold=part_size,
                                         multipart_chunksize=part_size, use_threads=False)
 
     def _dir(self, upload_id: str) -> str:
-        if not _UPLOAD_ID.match(upload_id):
+        if not UPLOAD_ID.match(upload_id):
             raise ValueError(f"not an upload id: {upload_id!r}")
         return f"{self.prefix}{upload_id}/"
 
@@ -207,7 +208,7 @@ class S3Staging:
             self.client.head_object(Bucket=self.bucket, Key=self._dir(upload_id) + "upload")
         except ClientError as exc:
             self.release(upload_id, etag)
-            if error_code(exc) in _NOT_FOUND:
+            if error_code(exc) in NOT_FOUND:
                 raise StagedUploadGoneError(upload_id) from None
             raise
         return S3StagedUpload(self, upload_id, etag, self._chain(upload_id))
@@ -219,12 +220,12 @@ class S3Staging:
             return str(self.client.put_object(Bucket=self.bucket, Key=key, Body=token,
                                               IfNoneMatch="*")["ETag"])
         except ClientError as exc:
-            if error_code(exc) not in _LOST_RACE:
+            if error_code(exc) not in LOST_RACE:
                 raise
         try:
             current = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if error_code(exc) in _NOT_FOUND:  # released meanwhile: the next request gets it
+            if error_code(exc) in NOT_FOUND:  # released meanwhile: the next request gets it
                 raise StagingBusyError(upload_id) from None
             raise
         lease_end = current["LastModified"] + timedelta(seconds=HOLD_LEASE_SECONDS)
@@ -234,7 +235,7 @@ class S3Staging:
             return str(self.client.put_object(Bucket=self.bucket, Key=key, Body=token,
                                               IfMatch=current["ETag"])["ETag"])
         except ClientError as exc:
-            if error_code(exc) in _LOST_RACE | _NOT_FOUND:
+            if error_code(exc) in LOST_RACE | NOT_FOUND:
                 raise StagingBusyError(upload_id) from None
             raise
 
@@ -243,7 +244,7 @@ class S3Staging:
         try:
             current = self.client.head_object(Bucket=self.bucket, Key=self._dir(upload_id) + "hold")
         except ClientError as exc:
-            if error_code(exc) in _NOT_FOUND:
+            if error_code(exc) in NOT_FOUND:
                 return False
             raise
         return str(current["ETag"]) == etag
@@ -254,7 +255,7 @@ class S3Staging:
             self.client.delete_object(Bucket=self.bucket, Key=self._dir(upload_id) + "hold",
                                       IfMatch=etag)
         except ClientError as exc:
-            if error_code(exc) not in _LOST_RACE | _NOT_FOUND:
+            if error_code(exc) not in LOST_RACE | NOT_FOUND:
                 raise
 
     def _chain(self, upload_id: str) -> list[Part]:
@@ -281,7 +282,7 @@ class S3Staging:
         """One object's bytes in chunks."""
         body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         try:
-            yield from body.iter_chunks(READ_CHUNK)
+            yield from body.iter_chunks(CHUNK_SIZE)
         finally:
             body.close()
 
@@ -297,16 +298,17 @@ class S3Staging:
             batch = [{"Key": k} for k in keys[i:i + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
-    def sweep(self, is_live: Callable[[str], bool], grace: float) -> int:
-        """Delete uploads whose newest object is older than ``grace`` and no catalog row owns."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=grace)
+    def sweep(self, is_live: Callable[[str], bool]) -> int:
+        """Delete uploads whose newest object is older than the grace period and no catalog
+        row owns."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._grace)
         newest: dict[str, datetime] = {}
         keys: dict[str, list[str]] = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Contents", []):
                 upload_id = item["Key"][len(self.prefix):].partition("/")[0]
-                if _UPLOAD_ID.match(upload_id):
+                if UPLOAD_ID.match(upload_id):
                     newest[upload_id] = max(item["LastModified"],
                                             newest.get(upload_id, item["LastModified"]))
                     keys.setdefault(upload_id, []).append(item["Key"])

@@ -1,21 +1,17 @@
-"""Where file contents live: the ``BlobStore`` interface and its local-disk implementation.
+"""Blobs as files on local disk, under the data dir (the ``BlobStore`` of :mod:`.base`).
 
-Blobs are immutable and named by server-made ids (``location``), never by
-user file names. A write goes to a temporary blob and becomes visible only
-on ``commit()``; a replaced version is deleted only after the catalog points
-elsewhere. Readers get an already-open handle, so deleting a blob (after a
-replace) never breaks a download that has started.
-
-Local layout under ``root``::
+Layout under ``root``::
 
     ab/ab12...ef          committed blobs, sharded by the first two hex digits
     tmp/<process>/lock    one dir per server process, flock'ed for its lifetime
     tmp/<process>/*.part  uploads in flight
-    staging/<upload id>   resumable (tus) uploads, shared by all processes (see ``staging``)
+    staging/<upload id>   resumable (tus) uploads, shared by all processes (see ``local_staging``)
 
-A process that dies (even ``kill -9``) releases its lock, so the next
-``sweep()`` removes its temporaries; a live process's lock keeps other
-processes sharing the data dir away from its in-flight files.
+A write is a temporary file in this process's ``tmp/`` dir, fsync'ed and
+renamed into place on commit. A process that dies (even ``kill -9``)
+releases its lock, so the next ``sweep()`` removes its temporaries; a live
+process's lock keeps other processes sharing the data dir away from its
+in-flight files.
 """
 
 from __future__ import annotations
@@ -29,87 +25,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
+from .base import CHUNK_SIZE, ORPHAN_GRACE_SECONDS, BlobNotFoundError, SweepReport
+from .local_staging import LocalStaging
 from .localfs import fsync_dir, older_than
-from .staging import LocalStagedUpload, LocalStaging, StagedUpload
 
-CHUNK_SIZE = 1024 * 1024
-# A blob committed by a process that crashed before its catalog commit is an
-# orphan; the grace period keeps a sweep away from another live process's
-# blob that sits between rename and catalog commit.
-ORPHAN_GRACE_SECONDS = 3600.0
 _LOCATION = re.compile(r"^[0-9a-f]{32}$")
-
-
-class BlobNotFoundError(FileNotFoundError):
-    """No blob at that location (it may have been replaced and deleted since it was looked up)."""
-
-
-class BlobWriter(Protocol):
-    """A blob being written: invisible until ``commit()``."""
-
-    def write(self, data: bytes) -> None:
-        """Append bytes."""
-
-    def commit(self) -> str:
-        """Make the blob durable and permanent; return its location."""
-
-    def abort(self) -> None:
-        """Discard the blob (idempotent; a no-op after ``commit()``)."""
-
-
-class BlobReader(Protocol):
-    """An opened blob range: iterate for chunks; iteration closes it, or call ``close()``."""
-
-    def __iter__(self) -> Iterator[bytes]:
-        """Yield the bytes in chunks."""
-
-    def close(self) -> None:
-        """Release the handle (idempotent)."""
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    """What a startup sweep removed."""
-
-    temp_dirs: int = 0
-    orphan_blobs: int = 0
-
-
-class BlobStore(Protocol):
-    """Storage for immutable blobs; an S3 implementation would map writers to multipart uploads."""
-
-    def start(self) -> None:
-        """Acquire per-process resources (call once before ``begin``)."""
-
-    def begin(self, owner_id: int) -> BlobWriter:
-        """Start writing a new blob of user ``owner_id`` (a store may group blobs by owner)."""
-
-    def open(self, location: str, start: int = 0, end: int | None = None) -> BlobReader:
-        """Open bytes ``[start, end)`` of a blob now; ``BlobNotFoundError`` if it is gone."""
-
-    def delete(self, location: str) -> None:
-        """Delete a committed blob (absent is fine)."""
-
-    def sweep(self, is_referenced: Callable[[str], bool]) -> SweepReport:
-        """Remove temporaries of dead processes and old blobs no catalog row references."""
-
-    def close(self) -> None:
-        """Release per-process resources."""
-
-    # Staging: resumable uploads whose bytes arrive over many requests (see ``staging``).
-
-    def stage_create(self, upload_id: str) -> None:
-        """Create an empty staged upload, visible to every process sharing the store."""
-
-    def stage_claim(self, upload_id: str) -> StagedUpload:
-        """Exclusive hold on a staged upload (``StagingBusyError``, ``StagedUploadGoneError``)."""
-
-    def stage_sweep(self, is_live: Callable[[str], bool]) -> int:
-        """Remove old staged uploads no catalog row owns; return how many."""
 
 
 class LocalBlobWriter:
@@ -202,7 +125,12 @@ class LocalBlobStore:
         self._tmp_root = root / "tmp"
         self._process_dir: Path | None = None
         self._lock: IO[bytes] | None = None
-        self._staging = LocalStaging(root / "staging", self._new_blob_path)
+        self._staging = LocalStaging(root / "staging", self._new_blob_path, orphan_grace)
+
+    @property
+    def staging(self) -> LocalStaging:
+        """The staging area, ``<root>/staging``."""
+        return self._staging
 
     @property
     def process_dir(self) -> Path | None:
@@ -286,18 +214,6 @@ class LocalBlobStore:
                     blob.unlink(missing_ok=True)
                     removed += 1
         return removed
-
-    def stage_create(self, upload_id: str) -> None:
-        """Create ``staging/<upload_id>``, empty."""
-        self._staging.create(upload_id)
-
-    def stage_claim(self, upload_id: str) -> LocalStagedUpload:
-        """Open and ``flock`` ``staging/<upload_id>``."""
-        return self._staging.claim(upload_id)
-
-    def stage_sweep(self, is_live: Callable[[str], bool]) -> int:
-        """Remove staging files past the grace period that no catalog row owns."""
-        return self._staging.sweep(is_live, self.orphan_grace)
 
     def _new_blob_path(self) -> tuple[Path, str]:
         location = uuid.uuid4().hex

@@ -1,0 +1,159 @@
+"""tus-js-client (Node.js), the reference tus client, against the server's tus 1.0 endpoint.
+
+What a third-party tus client can do per docs/api.md: send the token header, declare the
+file's MD5 as ``md5`` metadata (verified at completion), or declare none and rely on the
+server's own MD5. Each upload is checked by downloading it with the updl SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.live_server import LiveServer
+from tests.support.interop import MIB, flipped, md5_hex, same_bytes, sdk_download
+from tests.support.api import Api
+
+SIZE = 3 * MIB + 11  # three full 1 MiB PATCHes and a short fourth
+
+
+@pytest.fixture
+def upload(live_server: LiveServer, token: str, tus_js) -> Callable[..., dict[str, Any]]:
+    """``upload(path, metadata, **options)``: one run of tus-js-client as this test's user."""
+
+    def run(path: Path, metadata: dict[str, str], **options: Any) -> dict[str, Any]:
+        return tus_js(endpoint=f"{live_server.url}/tus/", token=token, path=str(path),
+                      metadata=metadata, **options)
+
+    return run
+
+
+def tus_head(url: str, token: str) -> requests.Response:
+    """``HEAD`` of a tus upload URL, as tus asks for an upload's state."""
+    return requests.head(url, headers={"Authorization": f"Bearer {token}",
+                                       "Tus-Resumable": "1.0.0"}, timeout=30)
+
+
+@pytest.mark.parametrize("chunk_size", [None, MIB], ids=["default-settings", "1MiB-chunks"])
+@pytest.mark.parametrize("key", ["name", "filename"])
+def test_upload_with_md5_metadata_then_updl_download(
+        live_server: LiveServer, token: str, upload, pattern_file, api: Api, tmp_path: Path,
+        chunk_size: int | None, key: str) -> None:
+    source = pattern_file("tus.bin", SIZE)
+    options = {} if chunk_size is None else {"chunkSize": chunk_size}
+    result = upload(source, {key: "uploads/tus.bin", "md5": md5_hex(source)}, **options)
+    assert result["ok"], result
+    # The completing answer says what was stored (docs/api.md, "Completion").
+    assert result["headers"]["ETag"] == f'"{md5_hex(source)}"'
+    assert result["headers"]["Upload-Md5"] == md5_hex(source)
+    if chunk_size is not None:
+        assert result["chunks"] == [MIB, 2 * MIB, 3 * MIB, SIZE]
+    assert api.names() == ["uploads/tus.bin"]
+    info = sdk_download(live_server, token, "uploads/tus.bin", tmp_path / "copy")
+    assert info.md5 == md5_hex(source)
+    assert same_bytes(tmp_path / "copy", source)
+
+
+def test_upload_without_md5_is_stored_with_the_servers_md5(
+        live_server: LiveServer, token: str, upload, pattern_file, tmp_path: Path) -> None:
+    source = pattern_file("plain.bin", SIZE)
+    result = upload(source, {"filename": "plain.bin"}, chunkSize=MIB)
+    assert result["ok"], result
+    assert result["headers"]["Upload-Md5"] == md5_hex(source)
+    sdk_download(live_server, token, "plain.bin", tmp_path / "copy")
+    assert same_bytes(tmp_path / "copy", source)
+
+
+def test_a_wrong_md5_fails_with_409_and_nothing_is_stored(upload, pattern_file, api: Api) -> None:
+    source = pattern_file("bad.bin", SIZE)
+    result = upload(source, {"name": "bad.bin", "md5": flipped(md5_hex(source))}, chunkSize=MIB,
+                    retryDelays=None)
+    assert not result["ok"]
+    assert result["status"] == 409, result
+    assert "response code: 409" in result["error"]
+    assert api.names() == []
+
+
+def test_an_aborted_upload_resumes_in_a_new_process(
+        live_server: LiveServer, token: str, upload, pattern_file, api: Api,
+        tmp_path: Path) -> None:
+    source = pattern_file("resume.bin", SIZE)
+    storage = tmp_path / "tus-urls.json"
+    metadata = {"name": "resume.bin", "md5": md5_hex(source)}
+
+    first = upload(source, metadata, chunkSize=MIB, urlStorage=str(storage), abortAfterChunks=1)
+    assert first["aborted"] and first["chunks"] == [MIB], first
+    state = tus_head(first["url"], token)
+    assert (state.status_code, state.headers["Upload-Offset"]) == (200, str(MIB))
+    assert api.names() == []  # an unfinished upload is not a file
+
+    second = upload(source, metadata, chunkSize=MIB, urlStorage=str(storage), resume=True)
+    assert second["ok"] and second["resumed"], second
+    assert second["url"] == first["url"]
+    assert second["chunks"] == [2 * MIB, 3 * MIB, SIZE]  # it went on from 1 MiB
+    assert second["headers"]["Upload-Md5"] == md5_hex(source)
+    sdk_download(live_server, token, "resume.bin", tmp_path / "copy")
+    assert same_bytes(tmp_path / "copy", source)
+
+
+@pytest.mark.parametrize("chunk_size", [None, MIB], ids=["one-request", "1MiB-chunks"])
+def test_upload_data_during_creation(live_server: LiveServer, token: str, upload, pattern_file,
+                                     tmp_path: Path, chunk_size: int | None) -> None:
+    # creation-with-upload: the POST carries the first chunk (with default settings, the whole
+    # file, so the 201 itself completes the upload and must carry the completion headers).
+    source = pattern_file("early.bin", SIZE)
+    options = {} if chunk_size is None else {"chunkSize": chunk_size}
+    result = upload(source, {"name": "early.bin", "md5": md5_hex(source)},
+                    uploadDataDuringCreation=True, **options)
+    assert result["ok"], result
+    assert result["headers"]["ETag"] == f'"{md5_hex(source)}"'
+    assert result["headers"]["Upload-Md5"] == md5_hex(source)
+    sdk_download(live_server, token, "early.bin", tmp_path / "copy")
+    assert same_bytes(tmp_path / "copy", source)
+
+
+def test_a_terminated_upload_is_gone(token: str, upload, pattern_file, api: Api) -> None:
+    source = pattern_file("gone.bin", SIZE)
+    result = upload(source, {"name": "gone.bin"}, chunkSize=MIB, abortAfterChunks=1,
+                    terminate=True)
+    assert result["aborted"] and "error" not in result, result  # DELETE answered 204
+    assert tus_head(result["url"], token).status_code == 404
+    assert api.names() == []
+
+
+def test_an_invalid_name_is_refused_at_creation(upload, pattern_file, api: Api) -> None:
+    source = pattern_file("bad-name.bin", 1000)
+    result = upload(source, {"name": "a/../b.bin"}, retryDelays=None)
+    assert (result["ok"], result["status"]) == (False, 400), result
+    assert "invalid name" in result["error"]
+    assert api.names() == []
+
+
+def test_a_file_over_the_size_limit_is_refused_at_creation(server_factory, tus_js, pattern_file
+                                                           ) -> None:
+    server = server_factory("--max-size", str(MIB))
+    token = server.add_user("limited")
+    source = pattern_file("huge.bin", MIB + 1)
+    result = tus_js(endpoint=f"{server.url}/tus/", token=token, path=str(source),
+                    metadata={"name": "huge.bin"}, retryDelays=None)
+    assert (result["ok"], result["status"], result["chunks"]) == (False, 413, []), result
+    assert Api(server.url, token).names() == []
+
+
+def test_parallel_uploads_are_refused_and_store_nothing(upload, pattern_file, api: Api) -> None:
+    # parallelUploads makes tus-js-client create partial uploads (Upload-Concat: partial) and
+    # join them with a final one (Upload-Concat: final;...). The server does not implement
+    # concatenation: it must refuse with a 4xx, not take a part for a whole upload and store
+    # half the file under the name. The parts carry the name as a user would have to (the
+    # server needs one at creation) but no MD5: the whole file's MD5 is not theirs.
+    source = pattern_file("parallel.bin", SIZE)
+    result = upload(source, {"name": "parallel.bin", "md5": md5_hex(source)}, parallelUploads=2,
+                    metadataForPartialUploads={"name": "parallel.bin"}, retryDelays=None)
+    assert not result["ok"], result
+    assert 400 <= (result["status"] or 0) < 500, result
+    assert f"response code: {result['status']}" in result["error"]
+    assert api.names() == []
