@@ -13,31 +13,18 @@ from pathlib import Path
 import pytest
 import requests
 import responses
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
-from updl.cli import Environment, cli
+from updl.cli import cli
 from updl.console import PlainView, human_size
 from updl.sdk.models import FileInfo
 from updl.sdk.progress import ProgressEvent
 
-from tests.support.scripted import TOKEN, URL, download_headers, file_info
+from tests.support.cli import FakeClock, error_line, run
+from tests.support.scripted import URL, download_headers, file_info
 
 DATA = b"x" * 250_000
 UPLOAD = URL + "/upload"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    runner = CliRunner()
-    return runner.invoke(cli, ["--url", URL, "--token", TOKEN, *args], env=env,
-                         obj=Environment(sleep=lambda s: None, clock=FakeClock()))
 
 
 @pytest.fixture
@@ -45,13 +32,6 @@ def source(tmp_path: Path) -> Path:
     path = tmp_path / "app.tar.gz"
     path.write_bytes(DATA)
     return path
-
-
-def error_line(result: Result) -> str:
-    lines = result.stderr.splitlines()
-    assert lines[-1].startswith("updl: error: ")
-    assert "Traceback" not in result.stderr
-    return lines[-1]
 
 
 def test_put_ok_plain_progress(server: responses.RequestsMock, source: Path) -> None:

@@ -18,7 +18,7 @@ from updl.exitcodes import ExitCode, describe
 from updl.sdk.errors import ServerError
 
 from tests.support.scripted import URL, download_headers, file_info
-from .test_cli import error_line, run
+from tests.support.cli import error_line, run
 
 FILE = URL + "/files/build/app.bin"
 DATA = bytes(range(256)) * 100
