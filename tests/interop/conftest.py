@@ -5,6 +5,7 @@ The helpers are in ``tests/support/interop.py``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 from collections.abc import Callable
@@ -59,12 +60,15 @@ def tus_js() -> Callable[..., dict[str, Any]]:
     Installs the pinned tus-js-client with ``npm ci`` once per session if it is missing.
     """
     node = require_tool("node")
-    if not (HERE / "node_modules" / "tus-js-client" / "package.json").exists():
-        npm = require_tool("npm")
-        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                                cwd=HERE, capture_output=True, text=True, timeout=300,
-                                stdin=subprocess.DEVNULL)
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
+    # Test processes run side by side (pytest-xdist): one installs while the others wait.
+    with open(HERE / ".npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (HERE / "node_modules" / "tus-js-client" / "package.json").exists():
+            npm = require_tool("npm")
+            result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                                    cwd=HERE, capture_output=True, text=True, timeout=300,
+                                    stdin=subprocess.DEVNULL)
+            assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
 
     def run(**args: Any) -> dict[str, Any]:
         result = run_tool(node, str(HERE / "tus_upload.mjs"), json.dumps(args))
