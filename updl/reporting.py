@@ -22,7 +22,7 @@ import click
 from .console import TransferView, human_size, json_line, result_line
 from .exitcodes import describe
 from .sdk.batch import Outcome, Task
-from .sdk.selection import NoFilesError
+from .sdk.errors import NoFilesError
 
 __all__ = ["BatchReport", "message_of"]
 

@@ -25,3 +25,26 @@ def test_tqdm_adapter_sets_absolute_position() -> None:
         assert bar._bar.n == transferred
     bar.close()
     assert "100/100" in out.getvalue()
+
+
+def test_updl_and_sdk_export_the_same_names() -> None:
+    import updl
+    import updl.sdk
+
+    assert set(updl.__all__) - {"__version__"} == set(updl.sdk.__all__)
+    for name in updl.sdk.__all__:
+        assert getattr(updl, name) is getattr(updl.sdk, name), name
+
+
+def test_every_sdk_exception_lives_in_errors() -> None:
+    import importlib
+    import pkgutil
+
+    import updl.sdk
+    from updl.sdk import errors
+
+    for module_info in pkgutil.iter_modules(updl.sdk.__path__):
+        module = importlib.import_module(f"updl.sdk.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Exception) and value.__module__.startswith("updl"):
+                assert value.__module__ == errors.__name__, f"{value.__qualname__} is defined in {value.__module__}"

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from updl.sdk.errors import ChecksumMismatchError
+from updl.sdk.errors import ChecksumMismatchError, ManifestError, MissingFilesError
 from updl.sdk.manifest import (
     Entry,
-    ManifestError,
-    MissingFilesError,
     digest_file,
     format_line,
     parse_manifest,

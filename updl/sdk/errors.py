@@ -21,7 +21,13 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── InvalidSettingsError                   bad URL, config file or profile
     ├── ProtocolError                          more bytes than announced, another size than listed,
     │                                          a listing that repeats itself, a malformed answer
-    └── UnsafeNameError                        a local path that would leave the output directory
+    ├── UnsafeNameError                        a local path that would leave the output directory
+    ├── SelectionError                         arguments that name no list of files (a directory without -r)
+    ├── NoFilesError                           nothing selected to upload, nothing under a prefix to download
+    ├── ManifestError                          a manifest line that cannot be read, mixed digest lengths
+    ├── MissingFilesError (FileNotFoundError)  files a manifest lists do not exist
+    └── BatchFailedError                       every file of a batch failed  .errors
+        └── PartialFailureError                some files of a batch failed, others succeeded
 
 Warnings (``warnings.warn``, not raised): :class:`ConfigWarning` for a config
 file key that is ignored.
@@ -29,6 +35,7 @@ file key that is ignored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -37,14 +44,20 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BatchFailedError",
     "ChecksumMismatchError",
     "ConfigWarning",
     "ConnectionFailedError",
     "InsufficientStorageError",
     "InvalidSettingsError",
+    "ManifestError",
+    "MissingFilesError",
+    "NoFilesError",
     "NotFoundError",
+    "PartialFailureError",
     "ProtocolError",
     "RateLimitedError",
+    "SelectionError",
     "ServerError",
     "SourceChangedError",
     "TlsError",
@@ -222,6 +235,34 @@ class ProtocolError(UpdlError):
 
 class UnsafeNameError(UpdlError):
     """A remote name that would be written outside the output directory, or is not a portable path."""
+
+
+class SelectionError(UpdlError):
+    """The arguments cannot be turned into a list of files (a directory without ``-r``, a path outside)."""
+
+
+class NoFilesError(UpdlError):
+    """Nothing matched: no file selected for upload, or no file under the prefix to download."""
+
+
+class ManifestError(UpdlError):
+    """A manifest line cannot be read (not ``<hex>  <path>``), or digests of different lengths are mixed."""
+
+
+class MissingFilesError(UpdlError, FileNotFoundError):
+    """Files a manifest lists do not exist (``verify``: MISSING)."""
+
+
+class BatchFailedError(UpdlError):
+    """Every file of a batch failed; ``errors`` holds each file's error."""
+
+    def __init__(self, message: str, errors: Sequence[BaseException]) -> None:
+        super().__init__(message)
+        self.errors = list(errors)
+
+
+class PartialFailureError(BatchFailedError):
+    """Some files of a batch were transferred (or skipped) and some failed."""
 
 
 class ConfigWarning(UserWarning):

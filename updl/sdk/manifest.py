@@ -16,23 +16,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ChecksumMismatchError, UpdlError
+from .errors import ChecksumMismatchError, ManifestError, MissingFilesError
 from .hashing import CHUNK_SIZE
 
-__all__ = ["ALGORITHMS", "Entry", "ManifestError", "MissingFilesError", "VerifyResult", "digest_file",
+__all__ = ["ALGORITHMS", "Entry", "VerifyResult", "digest_file",
            "format_line", "parse_manifest", "read_manifest", "verify_manifest", "write_manifest"]
 
 #: Algorithm name -> hex digest length.
 ALGORITHMS: dict[str, int] = {"md5": 32, "sha256": 64}
 _LINE = re.compile(r"^(\\?)([0-9a-fA-F]{32}|[0-9a-fA-F]{64}) [ *](.+)$", re.DOTALL)
-
-
-class ManifestError(UpdlError):
-    """A manifest line cannot be read (not ``<hex>  <path>``), or digests of different lengths are mixed."""
-
-
-class MissingFilesError(UpdlError, FileNotFoundError):
-    """Files a manifest lists do not exist (``verify``: MISSING)."""
 
 
 @dataclass(frozen=True)
