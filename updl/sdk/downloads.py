@@ -44,10 +44,10 @@ from typing import Any, BinaryIO, cast
 import requests
 
 from .errors import (
-    BadRequestError,
     ChecksumMismatchError,
     ConnectionFailedError,
     ProtocolError,
+    RangeNotSatisfiableError,
     UnsafeNameError,
     UpdlError,
 )
@@ -318,9 +318,7 @@ class ResumableDownload:
         try:
             response = self._open_body({"Range": f"bytes={offset}-", "If-Range": etag}
                                        if offset and etag else {})
-        except BadRequestError as exc:
-            if exc.status != 416:
-                raise
+        except RangeNotSatisfiableError:
             part.restart()  # the file on disk is not shorter than the file: start over
             offset = 0
             response = self._open_body({})

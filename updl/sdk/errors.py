@@ -8,9 +8,12 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     UpdlError                                  .response .status .retryable .attempts
     ├── AuthenticationError                    401, 403
     ├── NotFoundError (FileNotFoundError)      404
-    ├── ChecksumMismatchError       retryable  409 on upload; local mismatch on download  .expected .actual
+    ├── ChecksumMismatchError       retryable  409 on upload, 460 on a tus chunk; local mismatch on download
+    │                                          .expected .actual
     ├── TooLargeError                          413  .max_size
     ├── BadRequestError                        400 and other 4xx
+    │   ├── OffsetConflictError                409 to a tus PATCH not at the upload's offset  .offset
+    │   └── RangeNotSatisfiableError           416 to a ranged download
     ├── ServerError                 retryable  5xx  .retry_after
     │   ├── RateLimitedError        retryable  429
     │   └── InsufficientStorageError           507: the server's disk is full (retrying cannot help)
@@ -54,8 +57,10 @@ __all__ = [
     "MissingFilesError",
     "NoFilesError",
     "NotFoundError",
+    "OffsetConflictError",
     "PartialFailureError",
     "ProtocolError",
+    "RangeNotSatisfiableError",
     "RateLimitedError",
     "SelectionError",
     "ServerError",
@@ -144,6 +149,28 @@ class TooLargeError(UpdlError):
 
 class BadRequestError(UpdlError):
     """The server refused the request as malformed (400, other 4xx), e.g. an invalid name."""
+
+
+class OffsetConflictError(BadRequestError):
+    """A tus PATCH was not at the upload's offset (409 with ``offset``/``sent``): another writer moved it.
+
+    ``offset`` is where the server's upload stands, if it said; ``HEAD`` the upload and continue from there.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        response: requests.Response | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, response=response, status=status)
+        self.offset = offset
+
+
+class RangeNotSatisfiableError(BadRequestError):
+    """A ranged download asked for bytes past the end of the file (416): the local part is not a prefix."""
 
 
 class ServerError(UpdlError):

@@ -31,7 +31,9 @@ from .errors import (
     InsufficientStorageError,
     InvalidSettingsError,
     NotFoundError,
+    OffsetConflictError,
     ProtocolError,
+    RangeNotSatisfiableError,
     RateLimitedError,
     ServerError,
     TlsError,
@@ -225,6 +227,12 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         if name is None and "upload" not in body and not _may_be_updl_404(response, body):
             return InvalidSettingsError(_not_updl_message(response, message), **kwargs)
         return NotFoundError(f"{message}: {name}" if name else message, **kwargs)
+    if status == 409 and ("offset" in body or "sent" in body):
+        # The same status answers a tus PATCH at the wrong offset and a whole file whose MD5
+        # does not match: the server's body tells them apart (docs/api.md).
+        offset = body.get("offset")
+        return OffsetConflictError(f"the upload is not at the offset sent ({message})",
+                                   offset=offset if type(offset) is int else None, **kwargs)
     if status == 409:
         return ChecksumMismatchError(
             f"checksum mismatch (server: {message})",
@@ -235,6 +243,12 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         limit = f" (limit {format_size(max_size)})" if isinstance(max_size, int) else ""
         return TooLargeError(f"{message}{limit}", max_size=max_size if isinstance(max_size, int) else None,
                              **kwargs)
+    if status == 416:
+        return RangeNotSatisfiableError(message, **kwargs)
+    if status == 460:  # tus: the PATCH body does not match its Upload-Checksum
+        offset = body.get("offset")
+        where = f" at offset {offset}" if type(offset) is int else ""
+        return ChecksumMismatchError(f"a chunk{where} was corrupted in transit (server: {message})", **kwargs)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 423:
         return UploadBusyError(f"another request is writing to this resumable upload ({message}); "

@@ -63,8 +63,8 @@ import requests
 
 from .downloads import header_time
 from .errors import (
-    BadRequestError,
     ChecksumMismatchError,
+    OffsetConflictError,
     SourceChangedError,
     UpdlError,
     UploadBusyError,
@@ -122,7 +122,7 @@ class _ChunkReader:
     """The file from ``offset`` to ``size`` in chunks, read one chunk ahead of the sender.
 
     A worker thread reads the next chunk and hashes it while the caller sends
-    the current one: the chunk's MD5 in a second thread, the running MD5 in
+    the current one: the chunk's CRC-32 in a second thread, the running MD5 in
     the first (hashlib releases the GIL for large buffers). ``running`` must
     hold the MD5 of the bytes before ``offset``; it is updated in place. When
     ``offset == size`` a single empty chunk comes out (the last PATCH of an
@@ -242,8 +242,8 @@ class TusUpload:
                             raise UpdlError(f"{self._name}: the server completed the upload "
                                             "without reporting the stored MD5 (Upload-Md5); "
                                             "upgrade updl-server")
-                except BadRequestError as exc:
-                    if exc.status != 409 or resyncs >= MAX_RESYNCS:
+                except OffsetConflictError:
+                    if resyncs >= MAX_RESYNCS:
                         raise
                 except SourceChangedError:  # what the server has can never be completed
                     self._abandon(entry)
@@ -318,15 +318,10 @@ class TusUpload:
         try:
             response = self._transport.request("PATCH", entry.url, data=body, headers=headers)
         except ChecksumMismatchError as exc:
-            if exc.expected is None:  # a 409 without digests: the offset moved, not the file
-                raise BadRequestError(str(exc), response=exc.response, status=409) from exc
-            self._store.forget_upload(self.key)  # the server refused the whole file and dropped it
-            raise
+            if exc.status == 409:  # the server refused the whole file and dropped the upload
+                self._store.forget_upload(self.key)
+            raise  # 460: one chunk was corrupted; the next attempt resumes at the server's offset
         except UpdlError as exc:
-            if exc.status == 460:
-                raise ChecksumMismatchError(
-                    f"{self._name}: a chunk at offset {offset} was corrupted in transit",
-                    response=exc.response, status=460) from exc
             if exc.status in GONE:
                 self._store.forget_upload(self.key)
             raise
