@@ -20,7 +20,8 @@ from typing import Any
 from .batch import FATAL_ERRORS, Job, Outcome, Task, run_batch
 from .client import Client
 from .errors import ChecksumMismatchError, MissingFilesError, NotFoundError, UnsafeNameError, UpdlError
-from .manifest import Entry, digest_file
+from .hashing import digest_file
+from .manifest import Entry
 from .models import FileInfo
 from .progress import ProgressCallback
 from .retry import RetryEvent

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, cast
 from .batch import Job, Outcome, Task, run_batch
 from .client import Client
 from .errors import SourceChangedError
-from .manifest import digest_file
+from .hashing import digest_file
 from .progress import ProgressCallback
 from .retry import RetryEvent
 from .selection import Selected, Unselected, join_prefix

@@ -31,7 +31,6 @@ import binascii
 import contextlib
 import email.utils
 import fcntl
-import hashlib
 import os
 import secrets
 import stat
@@ -51,7 +50,7 @@ from .errors import (
     UnsafeNameError,
     UpdlError,
 )
-from .hashing import CHUNK_SIZE, HashingWriter
+from .hashing import CHUNK_SIZE, HashingWriter, hash_file
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DownloadEntry, DownloadKey, ResumeStore
@@ -259,12 +258,7 @@ class PartFile:
 
     def prefix_md5(self, length: int) -> Any:
         """MD5 of the first ``length`` bytes, read from disk; leaves the position at ``length``."""
-        digest = hashlib.md5()
-        self.file.seek(0)
-        remaining = length
-        while remaining > 0 and (chunk := self.file.read(min(CHUNK_SIZE, remaining))):
-            digest.update(chunk)
-            remaining -= len(chunk)
+        digest = hash_file(self.file, length=length)["md5"]
         self.file.seek(length)
         return digest
 

@@ -17,19 +17,21 @@ file system's timestamp granularity of the first read (a few ms at worst).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import stat
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .errors import SourceChangedError
 
-__all__ = ["CHUNK_SIZE", "FileState", "HashingReader", "HashingWriter", "file_state", "md5_of"]
+__all__ = ["CHUNK_SIZE", "FileState", "HashingReader", "HashingWriter", "digest_file", "file_state", "hash_file",
+           "md5_of"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -212,10 +214,42 @@ class HashingWriter:
         written.result()
 
 
+def hash_file(source: str | os.PathLike[str] | BinaryIO, algorithms: Iterable[str] = ("md5",), *,
+              length: int | None = None) -> dict[str, Any]:
+    """``hashlib`` objects fed, in one read, with a file's bytes: all of them, or the first ``length``.
+
+    The one place a file is hashed from disk: whole files (:func:`digest_file`)
+    and the prefix a resumed transfer continues from (the objects go on being
+    fed). A file object is read from its start and left at the end of what
+    was read. A file shorter than ``length`` raises :class:`SourceChangedError`.
+    """
+    hashes = {name: hashlib.new(name) for name in algorithms}
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, (str, os.PathLike)):
+            fileobj: BinaryIO = stack.enter_context(open(source, "rb"))
+        else:
+            fileobj = source
+            fileobj.seek(0)
+        remaining = length
+        while remaining is None or remaining > 0:
+            chunk = fileobj.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            for digest in hashes.values():
+                digest.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+        if remaining:
+            raise SourceChangedError(f"the file shrank while being read ({length - remaining} "
+                                     f"of {length} bytes); upload it again once it is complete")
+    return hashes
+
+
+def digest_file(path: str | os.PathLike[str], algorithms: Iterable[str] = ("md5",)) -> dict[str, str]:
+    """Hex digests of one file for each algorithm, all computed in a single read."""
+    return {name: digest.hexdigest() for name, digest in hash_file(path, algorithms).items()}
+
+
 def md5_of(path: str | os.PathLike[str]) -> str:
     """MD5 (lowercase hex) of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return digest_file(path)["md5"]

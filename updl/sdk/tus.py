@@ -47,7 +47,6 @@ sends nothing.
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
 import zlib
 from collections.abc import Callable
@@ -69,7 +68,7 @@ from .errors import (
     UpdlError,
     UploadBusyError,
 )
-from .hashing import CHUNK_SIZE, FileState, file_state
+from .hashing import FileState, file_state, hash_file
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DEFAULT_UPLOAD_TTL, ResumeStore, UploadEntry, UploadKey
@@ -175,17 +174,7 @@ def _chunk_digest(data: bytes) -> bytes:
 
 def _md5_file(fileobj: BinaryIO, length: int) -> Any:
     """MD5 of the first ``length`` bytes of ``fileobj`` (a resumed upload's prefix)."""
-    digest = hashlib.md5()
-    fileobj.seek(0)
-    remaining = length
-    while remaining > 0:
-        chunk = fileobj.read(min(CHUNK_SIZE, remaining))
-        if not chunk:
-            raise SourceChangedError(f"the file shrank while being read ({length - remaining} "
-                                     f"of {length} bytes); upload it again once it is complete")
-        digest.update(chunk)
-        remaining -= len(chunk)
-    return digest
+    return hash_file(fileobj, length=length)["md5"]
 
 
 class TusUpload:
