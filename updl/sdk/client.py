@@ -18,7 +18,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO, TypeVar, cast
@@ -27,16 +26,16 @@ import requests
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
 from .config import Settings, load_settings
-from .downloads import PartFile, ResumableDownload, expected_total, receive_body
-from .downloads import expected_md5 as _expected_md5
-from .downloads import header_time as _header_time
+from .downloads import PartFile, ResumableDownload, receive_body
 from .errors import ChecksumMismatchError, ConnectionFailedError, NotFoundError, ProtocolError, UpdlError
 from .hashing import CHUNK_SIZE, HashingReader, HashingWriter
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, TqdmProgress, tqdm_progress
 from .resume import DownloadKey, ResumeStore
 from .retry import RetryEvent, RetryPolicy, run_with_retries
-from .transport import Transport, file_path, json_object, parse_count
+from .headers import expected_md5 as _expected_md5
+from .headers import expected_total, file_info, parse_count
+from .transport import Transport, file_path, json_object
 from .tus import TusUpload
 
 __all__ = ["Client"]
@@ -383,13 +382,7 @@ class Client:
                 f"checksum mismatch (server: {expected_md5}, received: {actual})",
                 expected=expected_md5, actual=actual, response=response,
             )
-        return FileInfo(
-            name=name,
-            size=writer.bytes_written,
-            md5=actual,
-            created=_header_time(response.headers.get("Last-Modified")) or datetime.now(timezone.utc),
-            last_accessed=_header_time(response.headers.get("Date")),
-        )
+        return file_info(response, name, writer.bytes_written, actual, accessed=True)
 
     # -- listing, info, delete ------------------------------------------------------------
 
@@ -476,9 +469,7 @@ class Client:
             if md5 is None or length is None:
                 raise UpdlError(f"{name}: the server's HEAD answer has no usable ETag or Content-Length",
                                 response=response)
-            return FileInfo(name=name, size=length, md5=md5,
-                            created=_header_time(response.headers.get("Last-Modified"))
-                            or datetime.now(timezone.utc))
+            return file_info(response, name, length, md5)
 
     def clone(self) -> Client:
         """A new client with the same settings, retry policy, sleep and ``on_retry``, and its own connections.

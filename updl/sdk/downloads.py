@@ -26,17 +26,13 @@ cut off: nothing beyond that size is written.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import email.utils
 import fcntl
 import os
 import secrets
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -51,61 +47,15 @@ from .errors import (
     UpdlError,
 )
 from .hashing import CHUNK_SIZE, HashingWriter, hash_file
+from .headers import expected_md5, expected_total, file_info, server_etag
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DownloadEntry, DownloadKey, ResumeStore
-from .transport import parse_count, translate
+from .transport import translate
 
-__all__ = ["PartFile", "ResumableDownload", "expected_md5", "expected_total", "header_time", "receive_body"]
+__all__ = ["PartFile", "ResumableDownload", "receive_body"]
 
 OpenBody = Callable[[dict[str, str]], requests.Response]
-
-
-def expected_md5(response: requests.Response) -> str | None:
-    """The server's MD5 of the file: ``Content-MD5`` (base64) or else a strong ``ETag`` (hex).
-
-    After a redirect (a server that sends downloads to presigned storage URLs)
-    the updl server's own answer is asked first: a store's ETag is not the MD5
-    of a multipart object.
-    """
-    for answer in (*response.history[:1], response):
-        md5 = _md5_from_headers(answer)
-        if md5 is not None:
-            return md5
-    return None
-
-
-def server_etag(response: requests.Response) -> str | None:
-    """The updl server's ``ETag`` (the first answer of a redirect chain), for ``If-Range``."""
-    return (response.history[0] if response.history else response).headers.get("ETag")
-
-
-def _md5_from_headers(response: requests.Response) -> str | None:
-    content_md5 = response.headers.get("Content-MD5")
-    if content_md5:
-        try:
-            digest = base64.b64decode(content_md5, validate=True)
-        except (binascii.Error, ValueError):
-            digest = b""
-        if len(digest) == 16:
-            return digest.hex()
-    etag = response.headers.get("ETag", "")
-    if etag and not etag.startswith("W/"):
-        value = etag.strip('"').lower()
-        if len(value) == 32 and all(c in "0123456789abcdef" for c in value):
-            return value
-    return None
-
-
-def header_time(value: str | None) -> datetime | None:
-    """An HTTP date header as an aware datetime, or ``None``."""
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def receive_body(response: requests.Response, writer: HashingWriter, name: str,
@@ -361,29 +311,4 @@ class ResumableDownload:
             raise ChecksumMismatchError(f"checksum mismatch (server: {md5}, received: {actual})",
                                         expected=md5, actual=actual, response=response)
         part.finish()
-        return FileInfo(
-            name=self._name, size=size, md5=actual,
-            created=header_time(response.headers.get("Last-Modified")) or datetime.now(timezone.utc),
-            last_accessed=header_time(response.headers.get("Date")),
-        )
-
-
-def expected_total(response: requests.Response, name: str, size: int | None = None) -> int | None:
-    """The whole file's size as the answer announces it, or else ``size`` (what a listing said).
-
-    ``ProtocolError`` when both are known and differ: the file is not the one that was listed.
-    """
-    announced = _total(response)
-    if size is not None and announced is not None and announced != size:
-        raise ProtocolError(f"{name}: the server announced {announced} bytes but listed {size}; "
-                            "it changed meanwhile — run the command again", response=response)
-    return announced if announced is not None else size
-
-
-def _total(response: requests.Response) -> int | None:
-    """The whole file's size: from ``Content-Range`` on a 206, else ``Content-Length``."""
-    if response.status_code == 206:
-        total = response.headers.get("Content-Range", "").rpartition("/")[2]
-    else:
-        total = response.headers.get("Content-Length", "")
-    return parse_count(total)
+        return file_info(response, self._name, size, actual, accessed=True)

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import NoFilesError, SelectionError
+from .errors import SelectionError
 
 __all__ = ["Selected", "Unselected", "has_magic", "join_prefix", "normalize_prefix", "select_files"]
 

@@ -13,10 +13,8 @@ replayed.
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -41,12 +39,9 @@ from .errors import (
     UpdlError,
     UploadBusyError,
 )
+from .headers import parse_retry_after
 
-__all__ = ["Transport", "build_session", "file_path", "json_object", "parse_count", "parse_retry_after",
-           "translate"]
-
-#: Digits in a count a server may send (2**63 - 1 has 19): more is no size, only an attack.
-MAX_COUNT_DIGITS = 19
+__all__ = ["Transport", "build_session", "file_path", "json_object", "translate"]
 
 TOKEN_HINT = ("run `updl-server add-user NAME` on the server to get one "
               "and pass it with --token or UPDL_TOKEN")
@@ -83,36 +78,6 @@ def json_object(response: requests.Response) -> dict[str, Any]:
         raise ProtocolError(f"the server at {response.url} did not answer with updl's JSON; "
                             "check that --url / UPDL_URL points at an updl server", response=response)
     return data
-
-
-def parse_count(value: str | None) -> int | None:
-    """A non-negative count from a header (``Content-Length``, ``Upload-Offset``, ...), or None.
-
-    Only ASCII digits, at most :data:`MAX_COUNT_DIGITS` of them: ``str.isdigit``
-    also takes ``²`` (which ``int`` refuses) and ``int`` refuses over 4300 digits.
-    """
-    value = (value or "").strip()
-    if not value or len(value) > MAX_COUNT_DIGITS or not value.isascii() or not value.isdigit():
-        return None
-    return int(value)
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    seconds = parse_count(value)
-    if seconds is not None:
-        return float(seconds)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = datetime.now(timezone.utc).timestamp() if now is None else now
-    return max(when.timestamp() - current, 0.0)
 
 
 def _error_body(response: requests.Response) -> dict[str, Any]:

@@ -52,7 +52,6 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -60,19 +59,18 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .downloads import header_time
 from .errors import (
     ChecksumMismatchError,
     OffsetConflictError,
     SourceChangedError,
     UpdlError,
-    UploadBusyError,
 )
 from .hashing import FileState, file_state, hash_file
+from .headers import file_info, parse_count, stored_md5
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DEFAULT_UPLOAD_TTL, ResumeStore, UploadEntry, UploadKey
-from .transport import Transport, parse_count
+from .transport import Transport
 
 __all__ = ["TUS_VERSION", "TusUpload"]
 
@@ -81,7 +79,6 @@ OFFSET_STREAM = "application/offset+octet-stream"
 GONE = (404, 410)
 MAX_RESYNCS = 3
 CHUNK_CHECKSUM = "crc32"  # Upload-Checksum algorithm of each PATCH (see the module docstring)
-_HEX = frozenset("0123456789abcdef")
 
 
 class _ChunkBody:
@@ -277,11 +274,8 @@ class TusUpload:
 
     def _stored(self, response: requests.Response, size: int) -> FileInfo | None:
         """The stored file, from the headers of a completed upload's answer; ``None`` if absent."""
-        md5 = response.headers.get("Upload-Md5", "").strip().lower()
-        if len(md5) != 32 or not _HEX.issuperset(md5):
-            return None
-        created = header_time(response.headers.get("Last-Modified")) or datetime.now(timezone.utc)
-        return FileInfo(name=self._name, size=size, md5=md5, created=created)
+        md5 = stored_md5(response)
+        return None if md5 is None else file_info(response, self._name, size, md5)
 
     def _head(self, entry: UploadEntry) -> tuple[int, FileInfo | None]:
         """The server's offset and, for a completed upload, the file it stored."""
