@@ -49,12 +49,15 @@ from .errors import (
 from .hashing import CHUNK_SIZE, HashingWriter, hash_file
 from .headers import expected_md5, expected_total, file_info, server_etag
 from .models import FileInfo
-from .progress import ProgressCallback, ProgressEvent
+from .progress import ProgressCallback, ProgressEvent, reporting
 from .resume import DownloadEntry, DownloadKey, ResumeStore
-from .transport import translate
+from .retry import Retrier
+from .transport import Transport, file_path, translate
 
-__all__ = ["PartFile", "ResumableDownload", "receive_body"]
+__all__ = ["BodyOpener", "Destination", "PartFile", "ResumableDownload", "StreamDownload", "download",
+           "receive_body", "receive_verified", "required_md5"]
 
+Destination = str | os.PathLike[str] | BinaryIO
 OpenBody = Callable[[dict[str, str]], requests.Response]
 
 
@@ -281,34 +284,126 @@ class ResumableDownload:
         elif offset:
             part.restart()  # 200: the file changed since the temporary file was written
             offset = 0
-        md5 = expected_md5(response)
-        if md5 is None:
-            raise UpdlError(f"{self._name}: the server sent neither Content-MD5 nor ETag; "
-                            "cannot verify the download", response=response)
+        md5 = required_md5(response, self._name)
         part.remember(server_etag(response))
         digest = part.prefix_md5(offset)
-
-        def on_write(position: int) -> None:
-            self._report(ProgressEvent(self._name, offset + position, total, attempt))
-
-        writer = HashingWriter(cast(BinaryIO, part.file), on_write, digest)
-        self._report(ProgressEvent(self._name, offset, total, attempt))
         try:
-            receive_body(response, writer, self._name, None if total is None else total - offset)
-        except ProtocolError:
-            part.restart()  # bytes from a server that breaks the protocol are not worth keeping
+            info = receive_verified(response, self._name, cast(BinaryIO, part.file), md5, total, self._report,
+                                    attempt, offset=offset, prefix=digest)
+        except (ProtocolError, ChecksumMismatchError):
+            # Bytes from a server that breaks the protocol, or that do not add up to the
+            # file, are not worth keeping: the next attempt starts from 0.
+            part.restart()
             raise
         finally:
             part.file.flush()  # what arrived stays for the next attempt
-        size = offset + writer.bytes_written
-        if total is not None and size != total:
-            raise ConnectionFailedError(
-                f"the download of {self._name} stopped after {size} of {total} bytes",
-                response=response)
-        actual = writer.hexdigest()
-        if actual != md5:
-            part.restart()
-            raise ChecksumMismatchError(f"checksum mismatch (server: {md5}, received: {actual})",
-                                        expected=md5, actual=actual, response=response)
         part.finish()
-        return file_info(response, self._name, size, actual, accessed=True)
+        return info
+
+
+class StreamDownload:
+    """Attempts at downloading ``name`` into a binary file object; call :meth:`run` per attempt.
+
+    A seekable one is rewound and truncated for each attempt. Bytes already
+    written to a pipe cannot be taken back: :meth:`retry_if` then retries only
+    failures before the body (connection errors, 5xx, 429).
+    """
+
+    def __init__(self, name: str, fileobj: BinaryIO, open_body: BodyOpener, report: ProgressCallback,
+                 size: int | None = None) -> None:
+        self._name = name
+        self._file = fileobj
+        self._open_body = open_body
+        self._report = report
+        self._size = size
+        try:
+            self._start: int | None = fileobj.tell() if fileobj.seekable() else None
+        except (AttributeError, OSError, ValueError):
+            self._start = None
+
+    @property
+    def retry_if(self) -> Callable[[UpdlError], bool] | None:
+        """Which retryable errors may be retried: all (None), or for a pipe those before the body."""
+        if self._start is not None:
+            return None
+        return lambda error: not self._open_body.started
+
+    def run(self, attempt: int) -> FileInfo:
+        """Receive the whole file into the file object and verify it."""
+        if self._start is not None:
+            self._file.seek(self._start)
+            self._file.truncate()
+        with self._open_body() as response:
+            md5 = required_md5(response, self._name)
+            total = expected_total(response, self._name, self._size)
+            return receive_verified(response, self._name, self._file, md5, total, self._report, attempt)
+
+
+def required_md5(response: requests.Response, name: str) -> str:
+    """The MD5 the server announces for the download; ``UpdlError`` if it sends none (nothing to verify)."""
+    md5 = expected_md5(response)
+    if md5 is None:
+        raise UpdlError(f"{name}: the server sent neither Content-MD5 nor ETag; cannot verify the download",
+                        response=response)
+    return md5
+
+
+def receive_verified(response: requests.Response, name: str, sink: BinaryIO, md5: str, total: int | None,
+                     report: ProgressCallback, attempt: int, *, offset: int = 0, prefix: Any = None) -> FileInfo:
+    """The one verify step of every download: stream the body into ``sink``, check length and MD5.
+
+    ``offset`` bytes of the file are already there (a resumed download) and
+    ``prefix`` is their MD5, which the new bytes continue. A body that stops
+    short is a :class:`ConnectionFailedError` (retryable; resumable to a path),
+    a whole file of other bytes a :class:`ChecksumMismatchError`.
+    """
+    def on_write(position: int) -> None:
+        report(ProgressEvent(name, offset + position, total, attempt))
+
+    writer = HashingWriter(sink, on_write, prefix)
+    report(ProgressEvent(name, offset, total, attempt))
+    receive_body(response, writer, name, None if total is None else total - offset)
+    size = offset + writer.bytes_written
+    if total is not None and size != total:
+        raise ConnectionFailedError(f"the download of {name} stopped after {size} of {total} bytes",
+                                    response=response)
+    actual = writer.hexdigest()
+    if actual != md5:
+        raise ChecksumMismatchError(f"checksum mismatch (server: {md5}, received: {actual})",
+                                    expected=md5, actual=actual, response=response)
+    return file_info(response, name, size, actual, accessed=True)
+
+
+class BodyOpener:
+    """Sends a download's ``GET`` and returns the streaming answer; ``started``: the body began arriving."""
+
+    def __init__(self, transport: Transport, name: str) -> None:
+        self._transport = transport
+        self._name = name
+        self.started = False
+
+    def __call__(self, headers: dict[str, str] | None = None) -> requests.Response:
+        self.started = False
+        response = self._transport.request("GET", file_path("files", self._name), stream=True, headers=headers)
+        self.started = True
+        return response
+
+
+def download(transport: Transport, store: ResumeStore, name: str, dest: Destination, *, retrier: Retrier,
+             on_progress: ProgressCallback | None = None, progress: bool = False, size: int | None = None,
+             within: str | os.PathLike[str] | None = None) -> FileInfo:
+    """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``."""
+    open_body = BodyOpener(transport, name)
+    with reporting(on_progress, progress, name) as report:
+        if not isinstance(dest, (str, os.PathLike)):
+            stream = StreamDownload(name, dest, open_body, report, size)
+            return retrier.run(stream.run, name, stream.retry_if)
+        target = Path(dest)
+        if target.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
+            target = target / name.rsplit("/", 1)[-1]
+        key = DownloadKey.for_target(transport.base_url, name, target)
+        part = PartFile(target, key, store, None if within is None else Path(within))
+        try:
+            return retrier.run(ResumableDownload(name, part, open_body, report, size).run, name)
+        finally:
+            part.close()

@@ -239,7 +239,7 @@ def hash_file(source: str | os.PathLike[str] | BinaryIO, algorithms: Iterable[st
                 digest.update(chunk)
             if remaining is not None:
                 remaining -= len(chunk)
-        if remaining:
+        if length is not None and remaining:
             raise SourceChangedError(f"the file shrank while being read ({length - remaining} "
                                      f"of {length} bytes); upload it again once it is complete")
     return hashes

@@ -14,7 +14,7 @@ replayed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -232,10 +232,12 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
 class Transport:
     """Sends requests to one server: base URL, auth header, timeouts, error translation."""
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+    def __init__(self, settings: Settings, session: requests.Session | None = None, *,
+                 session_factory: Callable[[], requests.Session] = build_session) -> None:
+        """Use ``session`` as it is, or make one with ``session_factory`` (and close it in :meth:`close`)."""
         self.settings = settings
         self.base_url = settings.url.rstrip("/")
-        self.session = session if session is not None else build_session()
+        self.session = session if session is not None else session_factory()
         self._owns_session = session is None
         self._headers = {"User-Agent": f"updl/{_version()}"}
         if settings.token:
