@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
-from .sdk import (  # noqa: E402  (after __version__: the transport reads it)
+from .sdk import (
     AuthenticationError,
     BadRequestError,
     BatchFailedError,
@@ -50,6 +48,8 @@ from .sdk import (  # noqa: E402  (after __version__: the transport reads it)
     run_with_retries,
     tqdm_progress,
 )
+
+from .sdk.version import __version__
 
 # A library logs; the application decides where it goes.
 logging.getLogger("updl").addHandler(logging.NullHandler())

@@ -20,7 +20,6 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
-from . import __version__
 from .console import PlainView, QuietView, RichView, TransferView, files_table, info_lines, json_line
 from .exitcodes import ExitCode, describe, epilog
 from .reporting import BatchReport
@@ -34,6 +33,7 @@ from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, w
 from .sdk.models import FileInfo
 from .sdk.retry import RetryEvent
 from .sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
+from .sdk.version import __version__
 
 __all__ = ["Environment", "cli", "main"]
 

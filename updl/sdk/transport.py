@@ -40,6 +40,7 @@ from .errors import (
     UploadBusyError,
 )
 from .headers import parse_retry_after
+from .version import __version__
 
 __all__ = ["Transport", "build_session", "file_path", "json_object", "translate"]
 
@@ -50,16 +51,10 @@ REJECTED_HINT = ("check that it belongs to this server: `updl-server add-user NA
                  "server's own --data-dir (or --db-url), and its token be passed with --token or UPDL_TOKEN")
 
 
-def _version() -> str:
-    from .. import __version__  # late: updl/__init__ imports this package
-
-    return __version__
-
-
 def build_session() -> requests.Session:
     """A session that sends each request once (requests' default adapter: no retries)."""
     session = requests.Session()
-    session.headers["User-Agent"] = f"updl/{_version()}"
+    session.headers["User-Agent"] = f"updl/{__version__}"
     return session
 
 
@@ -239,7 +234,7 @@ class Transport:
         self.base_url = settings.url.rstrip("/")
         self.session = session if session is not None else session_factory()
         self._owns_session = session is None
-        self._headers = {"User-Agent": f"updl/{_version()}"}
+        self._headers = {"User-Agent": f"updl/{__version__}"}
         if settings.token:
             self._headers["Authorization"] = f"Bearer {settings.token}"
 
