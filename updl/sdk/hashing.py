@@ -2,7 +2,9 @@
 
 A byte is read from disk once: the multipart encoder pulls the file through a
 :class:`HashingReader`, and a download pushes the body through a
-:class:`HashingWriter`. Nothing here holds a whole file in memory.
+:class:`HashingWriter`; a batch upload that also writes a manifest wraps the
+file in a :class:`DigestingFile`, so its SHA-256 comes from that same read.
+Nothing here holds a whole file in memory.
 
 Hashing while sending cannot tell a file rewritten half-way from a good one:
 the MD5 matches the bytes sent, so the server would store a torn file as
@@ -30,8 +32,8 @@ from typing import Any, BinaryIO
 
 from .errors import SourceChangedError
 
-__all__ = ["CHUNK_SIZE", "FileState", "HashingReader", "HashingWriter", "digest_file", "file_state", "hash_file",
-           "md5_of"]
+__all__ = ["CHUNK_SIZE", "DigestingFile", "FileState", "HashingReader", "HashingWriter", "digest_file", "file_state",
+           "hash_file", "md5_of"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -212,6 +214,64 @@ class HashingWriter:
         hashed, written = self._pending.popleft()
         hashed.result()
         written.result()
+
+
+class DigestingFile:
+    """A read-only seekable file that hashes what is read sequentially from offset 0.
+
+    A seek back to 0 (a retry starting over) resets the hash, so the digest
+    is that of the last attempt's bytes. ``complete(size)`` tells whether the
+    hash covers exactly ``size`` bytes. ``fileno()`` and ``name`` are the
+    file's, so the upload can check that the file did not change while read
+    (only the upload's own :class:`~updl.sdk.hashing.HashingReader` sees this
+    object, and it has no ``fileno()``: the encoder cannot bypass either).
+    """
+
+    def __init__(self, fileobj: BinaryIO, algorithm: str) -> None:
+        self._file = fileobj
+        self._algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self._hashed = 0
+
+    @property
+    def name(self) -> object:
+        return getattr(self._file, "name", None)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self._file.seek(offset, whence)
+        if position == 0:
+            self._hash = hashlib.new(self._algorithm)
+            self._hashed = 0
+        return position
+
+    def read(self, size: int | None = -1) -> bytes:
+        position = self._file.tell()
+        data = self._file.read(-1 if size is None else size)
+        end = position + len(data)
+        if position <= self._hashed < end:
+            self._hash.update(data[self._hashed - position:])
+            self._hashed = end
+        return data
+
+    def complete(self, size: int) -> bool:
+        """Whether exactly ``size`` bytes were hashed."""
+        return self._hashed == size
+
+    def hexdigest(self) -> str:
+        """The digest of the bytes hashed so far."""
+        return self._hash.hexdigest()
 
 
 def hash_file(source: str | os.PathLike[str] | BinaryIO, algorithms: Iterable[str] = ("md5",), *,
