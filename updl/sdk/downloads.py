@@ -1,4 +1,10 @@
-"""Resumable, verified downloads to a path, through a temporary file only updl can name.
+"""Downloads: to a path, resumable, or to a file object; both through one verify step.
+
+:func:`download` picks the destination's kind; :func:`receive_verified` is
+the one place a body is streamed, hashed and checked against the length and
+MD5 the server announced. A file object receives the bytes as they arrive (a
+seekable one is rewound for a retry; a pipe is retried only before its first
+byte). The rest of this docstring is about paths.
 
 The bytes go to ``.<dest name>.updl-<random>.part`` beside the destination,
 created with ``O_EXCL | O_NOFOLLOW`` (so it is never a file or symlink that
