@@ -97,7 +97,8 @@ def test_reload_mid_upload_then_the_same_file_resumes(page: Any, live_server: Li
     held: list[Any] = []
 
     def hold_third_patch(route: Any) -> None:
-        if route.request.method == "PATCH" and route.request.headers.get("upload-offset") == str(2 * CHUNK):
+        request = route.request
+        if request.method == "PATCH" and request.headers.get("upload-offset") == str(2 * CHUNK):
             held.append(route)
             return
         route.continue_()
