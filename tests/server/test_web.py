@@ -91,7 +91,9 @@ def test_cors_for_the_configured_origin(server_factory: Callable[..., LiveServer
     assert preflight(f"{server.url}/files/x", "https://other.example", "DELETE").status_code == 200
     # Another origin gets no permission.
     refused = preflight(f"{server.url}/tus/", "http://evil.example")
+    assert refused.status_code == 400
     assert "Access-Control-Allow-Origin" not in refused.headers
+    assert preflight(f"{server.url}/tus/", ORIGIN, headers="x-unknown").status_code == 400
     # Answers expose what clients read: tus headers, ETag, Content-MD5.
     token = server.add_user("cors")
     api = Api(server.url, token)

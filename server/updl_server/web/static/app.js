@@ -148,10 +148,12 @@ const browse = {
       }
     }
     $("rows").replaceChildren(...rows);
-    const count = files.length;
-    setStatus($("browse-status"), count === 0 && this.page === 0
+    const here = files.length - [...folders].reduce(
+      (n, folder) => n + files.filter((f) => f.name.startsWith(this.prefix + folder)).length, 0);
+    const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+    setStatus($("browse-status"), files.length === 0 && this.page === 0
       ? (this.prefix ? "No files in this folder." : "No files yet: upload some above.")
-      : `${count} file${count === 1 ? "" : "s"} on this page.`);
+      : `${plural(here, "file")} and ${plural(folders.size, "folder")} on this page.`);
     $("prev-page").disabled = this.page === 0;
     $("next-page").disabled = this.cursors.length <= this.page + 1;
     $("page-label").textContent = `Page ${this.page + 1}`;
@@ -173,7 +175,7 @@ function renderCrumbs(prefix) {
 function folderRow(path, label) {
   return el("tr", { className: "folder", dataset: { folder: path } },
     el("td", { colSpan: 5 },
-      el("button", { type: "button", textContent: `📁 ${label}`, ariaLabel: `Open folder ${path}`,
+      el("button", { type: "button", textContent: label, ariaLabel: `Open folder ${path}`,
         onclick: () => browse.open(path) })));
 }
 
