@@ -34,10 +34,14 @@ def main(out: Path) -> None:
                                    "--log-level", "warning"], stderr=subprocess.PIPE, text=True)
         try:
             assert server.stderr is not None
-            url = re.search(r"listening on (\S+)", server.stderr.readline()).group(1)  # type: ignore[union-attr]
+            found = re.search(r"listening on (\S+)", server.stderr.readline())
+            assert found, "updl-server did not start"
+            url = found.group(1)
             with updl.Client(url, token) as client:
-                for name, size in (("builds/41/app.tar.gz", 48_213_504), ("builds/42/app.tar.gz", 48_227_840),
-                                   ("release-notes.md", 6_144), ("reports/coverage.html", 812_345),
+                for name, size in (("builds/41/app.tar.gz", 48_213_504),
+                                   ("builds/42/app.tar.gz", 48_227_840),
+                                   ("release-notes.md", 6_144),
+                                   ("reports/coverage.html", 812_345),
                                    ("datasets/train.parquet", 3_500_000)):
                     path = src / name.replace("/", "_")
                     path.write_bytes(name.encode() * (size // len(name)))

@@ -41,9 +41,13 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (each test gets its own context)."""
+    """One headless Chromium for these tests (each test gets its own context).
+
+    Package scope, not session: Playwright's sync API keeps an event loop running on the
+    main thread while it is started, and later tests elsewhere call ``asyncio.run``.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -117,11 +117,14 @@ def test_reload_mid_upload_then_the_same_file_resumes(page: Any, live_server: Li
     page.reload()  # while the third PATCH is held: the reload cancels it unsent
     page.unroute_all(behavior="ignoreErrors")
     page.locator("#app").wait_for(state="visible")  # still signed in: the tab's session
+    # The page says what can resume, before anything is chosen.
+    assert page.locator('#unfinished-list li[data-name="resume.bin"]').is_visible()
     before = len(page.log.requests)
     choose(page, source)
     row = wait_state(page, "resume.bin", "done")
     assert row.get_attribute("data-resumed-from") == str(2 * CHUNK)
-    assert "Resumed" in row.inner_text() or "resumed" in row.inner_text()
+    assert "resumed" in row.inner_text()
+    page.locator("#unfinished").wait_for(state="hidden")  # nothing left to resume
     after = page.log.requests[before:]
     patches = [r for r in after if r.method == "PATCH"]
     assert [r.url for r in after if r.method == "POST" and "/tus/" in r.url] == []  # no new upload
@@ -170,6 +173,7 @@ def test_md5_mismatch_is_refused_retried_and_never_stored(signed_in: Any, live_s
     # Each attempt's last PATCH got the 409, and its upload is gone with its bytes.
     assert len(signed_in.log.tus("POST")) == 3
     assert Api(live_server.url, token).names() == []
+    assert signed_in.locator("#unfinished").is_hidden()  # no dead upload offered for resuming
     for url in {r.url for r in signed_in.log.tus("PATCH")}:
         head = requests.head(url, headers={"Authorization": f"Bearer {token}",
                                            "Tus-Resumable": "1.0.0"}, timeout=30)

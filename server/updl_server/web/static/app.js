@@ -3,7 +3,7 @@
 import { call, checkToken, deleteFile, download, fileInfo, listFiles, session } from "./api.js";
 import { formatSize, formatTime } from "./format.js";
 import { md5Of } from "./md5.js";
-import { droppedEntries, targetName, uploadAll } from "./upload.js";
+import { droppedEntries, targetName, unfinishedUploads, uploadAll } from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -63,6 +63,7 @@ $("signin-form").addEventListener("submit", async (event) => {
   $("token").value = "";
   setStatus($("signin-status"), "");
   showSignedIn(true);
+  showUnfinished();
   browse.open("");
 });
 
@@ -73,6 +74,15 @@ $("sign-out").addEventListener("click", () => signOut(""));
 async function startUploads(entries) {
   if (entries.length === 0) return;
   await uploadAll($("uploads"), $("prefix").value, entries, () => browse.reload());
+  showUnfinished();
+}
+
+/** Say which uploads can resume: those this browser left unfinished (a reload, a crash). */
+function showUnfinished() {
+  const unfinished = unfinishedUploads();
+  $("unfinished").hidden = unfinished.length === 0;
+  $("unfinished-list").replaceChildren(...unfinished.map(({ name, size }) =>
+    el("li", { dataset: { name } }, `${name} (${formatSize(size)})`)));
 }
 
 $("choose-files").addEventListener("click", () => $("files-input").click());
@@ -280,6 +290,7 @@ dropZone($("verify-drop"), (dataTransfer) => {
 
 if (session.token) {
   showSignedIn(true);
+  showUnfinished();
   browse.open("");
 } else {
   showSignedIn(false);

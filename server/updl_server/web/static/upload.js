@@ -14,6 +14,7 @@ import { md5Of } from "./md5.js";
 const CHUNK_SIZE = 8 * 1024 * 1024; // one PATCH: what a reload can lose at most
 const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000]; // tus-js-client's retries, ms
 const MAX_ATTEMPTS = 3; // whole uploads, each with a fresh MD5, after a checksum mismatch
+const FINGERPRINT = ["updl", location.origin].join("|"); // + name, size, mtime, MD5 per file
 
 /** Whether a tus error is the server's refusal of the MD5 (409 "checksum failed"). */
 function isChecksumFailure(err) {
@@ -93,14 +94,14 @@ function sendOnce(item, md5) {
     let stored = null;
     let resumeNote = "";
     item.meter = new RateMeter();
+    const fingerprint = [FINGERPRINT, item.name, item.file.size, item.file.lastModified, md5].join("|");
     const upload = new tus.Upload(item.file, {
       endpoint: `${location.origin}/tus/`,
       chunkSize: CHUNK_SIZE,
       retryDelays: RETRY_DELAYS,
       headers: { Authorization: `Bearer ${session.token}` },
       metadata: { name: item.name, md5 },
-      fingerprint: async (file) =>
-        ["updl", location.origin, item.name, file.size, file.lastModified, md5].join("|"),
+      fingerprint: async () => fingerprint,
       removeFingerprintOnSuccess: true,
       onShouldRetry: (err) => shouldRetry(err),
       onAfterResponse: (req, res) => {
@@ -120,7 +121,11 @@ function sendOnce(item, md5) {
       },
       onProgress: (sent, total) => item.progress("Uploading", sent, total, resumeNote),
       onSuccess: () => resolve({ md5: stored || md5 }),
-      onError: (err) => (isChecksumFailure(err) ? resolve({ mismatch: true }) : reject(err)),
+      onError: (err) => {
+        if (!isChecksumFailure(err)) { reject(err); return; }
+        forget(fingerprint); // the server dropped that upload: nothing there to resume
+        resolve({ mismatch: true });
+      },
     });
     upload.findPreviousUploads().then((previous) => {
       if (previous.length > 0) upload.resumeFromPreviousUpload(previous[0]);
@@ -153,6 +158,32 @@ async function uploadItem(item) {
   item.show("failed", "Failed", `The server refused the file ${MAX_ATTEMPTS} times: the MD5 of what `
     + "arrived never matched the MD5 computed here. Nothing was stored. Check the file and try again.");
   return false;
+}
+
+/**
+ * Uploads this browser started here and did not finish (tus-js-client's localStorage
+ * entries with our fingerprint): `[{name, size}]`, to tell the user what can resume.
+ */
+export function unfinishedUploads() {
+  const found = new Map();
+  for (let i = 0; i < localStorage.length; i += 1) {
+    const key = localStorage.key(i);
+    if (!key || !key.startsWith(`tus::${FINGERPRINT}|`)) continue;
+    try {
+      const entry = JSON.parse(localStorage.getItem(key));
+      if (entry && entry.metadata && entry.metadata.name) {
+        found.set(entry.metadata.name, { name: entry.metadata.name, size: entry.size });
+      }
+    } catch { /* not one of ours after all */ }
+  }
+  return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Drop tus-js-client's resume entries for `fingerprint`. */
+function forget(fingerprint) {
+  const keys = [];
+  for (let i = 0; i < localStorage.length; i += 1) keys.push(localStorage.key(i));
+  for (const key of keys) if (key && key.startsWith(`tus::${fingerprint}::`)) localStorage.removeItem(key);
 }
 
 /** The server name for a chosen file: the folder plus its path inside a chosen folder. */
