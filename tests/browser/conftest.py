@@ -76,8 +76,10 @@ class PageLog:
     def __init__(self, page: Any) -> None:
         self.errors: list[str] = []
         self.requests: list[Any] = []
+        self.workers: list[str] = []  # URLs of the Web Workers the page started
         page.on("console", self._on_console)
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("worker", lambda worker: self.workers.append(worker.url))
         page.on("request", lambda request: self.requests.append(request))
 
     def _on_console(self, message: Any) -> None:

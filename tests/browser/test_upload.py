@@ -54,6 +54,8 @@ def test_30mb_upload_arrives_with_the_right_md5(signed_in: Any, live_server: Liv
     assert md5_hex(source) in row.inner_text()
     assert "verified by the server" in row.inner_text()
     assert row.get_attribute("data-sent-bytes") == str(BIG)
+    # The MD5 came from a Web Worker, off the page's thread.
+    assert signed_in.log.workers == [live_server.url + "/web/md5-worker.js"]
     # One creation and four PATCHes: the page reads the file once more to send it, no retry.
     assert len(signed_in.log.tus("POST")) == 1
     assert len(signed_in.log.tus("PATCH")) == 4
