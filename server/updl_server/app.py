@@ -47,6 +47,7 @@ from .uploads import (
     refuse_unless_allowed,
     store_verified,
 )
+from .web import SecurityHeaders, cors_middleware, web_routes
 
 log = logging.getLogger("updl_server")
 
@@ -300,11 +301,13 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
         Route("/files/{name:updl_name}", file_by_name, methods=list(_BY_METHOD)),
         Route("/info/{name:updl_name}", info, methods=["GET"]),
         *tus_routes(),
+        *web_routes(),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(Utf8Urls)],
+        middleware=[*cors_middleware(config.cors_origins), Middleware(SecurityHeaders),
+                    Middleware(Utf8Urls)],
         exception_handlers={
             HTTPError: _on_http_error,
             HTTPException: _on_starlette_error,

@@ -17,7 +17,7 @@ from .app import create_app
 from .auth import mint_token
 from .catalog import Catalog, UserExistsError
 from .config import DEFAULT_MAX_SIZE, S3Location, ServerConfig, parse_size, parse_storage
-from .config import ConnectionLimits
+from .config import ConnectionLimits, parse_origin
 from .connections import fit_descriptors, guarded_protocol
 from .names import user_name_problem
 from .workers import serve_forked
@@ -58,6 +58,20 @@ class StorageType(click.ParamType):  # type: ignore[type-arg]  # generic only si
             return value
         try:
             return parse_storage(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class OriginType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
+    """A browser origin for CORS: ``scheme://host[:port]``, or ``*``."""
+
+    name = "origin"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        """Parse ``value`` with ``parse_origin``."""
+        try:
+            return parse_origin(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -126,10 +140,15 @@ def main() -> None:
               show_envvar=True,
               help="Open connections per worker process; requests beyond get 503, and "
                    "connections beyond twice this number are closed at once.")
+@click.option("--cors-origin", "cors_origins", type=OriginType(), multiple=True, metavar="ORIGIN",
+              envvar="UPDL_SERVER_CORS_ORIGIN", show_envvar=True,
+              help="Let pages on ORIGIN (http(s)://HOST[:PORT], or * for any) call the API from "
+                   "a browser (CORS); repeat for several (the variable: separated by spaces). "
+                   "Default: none. The page the server serves itself at / needs none.")
 def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
         log_level: str, workers: int, storage: S3Location | None, s3_endpoint_url: str | None,
         s3_presign_downloads: bool, max_header_size: int, header_timeout: float,
-        body_timeout: float, max_connections: int) -> None:
+        body_timeout: float, max_connections: int, cors_origins: tuple[str, ...]) -> None:
     """Serve the API until interrupted."""
     if storage is None and (s3_endpoint_url or s3_presign_downloads):
         raise click.UsageError("--s3-endpoint-url and --s3-presign-downloads need "
@@ -144,7 +163,8 @@ def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
     config = ServerConfig(data_dir=data_dir, db_url=db_url, max_size=max_size, host=host,
                           port=port, log_level=log_level.lower(), s3=storage,
                           s3_endpoint_url=s3_endpoint_url,
-                          s3_presign_downloads=s3_presign_downloads)
+                          s3_presign_downloads=s3_presign_downloads,
+                          cors_origins=tuple(dict.fromkeys(cors_origins)))
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
     config = replace(config, limits=fit_descriptors(ConnectionLimits(  # may warn: after logging
         max_header_size, header_timeout, body_timeout, max_connections)))

@@ -56,6 +56,17 @@ def parse_storage(text: str | None) -> S3Location | None:
     return S3Location(bucket, prefix.strip("/"))
 
 
+_ORIGIN = re.compile(r"^https?://[^/?#\s]+$")
+
+
+def parse_origin(text: str) -> str:
+    """``--cors-origin``: ``*`` or ``scheme://host[:port]`` (no path). Raises ``ValueError``."""
+    origin = text.strip().rstrip("/")
+    if origin != "*" and not _ORIGIN.match(origin):
+        raise ValueError(f"not an origin: {text!r} (use http(s)://HOST[:PORT], or *)")
+    return origin
+
+
 @dataclass(frozen=True)
 class ConnectionLimits:
     """What clients may hold of one server process, and for how long (docs/api.md,
@@ -85,6 +96,7 @@ class ServerConfig:
     s3_endpoint_url: str | None = None
     s3_presign_downloads: bool = False
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; "*": any
 
     @property
     def database_url(self) -> str:
