@@ -164,7 +164,7 @@ async def get_file(request: Request) -> Response:
         # A Range the server ignores (If-Range mismatch, several ranges) must not reach the
         # store through a redirect: it would answer that range of the new version.
         if svc.presign is not None and (byte_range is not None or "range" not in request.headers):
-            url = await run_in_threadpool(svc.presign, record.location)
+            url = await run_in_threadpool(svc.presign, record.location, record.name)
             await run_in_threadpool(svc.catalog.record_access, record.id, utcnow())
             return presigned_redirect(record, url)
         try:

@@ -20,7 +20,7 @@ class Services:
     config: ServerConfig
     catalog: Catalog
     store: BlobStore
-    presign: Callable[[str], str] | None = None  # location -> URL, for redirected downloads
+    presign: Callable[[str, str], str] | None = None  # location, name -> URL (redirects)
 
     async def owner(self, request: Request) -> int:
         """The authenticated user's id (401 otherwise)."""

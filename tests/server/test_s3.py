@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 import updl
 from tests.support.live_server import LiveServer
@@ -188,6 +189,26 @@ def test_presigned_download_is_verified_by_the_sdk(bucket: Bucket, s3_server_fac
     ranged = api.get("big.bin", Range="bytes=5-9")  # followed, without the token
     assert ranged.status_code == 206 and ranged.content == data[5:10]
     assert api.request("HEAD", "/files/big.bin").status_code == 200  # HEAD is answered here
+
+
+@pytest.mark.parametrize("name, encoded", [
+    ("site/evil.html", "evil.html"),
+    ("docs/r\u00e9sum\u00e9 \"final\"; x.svg", "r%C3%A9sum%C3%A9%20%22final%22%3B%20x.svg"),
+], ids=["html", "unicode-and-quotes"])
+def test_presigned_download_is_an_attachment(bucket: Bucket, s3_server_factory: StartS3,
+                                             make_api: Callable[[LiveServer], Api], name: str,
+                                             encoded: str) -> None:
+    server = s3_server_factory(bucket, "--s3-presign-downloads")
+    api = make_api(server)
+    data = b"<!doctype html><script>alert(1)</script>"
+    api.upload(name, data)
+    redirect = api.request("GET", "/files/" + name, allow_redirects=False)
+    assert redirect.status_code == 307
+    # What the bucket answers at the redirect's target (no token: the URL is presigned).
+    answer = requests.get(redirect.headers["Location"], timeout=30)
+    assert answer.status_code == 200 and answer.content == data
+    assert answer.headers["Content-Disposition"] == f"attachment; filename*=UTF-8''{encoded}"
+    assert answer.headers["Content-Type"] == "application/octet-stream"
 
 
 def test_two_servers_on_one_bucket_and_database_are_one_service(

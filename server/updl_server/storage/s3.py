@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -219,10 +220,16 @@ class S3BlobStore:
             raise
         return S3BlobReader(answer["Body"])
 
-    def presign_url(self, location: str, expires: int = PRESIGN_SECONDS) -> str:
-        """A URL anyone can GET the blob from for ``expires`` seconds."""
+    def presign_url(self, location: str, name: str, expires: int = PRESIGN_SECONDS) -> str:
+        """A URL anyone can GET the blob from for ``expires`` seconds, as a download of
+        ``name``'s base name: S3 answers ``attachment`` and ``octet-stream``, so a stored HTML
+        or SVG file is saved, never rendered, in the bucket's origin or any other."""
+        filename = quote(name.rsplit("/", 1)[-1], safe="")
         return str(self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self.key(location)},
+            "get_object", Params={
+                "Bucket": self.bucket, "Key": self.key(location),
+                "ResponseContentDisposition": f"attachment; filename*=UTF-8''{filename}",
+                "ResponseContentType": "application/octet-stream"},
             ExpiresIn=expires))
 
     def delete(self, location: str) -> None:
