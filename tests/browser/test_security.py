@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import updl
-from tests.support.browser import PageLog, sign_in
+from tests.support.browser import NO_PICKER, PageLog, sign_in
 from tests.support.live_server import LiveServer
 from tests.support.api import Api
 
@@ -33,6 +33,7 @@ def test_uploaded_html_never_runs_in_the_page_origin(context: Any, page: Any,
             path = tmp_path / hashlib.md5(name.encode()).hexdigest()
             path.write_bytes(content)
             client.upload(path, name)
+    page.add_init_script(NO_PICKER)  # the download-link path: the one that could render
     sign_in(page, live_server.url, token)
     # Its name is shown as text, not markup.
     page.locator("tr.file").nth(2).wait_for()

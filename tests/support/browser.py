@@ -60,3 +60,47 @@ def sign_in(page: Any, url: str, token: str) -> None:
     page.locator("#app").wait_for(state="visible")
 
 
+
+# Chromium's save dialog cannot be clicked by Playwright: this stand-in answers
+# `showSaveFilePicker` with a file in the Origin Private File System, created and emptied as
+# Chromium does with the file a user chooses. It records each suggested name, and the size of
+# every write into a file's writable stream (to show the download arrives in chunks).
+OPFS_PICKER = """
+window.picked = [];
+window.writeSizes = [];
+window.showSaveFilePicker = async ({ suggestedName } = {}) => {
+  window.picked.push(suggestedName);
+  const root = await navigator.storage.getDirectory();
+  const handle = await root.getFileHandle(suggestedName, { create: true });
+  const emptied = await handle.createWritable();
+  await emptied.close();
+  return handle;
+};
+const write = FileSystemWritableFileStream.prototype.write;
+FileSystemWritableFileStream.prototype.write = function (data) {
+  window.writeSizes.push(data.byteLength ?? data.size ?? -1);
+  return write.call(this, data);
+};
+"""
+# Firefox and Safari have no `showSaveFilePicker`: without it the page takes its other path.
+NO_PICKER = "delete window.showSaveFilePicker;"
+
+
+def opfs_files(page: Any) -> dict[str, dict[str, Any]]:
+    """The files in the page's Origin Private File System: name → ``{size, md5}``.
+
+    The MD5 is hash-wasm's (the page's copy), streamed from the file: nothing is read whole.
+    """
+    return page.evaluate("""async () => {
+        const found = {};
+        const root = await navigator.storage.getDirectory();
+        for await (const [name, handle] of root.entries()) {
+          const file = await handle.getFile();
+          const hasher = await hashwasm.createMD5();
+          hasher.init();
+          const reader = file.stream().getReader();
+          for (let c = await reader.read(); !c.done; c = await reader.read()) hasher.update(c.value);
+          found[name] = { size: file.size, md5: hasher.digest("hex") };
+        }
+        return found;
+    }""")

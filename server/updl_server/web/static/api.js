@@ -73,11 +73,21 @@ export async function deleteFile(name) {
   }
 }
 
-/** The bytes of `name` as a Blob, with the MD5 the server declares for them. */
-export async function download(name) {
-  const res = await call(`/files/${namePath(name)}`);
-  const etag = (res.headers.get("ETag") || "").replaceAll('"', "");
-  return { blob: await res.blob(), md5: etag };
+/** The answer to GET `name`, its body unread, with the MD5 the server declares ("" if none). */
+export async function openDownload(name) {
+  const response = await call(`/files/${namePath(name)}`);
+  return { response, md5: declaredMd5(response.headers) };
+}
+
+/** The hex MD5 in `ETag` (quoted hex), else in `Content-MD5` (base64), else "". */
+function declaredMd5(headers) {
+  const etag = (headers.get("ETag") || "").replaceAll('"', "");
+  if (/^[0-9a-f]{32}$/.test(etag)) return etag;
+  try {
+    const raw = atob(headers.get("Content-MD5") || "");
+    if (raw.length === 16) return [...raw].map((c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
+  } catch { /* not base64 */ }
+  return "";
 }
 
 /** Whether `token` is accepted: null, or the server's reason to refuse it. */

@@ -1,6 +1,7 @@
 // The updl page: sign in, upload, browse, download, delete, verify. Plain modules, no build.
 // Every piece of server data reaches the page as text (textContent), never as markup.
-import { call, checkToken, deleteFile, download, fileInfo, listFiles, session } from "./api.js";
+import { call, checkToken, deleteFile, fileInfo, listFiles, session } from "./api.js";
+import { saveVerified } from "./download.js";
 import { formatSize, formatTime } from "./format.js";
 import { md5Of } from "./md5.js";
 import { droppedEntries, targetName, unfinishedUploads, uploadAll } from "./upload.js";
@@ -213,22 +214,18 @@ $("refresh").addEventListener("click", () => browse.reload());
 async function downloadFile(info) {
   const status = $("browse-status");
   setStatus(status, `Downloading ${info.name}…`);
+  let shown = -1;
+  const onProgress = (done, total) => {
+    const percent = Math.floor((100 * done) / (total || 1));
+    if (percent === shown) return; // one update per percent, not one per chunk
+    shown = percent;
+    setStatus(status, `Downloading ${info.name}… ${percent}% (${formatSize(done)} of ${formatSize(total)}); `
+      + "its MD5 is checked before the file is saved.");
+  };
   try {
-    const { blob, md5 } = await download(info.name);
-    setStatus(status, `Checking the MD5 of ${info.name}…`);
-    const actual = await md5Of(blob);
-    if (actual !== md5) {
-      setStatus(status, `${info.name} arrived damaged (MD5 ${actual}, the server's ${md5}): not saved. Try again.`, "bad");
-      return;
-    }
-    // A blob of type octet-stream, saved through a download link: the browser never renders it.
-    const url = URL.createObjectURL(new Blob([blob], { type: "application/octet-stream" }));
-    const link = el("a", { href: url, download: info.name.split("/").pop() });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    setStatus(status, `Downloaded ${info.name}: MD5 ${actual} verified.`, "ok");
+    const md5 = await saveVerified(info, onProgress);
+    if (md5 === null) setStatus(status, `Download of ${info.name} cancelled.`);
+    else setStatus(status, `Downloaded ${info.name}: MD5 ${md5} verified.`, "ok");
   } catch (err) {
     setStatus(status, `Cannot download ${info.name}: ${err.message}`, "bad");
   }
