@@ -193,3 +193,54 @@ def test_one_mismatch_then_the_retry_is_stored(signed_in: Any, live_server: Live
     assert len(signed_in.log.tus("POST")) == 2
     with updl.Client(live_server.url, token) as client:
         assert client.info("once.bin").md5 == md5_hex(source)
+
+
+def test_cancel_keeps_the_upload_resumable(page: Any, live_server: LiveServer, token: str,
+                                           pattern) -> None:
+    source = pattern("cancel.bin", 2 * CHUNK + 5)
+    sign_in(page, live_server.url, token)
+
+    # Hold the second PATCH: the server has one chunk, the upload is in progress.
+    def hold_second_patch(route: Any) -> None:
+        request = route.request
+        if request.method == "PATCH" and request.headers.get("upload-offset") == str(CHUNK):
+            return  # never answered: the page's cancel ends it
+        route.continue_()
+
+    page.route("**/tus/**", hold_second_patch)
+    with page.expect_request(lambda r: r.method == "PATCH"
+                             and r.headers.get("upload-offset") == str(CHUNK),
+                             timeout=UPLOAD_TIMEOUT_MS) as second:
+        choose(page, source)
+    upload_url = second.value.url
+    # The Cancel button is labelled and works from the keyboard.
+    cancel = page.get_by_role("button", name="Cancel the upload of cancel.bin")
+    cancel.focus()
+    page.keyboard.press("Enter")
+    row = wait_state(page, "cancel.bin", "cancelled")
+    assert "The server keeps the 8.39 MB it received" in row.inner_text()
+    assert "choose the same file again" in row.inner_text()
+    assert cancel.is_hidden()
+    # Not terminated: the server still has the upload, at the offset it reached.
+    assert page.log.tus("DELETE") == []
+    head = requests.head(upload_url, headers={"Authorization": f"Bearer {token}",
+                                              "Tus-Resumable": "1.0.0"}, timeout=30)
+    assert head.status_code == 200 and int(head.headers["Upload-Offset"]) == CHUNK
+    assert page.locator('#unfinished-list li[data-name="cancel.bin"]').is_visible()
+    assert Api(live_server.url, token).names() == []
+
+    # Choosing the file again resumes it (a new row; the cancelled one stays as it was).
+    page.unroute_all(behavior="ignoreErrors")
+    before = len(page.log.requests)
+    choose(page, source)
+    wait_state(page, "cancel.bin", "done")
+    row = upload_row(page, "cancel.bin").first  # the newest row comes first
+    assert row.get_attribute("data-resumed-from") == str(CHUNK)
+    after = page.log.requests[before:]
+    assert [r.url for r in after if r.method == "POST" and "/tus/" in r.url] == []
+    patches = [r for r in after if r.method == "PATCH"]
+    assert [int(r.headers["upload-offset"]) for r in patches] == [CHUNK, 2 * CHUNK]
+    assert {r.url for r in patches} == {upload_url}
+    page.locator("#unfinished").wait_for(state="hidden")
+    with updl.Client(live_server.url, token) as client:
+        assert client.info("cancel.bin").md5 == md5_hex(source)

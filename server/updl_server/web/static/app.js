@@ -74,7 +74,7 @@ $("sign-out").addEventListener("click", () => signOut(""));
 
 async function startUploads(entries) {
   if (entries.length === 0) return;
-  await uploadAll($("uploads"), $("prefix").value, entries, () => browse.reload());
+  await uploadAll($("uploads"), $("prefix").value, entries, () => browse.reload(), showUnfinished);
   showUnfinished();
 }
 

@@ -58,7 +58,16 @@ class UploadItem {
     title.textContent = name;
     this.state = document.createElement("span");
     this.state.className = "state";
-    head.append(title, this.state);
+    // Cancel stops this file's upload; what the server has stays there, resumable.
+    this.controller = new AbortController();
+    this.cancelButton = document.createElement("button");
+    this.cancelButton.type = "button";
+    this.cancelButton.className = "cancel";
+    this.cancelButton.textContent = "Cancel";
+    this.cancelButton.setAttribute("aria-label", `Cancel the upload of ${name}`);
+    this.cancelButton.addEventListener("click", () => this.controller.abort());
+    this.serverOffset = null; // what the server holds of this file, once an upload exists
+    head.append(title, this.state, this.cancelButton);
     this.bar = document.createElement("progress");
     this.bar.max = 1;
     this.bar.value = 0;
@@ -75,7 +84,17 @@ class UploadItem {
     this.row.dataset.state = state;
     this.state.textContent = label;
     this.state.className = `state ${state === "done" ? "ok" : state === "failed" ? "bad" : ""}`;
+    this.cancelButton.hidden = ["done", "failed", "cancelled"].includes(state);
     if (detail !== undefined) this.detail.textContent = detail;
+  }
+
+  /** Say that the upload stopped at the user's request, and how to resume it. */
+  showCancelled() {
+    const kept = this.serverOffset
+      ? `The server keeps the ${formatSize(this.serverOffset)} it received: choose the same file `
+        + "again, for the same folder, and the upload resumes from there."
+      : "Choose the same file again, for the same folder, to upload it.";
+    this.show("cancelled", "Cancelled", kept);
   }
 
   progress(label, done, total, note = "") {
@@ -88,9 +107,15 @@ class UploadItem {
   }
 }
 
-/** Send `file` as `name` over tus, the server checking `md5`; resolves `{md5}` or `{mismatch}`. */
+/**
+ * Send `file` as `name` over tus, the server checking `md5`; resolves `{md5}` or `{mismatch}`.
+ * A cancel aborts the transfer without terminating the server's upload (its URL stays in
+ * localStorage, so it resumes like one a reload interrupted) and rejects with an AbortError.
+ */
 function sendOnce(item, md5) {
   return new Promise((resolve, reject) => {
+    const signal = item.controller.signal;
+    if (signal.aborted) { reject(new DOMException("cancelled", "AbortError")); return; }
     let stored = null;
     let resumeNote = "";
     item.meter = new RateMeter();
@@ -105,6 +130,11 @@ function sendOnce(item, md5) {
       removeFingerprintOnSuccess: true,
       onShouldRetry: (err) => shouldRetry(err),
       onAfterResponse: (req, res) => {
+        const status = res.getStatus();
+        if (["HEAD", "PATCH"].includes(req.getMethod()) && status >= 200 && status < 300) {
+          item.serverOffset = Number(res.getHeader("Upload-Offset"));
+        }
+        if (req.getMethod() === "POST" && status === 201) item.serverOffset = 0;
         if (req.getMethod() === "HEAD" && res.getStatus() === 200) {
           const offset = Number(res.getHeader("Upload-Offset"));
           item.row.dataset.resumedFrom = String(offset);
@@ -127,7 +157,12 @@ function sendOnce(item, md5) {
         resolve({ mismatch: true });
       },
     });
+    signal.addEventListener("abort", () => {
+      upload.abort(false); // false: no DELETE, the server keeps what it has
+      reject(new DOMException("cancelled", "AbortError"));
+    });
     upload.findPreviousUploads().then((previous) => {
+      if (signal.aborted) return;
       if (previous.length > 0) upload.resumeFromPreviousUpload(previous[0]);
       item.show("uploading", "Uploading");
       upload.start();
@@ -144,7 +179,7 @@ async function uploadItem(item) {
     item.show("hashing", "Computing MD5");
     item.meter = new RateMeter();
     const md5 = await md5Of(item.file, (done, total) =>
-      item.progress("Computing MD5", done, total, again.trim()));
+      item.progress("Computing MD5", done, total, again.trim()), item.controller.signal);
     item.row.dataset.md5 = md5;
     const result = await sendOnce(item, md5);
     if (!result.mismatch) {
@@ -192,14 +227,23 @@ export function targetName(prefix, path) {
   return (folder && !folder.endsWith("/") ? `${folder}/` : folder) + path.replace(/^\/+/, "");
 }
 
-/** Upload `entries` ({file, path}) one after the other; `onStored()` after each success. */
-export async function uploadAll(list, prefix, entries, onStored) {
+/**
+ * Upload `entries` ({file, path}) one after the other; `onStored()` after each success,
+ * `onCancelled()` after each cancel (a file cancelled while waiting is skipped).
+ */
+export async function uploadAll(list, prefix, entries, onStored, onCancelled) {
   const items = entries.map(({ file, path }) => new UploadItem(list, file, targetName(prefix, path)));
   for (const item of items) {
     try {
+      if (item.controller.signal.aborted) throw new DOMException("cancelled", "AbortError");
       if (await uploadItem(item)) onStored();
     } catch (err) {
-      item.show("failed", "Failed", tusMessage(err));
+      if (err && err.name === "AbortError") {
+        item.showCancelled();
+        onCancelled();
+      } else {
+        item.show("failed", "Failed", tusMessage(err));
+      }
     }
   }
 }
