@@ -244,3 +244,22 @@ def test_cancel_keeps_the_upload_resumable(page: Any, live_server: LiveServer, t
     page.locator("#unfinished").wait_for(state="hidden")
     with updl.Client(live_server.url, token) as client:
         assert client.info("cancel.bin").md5 == md5_hex(source)
+
+
+def test_cancel_while_hashing_sends_nothing(page: Any, live_server: LiveServer, token: str,
+                                            pattern) -> None:
+    source = pattern("early.bin", 1000)
+    sign_in(page, live_server.url, token)
+    page.route("**/web/md5-worker.js", lambda route: None)  # the worker never starts hashing
+    with page.expect_request("**/web/md5-worker.js"):
+        choose(page, source)
+    page.get_by_role("button", name="Cancel the upload of early.bin").click()
+    row = wait_state(page, "early.bin", "cancelled")
+    assert "Choose the same file again" in row.inner_text()
+    assert page.log.tus("POST") == [] and page.log.tus("PATCH") == []
+    assert page.locator("#unfinished").is_hidden()
+    # Choosing it again uploads it.
+    page.unroute_all(behavior="ignoreErrors")
+    choose(page, source)
+    wait_state(page, "early.bin", "done")
+    assert Api(live_server.url, token).names() == ["early.bin"]
