@@ -100,8 +100,8 @@ def test_without_a_save_dialog_a_large_file_is_refused(page: Any, live_server: L
     page.route("**/files?*", bigger)
     sign_in(page, live_server.url, token)
     text = download(page, "huge.bin", "in memory")
-    assert "Cannot download huge.bin: it is 629.1 MB" in text
-    assert "up to 536.9 MB" in text and "updl get huge.bin" in text
+    assert "Cannot download huge.bin: it is 600.0 MiB" in text
+    assert "up to 512.0 MiB" in text and "updl get huge.bin" in text
     assert [r for r in page.log.requests if r.url.endswith("/files/huge.bin")] == []
 
 

@@ -218,7 +218,7 @@ def test_cancel_keeps_the_upload_resumable(page: Any, live_server: LiveServer, t
     cancel.focus()
     page.keyboard.press("Enter")
     row = wait_state(page, "cancel.bin", "cancelled")
-    assert "The server keeps the 8.39 MB it received" in row.inner_text()
+    assert "The server keeps the 8.0 MiB it received" in row.inner_text()
     assert "choose the same file again" in row.inner_text()
     assert cancel.is_hidden()
     # Not terminated: the server still has the upload, at the offset it reached.

@@ -1,13 +1,17 @@
 // Text for people: sizes, rates, durations, times.
 
-const UNITS = ["B", "KB", "MB", "GB", "TB"];
+const UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];
 
-/** `1234567` → `"1.2 MB"` (powers of 1000, as file managers show them). */
+/**
+ * `1234567` → `"1.2 MiB"`: binary (IEC) units with one decimal, the one size format of updl
+ * (the CLI, the SDK's bars and the server's limits say the same).
+ */
 export function formatSize(bytes) {
-  let value = bytes;
+  if (bytes < 1024) return `${bytes} B`;
+  let value = bytes / 1024;
   let unit = 0;
-  while (value >= 1000 && unit < UNITS.length - 1) { value /= 1000; unit += 1; }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${UNITS[unit]}`;
+  while (value >= 1024 && unit < UNITS.length - 1) { value /= 1024; unit += 1; }
+  return `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
 /** Seconds → `"45 s"`, `"3 min 05 s"`, `"2 h 07 min"`. */
