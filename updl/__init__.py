@@ -10,56 +10,87 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
-from .sdk import (  # noqa: E402  (after __version__: the transport reads it)
+from .sdk import (
     AuthenticationError,
     BadRequestError,
+    BatchFailedError,
     ChecksumMismatchError,
     Client,
+    ConfigWarning,
     ConnectionFailedError,
-    InsufficientStorageError,
     FileInfo,
+    HashingReader,
+    HashingWriter,
+    InsufficientStorageError,
     InvalidSettingsError,
+    ManifestError,
+    MissingFilesError,
+    NoFilesError,
     NotFoundError,
+    PartialFailureError,
     ProgressCallback,
     ProgressEvent,
     ProtocolError,
     RateLimitedError,
     RetryEvent,
     RetryPolicy,
+    SelectionError,
     ServerError,
     Settings,
     SourceChangedError,
+    TlsError,
     TooLargeError,
+    UnsafeNameError,
     UpdlError,
+    UploadBusyError,
     load_settings,
+    md5_of,
+    run_with_retries,
+    tqdm_progress,
 )
+
+from .sdk.version import __version__
 
 # A library logs; the application decides where it goes.
 logging.getLogger("updl").addHandler(logging.NullHandler())
 
+# The same public names as updl.sdk (tests/unit/test_layers.py checks), plus the version.
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BatchFailedError",
     "ChecksumMismatchError",
     "Client",
+    "ConfigWarning",
     "ConnectionFailedError",
-    "InsufficientStorageError",
     "FileInfo",
+    "HashingReader",
+    "HashingWriter",
+    "InsufficientStorageError",
     "InvalidSettingsError",
+    "ManifestError",
+    "MissingFilesError",
+    "NoFilesError",
     "NotFoundError",
+    "PartialFailureError",
     "ProgressCallback",
     "ProgressEvent",
     "ProtocolError",
     "RateLimitedError",
     "RetryEvent",
     "RetryPolicy",
+    "SelectionError",
     "ServerError",
     "Settings",
     "SourceChangedError",
+    "TlsError",
     "TooLargeError",
+    "UnsafeNameError",
     "UpdlError",
-    "__version__",
+    "UploadBusyError",
     "load_settings",
+    "md5_of",
+    "run_with_retries",
+    "tqdm_progress",
+    "__version__",
 ]

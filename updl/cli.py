@@ -15,12 +15,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import click
 from rich.console import Console
 
-from . import __version__
 from .console import PlainView, QuietView, RichView, TransferView, files_table, info_lines, json_line
 from .exitcodes import ExitCode, describe, epilog
 from .reporting import BatchReport
@@ -34,16 +33,39 @@ from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, w
 from .sdk.models import FileInfo
 from .sdk.retry import RetryEvent
 from .sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
+from .sdk.version import __version__
 
 __all__ = ["Environment", "cli", "main"]
 
 
 @dataclass(frozen=True)
 class Environment:
-    """What the CLI takes from the outside world besides streams; tests pass their own as ``obj``."""
+    """What the CLI takes from the outside world: streams, sleep, clock; tests pass their own as ``obj``.
+
+    A stream left ``None`` is the process's own, looked up each time it is
+    used (:meth:`stdout_now`): while rich draws bars it replaces ``sys.stdout``
+    and ``sys.stderr`` with redirects that print above them, and click's
+    ``CliRunner`` swaps them per invocation. A test that needs a terminal
+    passes streams whose ``isatty()`` says so instead of patching ``sys``.
+    """
 
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    stdin: TextIO | None = None
+    stdout: TextIO | None = None
+    stderr: TextIO | None = None
+
+    def stdin_now(self) -> TextIO:
+        """Standard input: the one given, else ``sys.stdin`` as it is now."""
+        return self.stdin if self.stdin is not None else sys.stdin
+
+    def stdout_now(self) -> TextIO:
+        """Standard output: the one given, else ``sys.stdout`` as it is now."""
+        return self.stdout if self.stdout is not None else sys.stdout
+
+    def stderr_now(self) -> TextIO:
+        """Standard error: the one given, else ``sys.stderr`` as it is now."""
+        return self.stderr if self.stderr is not None else sys.stderr
 
 
 @dataclass
@@ -69,41 +91,41 @@ class Options:
                 settings = load_settings(self.url, self.token, self.profile)
             for warning in caught:
                 if issubclass(warning.category, ConfigWarning):
-                    click.echo(f"updl: warning: {warning.message}", err=True)
+                    click.echo(f"updl: warning: {warning.message}", file=self.env.stderr, err=True)
                 else:
                     warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
             if self.resumable_threshold is not None:
                 settings = replace(settings, resumable_threshold=self.resumable_threshold)
             if self.retries is not None:
                 settings = replace(settings, retries=self.retries)
-            _show_sdk_warnings(not (self.quiet or self.debug))
+            _show_sdk_warnings(not (self.quiet or self.debug), self.env)
             self._client = Client(settings=settings, sleep=self.env.sleep,
-                                  on_retry=None if self.quiet else _print_retry)
+                                  on_retry=None if self.quiet else self._print_retry)
             click.get_current_context().call_on_close(self._client.close)
         return self._client
 
     def view(self) -> TransferView:
         """How to show transfers: rich bars on a terminal, plain lines in a log, nothing if quiet."""
-        stderr = sys.stderr
+        stderr = self.env.stderr_now()
         if self.quiet:
             return QuietView()
         if stderr.isatty():
             return RichView(Console(file=stderr), clock=self.env.clock,
-                            stdout_on_terminal=sys.stdout.isatty())
+                            stdout_on_terminal=self.env.stdout_now().isatty())
         return PlainView(stderr, clock=self.env.clock)
 
     def emit(self, data: dict[str, Any]) -> None:
         """One ``--json`` result line on stdout."""
-        click.echo(json_line(data))
+        click.echo(json_line(data), file=self.env.stdout)
 
     def report(self, verb: str, files: int) -> BatchReport:
         """How to report a batch of ``files`` transfers (``verb``: uploaded or downloaded)."""
-        return BatchReport(self.view(), self.json, verb, files, clock=self.env.clock, quiet=self.quiet)
+        return BatchReport(self.view(), self.json, verb, files, clock=self.env.clock, quiet=self.quiet,
+                           stdout=self.env.stdout, stderr=self.env.stderr)
 
-
-def _print_retry(event: RetryEvent) -> None:
-    """The retry line of a request outside a transfer view (ls, info, rm, a batch's HEADs and listing)."""
-    PlainView(sys.stderr).retry(event)  # sys.stderr now: under rich bars it is rich's redirect
+    def _print_retry(self, event: RetryEvent) -> None:
+        """The retry line of a request outside a transfer view (ls, info, rm, a batch's HEADs and listing)."""
+        PlainView(self.env.stderr_now()).retry(event)  # stderr now: under rich bars it is rich's redirect
 
 
 # The global options: defined once, accepted before the subcommand and after it (``updl ls --json``,
@@ -134,12 +156,13 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     if value is not None and value is not False:
         setattr(_options_of(ctx), str(param.name), value)
         if param.name == "debug":
-            _enable_debug()
+            _enable_debug(_options_of(ctx).env)
     return value
 
 
-def _enable_debug() -> None:
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="updl: debug: %(name)s: %(message)s")
+def _enable_debug(env: Environment) -> None:
+    logging.basicConfig(level=logging.DEBUG, stream=env.stderr_now(),
+                        format="updl: debug: %(name)s: %(message)s")
 
 
 class _GlobalOptions(click.Command):
@@ -173,14 +196,15 @@ class UpdlGroup(_GlobalOptions, click.Group):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        env = _options_of(ctx).env
         try:
             result = super().invoke(ctx)
-            sys.stdout.flush()  # now, so a closed pipe is noticed here rather than at exit
+            env.stdout_now().flush()  # now, so a closed pipe is noticed here rather than at exit
             return result
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
-            _stdout_closed()
+            _stdout_closed(env)
         except (Exception, KeyboardInterrupt) as exc:  # the CLI's last line of defence
             options = ctx.find_object(Options)
             debug = (options.debug if options else False) or os.environ.get("UPDL_DEBUG") == "1"
@@ -188,12 +212,12 @@ class UpdlGroup(_GlobalOptions, click.Group):
             code, message = described if described else (
                 ExitCode.FAILURE, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
             if debug:
-                traceback.print_exception(exc, file=sys.stderr)
-            click.echo(f"updl: error: {message}", err=True)
+                traceback.print_exception(exc, file=env.stderr_now())
+            click.echo(f"updl: error: {message}", file=env.stderr, err=True)
             raise click.exceptions.Exit(int(code)) from None
 
 
-def _stdout_closed() -> NoReturn:
+def _stdout_closed(env: Environment) -> NoReturn:
     """The reader of stdout went away (``updl ls | head -1``): stop quietly, as coreutils do.
 
     Python's advice ("Note on SIGPIPE" in the signal docs): point stdout at devnull so the
@@ -203,7 +227,7 @@ def _stdout_closed() -> NoReturn:
     """
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, env.stdout_now().fileno())
         os.close(devnull)
     except (OSError, ValueError):  # no file descriptor behind stdout (a test's buffer)
         pass
@@ -225,7 +249,7 @@ def cli(ctx: click.Context) -> None:
     options = _options_of(ctx)
     if os.environ.get("UPDL_DEBUG") == "1" and not options.debug:
         options.debug = True
-        _enable_debug()
+        _enable_debug(options.env)
 
 
 pass_options = click.make_pass_decorator(Options)
@@ -234,20 +258,21 @@ pass_options = click.make_pass_decorator(Options)
 class _WarningLines(logging.Handler):
     """The SDK's warnings (e.g. a damaged resume store it ignores) as ``updl: warning:`` lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: Environment) -> None:
         super().__init__(logging.WARNING)
+        self._env = env
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"updl: warning: {record.getMessage()}", err=True)
+        click.echo(f"updl: warning: {record.getMessage()}", file=self._env.stderr, err=True)
 
 
-def _show_sdk_warnings(show: bool) -> None:
+def _show_sdk_warnings(show: bool, env: Environment) -> None:
     """(Re)attach the warning handler for this invocation: one per process, none when quiet."""
     logger = logging.getLogger("updl")
     for handler in [h for h in logger.handlers if isinstance(h, _WarningLines)]:
         logger.removeHandler(handler)
     if show:
-        logger.addHandler(_WarningLines())
+        logger.addHandler(_WarningLines(env))
 
 
 class SizeType(click.ParamType):
@@ -375,7 +400,7 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
     try:
         view.begin(name, "uploading")
         try:
-            info = options.client().upload(sys.stdin.buffer, name, on_progress=view.progress,
+            info = options.client().upload(options.env.stdin_now().buffer, name, on_progress=view.progress,
                                            on_retry=view.retry, retries=retries)
         except (UpdlError, OSError) as error:  # reported like a batch's failed file, then raised
             outcome = Outcome(task, "failed", attempts=getattr(error, "attempts", 1),
@@ -446,7 +471,7 @@ def _get_stdout(options: Options, name: str, retries: int | None) -> None:
     view = options.view()
     try:
         view.begin(name, "downloading")
-        info = options.client().download(name, sys.stdout.buffer, on_progress=view.progress,
+        info = options.client().download(name, options.env.stdout_now().buffer, on_progress=view.progress,
                                          on_retry=view.retry, retries=retries)
         view.done(info, "downloaded", "stdout")
     finally:
@@ -514,7 +539,7 @@ def verify(options: Options, manifest: str, directory: str) -> None:
                           "algorithm": result.entry.algorithm, "expected": result.entry.digest,
                           "actual": result.actual})
         elif result.status != "OK" or not options.quiet:
-            click.echo(f"{result.entry.path}: {result.status}")
+            click.echo(f"{result.entry.path}: {result.status}", file=options.env.stdout)
 
     verify_manifest(manifest, directory, on_result=show)
 @cli.command(name="ls")
@@ -530,9 +555,10 @@ def list_files(options: Options, prefix: str | None) -> None:
     files: list[FileInfo] = client.list(prefix)
     if not files:
         if not options.quiet:
-            click.echo("updl: no files" + (f" starting with {prefix!r}" if prefix else ""), err=True)
+            click.echo("updl: no files" + (f" starting with {prefix!r}" if prefix else ""),
+                       file=options.env.stderr, err=True)
         return
-    stdout = sys.stdout
+    stdout = options.env.stdout_now()
     # A log or pipe has no width: size the table to its content rather than wrap at 80 columns.
     width = None if stdout.isatty() else 200 + max(len(f.name) for f in files)
     Console(file=stdout, width=width, highlight=False).print(files_table(files))
@@ -548,7 +574,7 @@ def info(options: Options, name: str) -> None:
         options.emit(result.to_json())
     else:
         for line in info_lines(result):
-            click.echo(line)
+            click.echo(line, file=options.env.stdout)
 
 
 @cli.command()
@@ -562,7 +588,7 @@ def rm(options: Options, names: tuple[str, ...]) -> None:
         if options.json:
             options.emit({"name": name, "deleted": True})
         elif not options.quiet:
-            click.echo(f"deleted {name}")  # a result: stdout
+            click.echo(f"deleted {name}", file=options.env.stdout)  # a result: stdout
 
 
 def main() -> None:
@@ -571,6 +597,6 @@ def main() -> None:
         cli(prog_name="updl")
     except BrokenPipeError:  # raised outside a command, e.g. by the final flush of --help output
         try:
-            _stdout_closed()
+            _stdout_closed(Environment())
         except click.exceptions.Exit as exit_:
             sys.exit(exit_.exit_code)

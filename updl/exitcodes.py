@@ -7,16 +7,18 @@ from enum import IntEnum
 
 from .sdk.errors import (
     AuthenticationError,
+    BatchFailedError,
     ChecksumMismatchError,
     ConnectionFailedError,
     InvalidSettingsError,
+    MissingFilesError,
+    NoFilesError,
     NotFoundError,
+    PartialFailureError,
+    SelectionError,
     SourceChangedError,
     UpdlError,
 )
-from .sdk.batch import BatchFailedError, PartialFailureError
-from .sdk.manifest import MissingFilesError
-from .sdk.selection import NoFilesError, SelectionError
 
 __all__ = ["ERRORS", "ExitCode", "describe", "epilog"]
 

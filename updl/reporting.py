@@ -15,14 +15,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
 from .console import TransferView, human_size, json_line, result_line
 from .exitcodes import describe
 from .sdk.batch import Outcome, Task
-from .sdk.selection import NoFilesError
+from .sdk.errors import NoFilesError
 
 __all__ = ["BatchReport", "message_of"]
 
@@ -35,12 +35,13 @@ def message_of(error: BaseException) -> str:
     return described[1] if described else f"{type(error).__name__}: {error}"
 
 
-def _stdout_line(text: str) -> None:
+def _stdout_line(text: str, stdout: TextIO | None = None) -> None:
     # sys.stdout looked up now, not click.echo: while bars are drawn on a terminal that is also
     # stdout, rich has replaced sys.stdout to print lines above the bars (click.echo would
     # unwrap that to the raw stream and tear the bars).
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    stream = stdout if stdout is not None else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
 
 @dataclass
@@ -53,6 +54,8 @@ class BatchReport:
     files: int
     clock: Callable[[], float] = time.monotonic
     quiet: bool = False
+    stdout: TextIO | None = None  # None: sys.stdout as it is when a line is written
+    stderr: TextIO | None = None
     started: float = field(default=0.0)
 
     def __post_init__(self) -> None:
@@ -60,12 +63,12 @@ class BatchReport:
 
     def emit(self, data: dict[str, Any]) -> None:
         """One JSON line on stdout."""
-        _stdout_line(json_line(data))
+        _stdout_line(json_line(data), self.stdout)
 
     def result(self, text: str) -> None:
         """One human result line on stdout (none with ``--json`` or ``--quiet``)."""
         if not self.json and not self.quiet:
-            _stdout_line(text)
+            _stdout_line(text, self.stdout)
 
     def outcome(self, outcome: Outcome) -> None:
         """Report one file's outcome."""
@@ -101,7 +104,8 @@ class BatchReport:
             if self.json:
                 self.emit({"name": task.name, "path": str(task.path), "size": task.size, "status": "planned"})
             else:
-                click.echo(f"would {self.verb[:-2]} {task.path} -> {task.name} ({human_size(task.size)})")
+                click.echo(f"would {self.verb[:-2]} {task.path} -> {task.name} ({human_size(task.size)})",
+                           file=self.stdout)
         if self.json:
             self.emit({"summary": {"planned": len(tasks), "bytes": total, "dry_run": True}})
         else:
@@ -114,6 +118,6 @@ class BatchReport:
         if policy == "fail":
             raise NoFilesError(f"no files to {self.verb[:-2]}: {what} (use --if-no-files warn|ignore to allow this)")
         if policy == "warn":
-            click.echo(f"updl: warning: no files to {self.verb[:-2]}: {what}", err=True)
+            click.echo(f"updl: warning: no files to {self.verb[:-2]}: {what}", file=self.stderr, err=True)
         if self.json:
             self.summary(skipped)

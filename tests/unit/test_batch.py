@@ -12,9 +12,10 @@ import responses
 
 from updl.exitcodes import ExitCode, describe
 from updl.sdk.batch import Outcome, Task, raise_for_outcomes
-from updl.sdk.batch_download import UnsafeNameError, destination, plan_downloads
-from updl.sdk.batch_upload import DigestingFile, plan_uploads, upload_batch
-from updl.sdk.errors import AuthenticationError, BadRequestError, ChecksumMismatchError, NotFoundError
+from updl.sdk.batch_download import destination, plan_downloads
+from updl.sdk.batch_upload import plan_uploads, upload_batch
+from updl.sdk.errors import AuthenticationError, BadRequestError, ChecksumMismatchError, NotFoundError, UnsafeNameError
+from updl.sdk.hashing import DigestingFile
 from updl.sdk.manifest import Entry
 from updl.sdk.models import FileInfo
 from updl.sdk.selection import select_files

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from requests_toolbelt import MultipartEncoder
 
-from updl.sdk.client import _DigestField
+from updl.sdk.uploads import DigestField as _DigestField
 from updl.sdk.errors import SourceChangedError
 from updl.sdk.hashing import HashingReader, HashingWriter, md5_of
 

@@ -15,7 +15,7 @@ import responses
 
 from tests.unit.conftest import URL, SleepRecorder, download_headers, file_info
 from updl import Client, ProtocolError, RetryPolicy, UpdlError
-from updl.sdk.transport import parse_count, parse_retry_after
+from updl.sdk.headers import parse_count, parse_retry_after
 
 ODD_COUNTS = ["\u00b2", "\u0663", "9" * 5000, "1" * 20, "-1", "+1", "0x10", "1 2", ""]
 

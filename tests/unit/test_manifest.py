@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from updl.sdk.errors import ChecksumMismatchError
+from updl.sdk.errors import ChecksumMismatchError, ManifestError, MissingFilesError
+from updl.sdk.hashing import digest_file
 from updl.sdk.manifest import (
     Entry,
-    ManifestError,
-    MissingFilesError,
-    digest_file,
     format_line,
     parse_manifest,
     read_manifest,

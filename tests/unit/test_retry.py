@@ -20,7 +20,7 @@ from updl import (
     TooLargeError,
 )
 from updl.sdk.retry import RetryEvent, run_with_retries
-from updl.sdk.transport import parse_retry_after
+from updl.sdk.headers import parse_retry_after
 
 from .conftest import URL, SleepRecorder, download_headers, file_info
 

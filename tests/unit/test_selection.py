@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from updl.sdk.selection import SelectionError, Unselected, join_prefix, normalize_prefix, select_files
+from updl.sdk.errors import SelectionError
+from updl.sdk.selection import Unselected, join_prefix, normalize_prefix, select_files
 
 
 @pytest.fixture

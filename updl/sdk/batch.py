@@ -20,30 +20,25 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .client import Client
-from .errors import AuthenticationError, ChecksumMismatchError, ConnectionFailedError, InvalidSettingsError, UpdlError
+from .errors import (
+    AuthenticationError,
+    BatchFailedError,
+    ChecksumMismatchError,
+    ConnectionFailedError,
+    InvalidSettingsError,
+    PartialFailureError,
+    UpdlError,
+)
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .retry import RetryEvent
 
-__all__ = ["FATAL_ERRORS", "BatchFailedError", "Job", "Outcome", "PartialFailureError", "Task", "raise_for_outcomes",
-           "run_batch"]
+__all__ = ["FATAL_ERRORS", "Job", "Outcome", "Task", "raise_for_outcomes", "run_batch"]
 
 #: Errors after which no further transfer is started.
 FATAL_ERRORS: tuple[type[BaseException], ...] = (AuthenticationError, ConnectionFailedError, InvalidSettingsError)
 
 T = TypeVar("T")
-
-
-class BatchFailedError(UpdlError):
-    """Every file of a batch failed; ``errors`` holds each file's error."""
-
-    def __init__(self, message: str, errors: Sequence[BaseException]) -> None:
-        super().__init__(message)
-        self.errors = list(errors)
-
-
-class PartialFailureError(BatchFailedError):
-    """Some files of a batch were transferred (or skipped) and some failed."""
 
 
 class _Cancelled(BaseException):

@@ -19,14 +19,15 @@ from typing import Any
 
 from .batch import FATAL_ERRORS, Job, Outcome, Task, run_batch
 from .client import Client
-from .errors import ChecksumMismatchError, NotFoundError, UnsafeNameError, UpdlError
-from .manifest import Entry, MissingFilesError, digest_file
+from .errors import ChecksumMismatchError, MissingFilesError, NotFoundError, UnsafeNameError, UpdlError
+from .hashing import digest_file
+from .manifest import Entry
 from .models import FileInfo
 from .progress import ProgressCallback
 from .retry import RetryEvent
 from .selection import normalize_prefix
 
-__all__ = ["UnsafeNameError", "destination", "download_batch", "name_problem", "plan_downloads",
+__all__ = ["destination", "download_batch", "name_problem", "plan_downloads",
            "plan_named_downloads"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -9,77 +9,18 @@ every digest needed, so the upload pass adds nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
 from .batch import Job, Outcome, Task, run_batch
 from .client import Client
 from .errors import SourceChangedError
-from .manifest import digest_file
+from .hashing import DigestingFile, digest_file
 from .progress import ProgressCallback
 from .retry import RetryEvent
 from .selection import Selected, Unselected, join_prefix
 
-__all__ = ["DigestingFile", "plan_uploads", "unselected_outcomes", "upload_batch"]
-
-
-class DigestingFile:
-    """A read-only seekable file that hashes what is read sequentially from offset 0.
-
-    A seek back to 0 (a retry starting over) resets the hash, so the digest
-    is that of the last attempt's bytes. ``complete(size)`` tells whether the
-    hash covers exactly ``size`` bytes. ``fileno()`` and ``name`` are the
-    file's, so the upload can check that the file did not change while read
-    (only the upload's own :class:`~updl.sdk.hashing.HashingReader` sees this
-    object, and it has no ``fileno()``: the encoder cannot bypass either).
-    """
-
-    def __init__(self, fileobj: BinaryIO, algorithm: str) -> None:
-        self._file = fileobj
-        self._algorithm = algorithm
-        self._hash = hashlib.new(algorithm)
-        self._hashed = 0
-
-    @property
-    def name(self) -> object:
-        return getattr(self._file, "name", None)
-
-    def fileno(self) -> int:
-        return self._file.fileno()
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        position = self._file.seek(offset, whence)
-        if position == 0:
-            self._hash = hashlib.new(self._algorithm)
-            self._hashed = 0
-        return position
-
-    def read(self, size: int | None = -1) -> bytes:
-        position = self._file.tell()
-        data = self._file.read(-1 if size is None else size)
-        end = position + len(data)
-        if position <= self._hashed < end:
-            self._hash.update(data[self._hashed - position:])
-            self._hashed = end
-        return data
-
-    def complete(self, size: int) -> bool:
-        """Whether exactly ``size`` bytes were hashed."""
-        return self._hashed == size
-
-    def hexdigest(self) -> str:
-        """The digest of the bytes hashed so far."""
-        return self._hash.hexdigest()
+__all__ = ["plan_uploads", "unselected_outcomes", "upload_batch"]
 
 
 def plan_uploads(selected: Sequence[Selected], prefix: str | None) -> list[Task]:

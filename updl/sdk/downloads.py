@@ -1,4 +1,10 @@
-"""Resumable, verified downloads to a path, through a temporary file only updl can name.
+"""Downloads: to a path, resumable, or to a file object; both through one verify step.
+
+:func:`download` picks the destination's kind; :func:`receive_verified` is
+the one place a body is streamed, hashed and checked against the length and
+MD5 the server announced. A file object receives the bytes as they arrive (a
+seekable one is rewound for a retry; a pipe is retried only before its first
+byte). The rest of this docstring is about paths.
 
 The bytes go to ``.<dest name>.updl-<random>.part`` beside the destination,
 created with ``O_EXCL | O_NOFOLLOW`` (so it is never a file or symlink that
@@ -26,87 +32,39 @@ cut off: nothing beyond that size is written.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import email.utils
 import fcntl
-import hashlib
 import os
 import secrets
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import requests
 
 from .errors import (
-    BadRequestError,
     ChecksumMismatchError,
     ConnectionFailedError,
     ProtocolError,
+    RangeNotSatisfiableError,
     UnsafeNameError,
     UpdlError,
 )
-from .hashing import CHUNK_SIZE, HashingWriter
+from .hashing import CHUNK_SIZE, HashingWriter, hash_file
+from .headers import expected_md5, expected_total, file_info, server_etag
 from .models import FileInfo
-from .progress import ProgressCallback, ProgressEvent
+from .progress import ProgressCallback, ProgressEvent, reporting
 from .resume import DownloadEntry, DownloadKey, ResumeStore
-from .transport import parse_count, translate
+from .retry import Retrier
+from .transport import Transport, file_path, translate
 
-__all__ = ["PartFile", "ResumableDownload", "expected_md5", "expected_total", "header_time", "receive_body"]
+__all__ = ["BodyOpener", "Destination", "PartFile", "ResumableDownload", "StreamDownload", "download",
+           "receive_body", "receive_verified", "required_md5"]
 
+Destination = str | os.PathLike[str] | BinaryIO
 OpenBody = Callable[[dict[str, str]], requests.Response]
-
-
-def expected_md5(response: requests.Response) -> str | None:
-    """The server's MD5 of the file: ``Content-MD5`` (base64) or else a strong ``ETag`` (hex).
-
-    After a redirect (a server that sends downloads to presigned storage URLs)
-    the updl server's own answer is asked first: a store's ETag is not the MD5
-    of a multipart object.
-    """
-    for answer in (*response.history[:1], response):
-        md5 = _md5_from_headers(answer)
-        if md5 is not None:
-            return md5
-    return None
-
-
-def server_etag(response: requests.Response) -> str | None:
-    """The updl server's ``ETag`` (the first answer of a redirect chain), for ``If-Range``."""
-    return (response.history[0] if response.history else response).headers.get("ETag")
-
-
-def _md5_from_headers(response: requests.Response) -> str | None:
-    content_md5 = response.headers.get("Content-MD5")
-    if content_md5:
-        try:
-            digest = base64.b64decode(content_md5, validate=True)
-        except (binascii.Error, ValueError):
-            digest = b""
-        if len(digest) == 16:
-            return digest.hex()
-    etag = response.headers.get("ETag", "")
-    if etag and not etag.startswith("W/"):
-        value = etag.strip('"').lower()
-        if len(value) == 32 and all(c in "0123456789abcdef" for c in value):
-            return value
-    return None
-
-
-def header_time(value: str | None) -> datetime | None:
-    """An HTTP date header as an aware datetime, or ``None``."""
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def receive_body(response: requests.Response, writer: HashingWriter, name: str,
@@ -259,12 +217,7 @@ class PartFile:
 
     def prefix_md5(self, length: int) -> Any:
         """MD5 of the first ``length`` bytes, read from disk; leaves the position at ``length``."""
-        digest = hashlib.md5()
-        self.file.seek(0)
-        remaining = length
-        while remaining > 0 and (chunk := self.file.read(min(CHUNK_SIZE, remaining))):
-            digest.update(chunk)
-            remaining -= len(chunk)
+        digest = hash_file(self.file, length=length)["md5"]
         self.file.seek(length)
         return digest
 
@@ -318,9 +271,7 @@ class ResumableDownload:
         try:
             response = self._open_body({"Range": f"bytes={offset}-", "If-Range": etag}
                                        if offset and etag else {})
-        except BadRequestError as exc:
-            if exc.status != 416:
-                raise
+        except RangeNotSatisfiableError:
             part.restart()  # the file on disk is not shorter than the file: start over
             offset = 0
             response = self._open_body({})
@@ -339,59 +290,126 @@ class ResumableDownload:
         elif offset:
             part.restart()  # 200: the file changed since the temporary file was written
             offset = 0
-        md5 = expected_md5(response)
-        if md5 is None:
-            raise UpdlError(f"{self._name}: the server sent neither Content-MD5 nor ETag; "
-                            "cannot verify the download", response=response)
+        md5 = required_md5(response, self._name)
         part.remember(server_etag(response))
         digest = part.prefix_md5(offset)
-
-        def on_write(position: int) -> None:
-            self._report(ProgressEvent(self._name, offset + position, total, attempt))
-
-        writer = HashingWriter(cast(BinaryIO, part.file), on_write, digest)
-        self._report(ProgressEvent(self._name, offset, total, attempt))
         try:
-            receive_body(response, writer, self._name, None if total is None else total - offset)
-        except ProtocolError:
-            part.restart()  # bytes from a server that breaks the protocol are not worth keeping
+            info = receive_verified(response, self._name, cast(BinaryIO, part.file), md5, total, self._report,
+                                    attempt, offset=offset, prefix=digest)
+        except (ProtocolError, ChecksumMismatchError):
+            # Bytes from a server that breaks the protocol, or that do not add up to the
+            # file, are not worth keeping: the next attempt starts from 0.
+            part.restart()
             raise
         finally:
             part.file.flush()  # what arrived stays for the next attempt
-        size = offset + writer.bytes_written
-        if total is not None and size != total:
-            raise ConnectionFailedError(
-                f"the download of {self._name} stopped after {size} of {total} bytes",
-                response=response)
-        actual = writer.hexdigest()
-        if actual != md5:
-            part.restart()
-            raise ChecksumMismatchError(f"checksum mismatch (server: {md5}, received: {actual})",
-                                        expected=md5, actual=actual, response=response)
         part.finish()
-        return FileInfo(
-            name=self._name, size=size, md5=actual,
-            created=header_time(response.headers.get("Last-Modified")) or datetime.now(timezone.utc),
-            last_accessed=header_time(response.headers.get("Date")),
-        )
+        return info
 
 
-def expected_total(response: requests.Response, name: str, size: int | None = None) -> int | None:
-    """The whole file's size as the answer announces it, or else ``size`` (what a listing said).
+class StreamDownload:
+    """Attempts at downloading ``name`` into a binary file object; call :meth:`run` per attempt.
 
-    ``ProtocolError`` when both are known and differ: the file is not the one that was listed.
+    A seekable one is rewound and truncated for each attempt. Bytes already
+    written to a pipe cannot be taken back: :meth:`retry_if` then retries only
+    failures before the body (connection errors, 5xx, 429).
     """
-    announced = _total(response)
-    if size is not None and announced is not None and announced != size:
-        raise ProtocolError(f"{name}: the server announced {announced} bytes but listed {size}; "
-                            "it changed meanwhile — run the command again", response=response)
-    return announced if announced is not None else size
+
+    def __init__(self, name: str, fileobj: BinaryIO, open_body: BodyOpener, report: ProgressCallback,
+                 size: int | None = None) -> None:
+        self._name = name
+        self._file = fileobj
+        self._open_body = open_body
+        self._report = report
+        self._size = size
+        try:
+            self._start: int | None = fileobj.tell() if fileobj.seekable() else None
+        except (AttributeError, OSError, ValueError):
+            self._start = None
+
+    @property
+    def retry_if(self) -> Callable[[UpdlError], bool] | None:
+        """Which retryable errors may be retried: all (None), or for a pipe those before the body."""
+        if self._start is not None:
+            return None
+        return lambda error: not self._open_body.started
+
+    def run(self, attempt: int) -> FileInfo:
+        """Receive the whole file into the file object and verify it."""
+        if self._start is not None:
+            self._file.seek(self._start)
+            self._file.truncate()
+        with self._open_body() as response:
+            md5 = required_md5(response, self._name)
+            total = expected_total(response, self._name, self._size)
+            return receive_verified(response, self._name, self._file, md5, total, self._report, attempt)
 
 
-def _total(response: requests.Response) -> int | None:
-    """The whole file's size: from ``Content-Range`` on a 206, else ``Content-Length``."""
-    if response.status_code == 206:
-        total = response.headers.get("Content-Range", "").rpartition("/")[2]
-    else:
-        total = response.headers.get("Content-Length", "")
-    return parse_count(total)
+def required_md5(response: requests.Response, name: str) -> str:
+    """The MD5 the server announces for the download; ``UpdlError`` if it sends none (nothing to verify)."""
+    md5 = expected_md5(response)
+    if md5 is None:
+        raise UpdlError(f"{name}: the server sent neither Content-MD5 nor ETag; cannot verify the download",
+                        response=response)
+    return md5
+
+
+def receive_verified(response: requests.Response, name: str, sink: BinaryIO, md5: str, total: int | None,
+                     report: ProgressCallback, attempt: int, *, offset: int = 0, prefix: Any = None) -> FileInfo:
+    """The one verify step of every download: stream the body into ``sink``, check length and MD5.
+
+    ``offset`` bytes of the file are already there (a resumed download) and
+    ``prefix`` is their MD5, which the new bytes continue. A body that stops
+    short is a :class:`ConnectionFailedError` (retryable; resumable to a path),
+    a whole file of other bytes a :class:`ChecksumMismatchError`.
+    """
+    def on_write(position: int) -> None:
+        report(ProgressEvent(name, offset + position, total, attempt))
+
+    writer = HashingWriter(sink, on_write, prefix)
+    report(ProgressEvent(name, offset, total, attempt))
+    receive_body(response, writer, name, None if total is None else total - offset)
+    size = offset + writer.bytes_written
+    if total is not None and size != total:
+        raise ConnectionFailedError(f"the download of {name} stopped after {size} of {total} bytes",
+                                    response=response)
+    actual = writer.hexdigest()
+    if actual != md5:
+        raise ChecksumMismatchError(f"checksum mismatch (server: {md5}, received: {actual})",
+                                    expected=md5, actual=actual, response=response)
+    return file_info(response, name, size, actual, accessed=True)
+
+
+class BodyOpener:
+    """Sends a download's ``GET`` and returns the streaming answer; ``started``: the body began arriving."""
+
+    def __init__(self, transport: Transport, name: str) -> None:
+        self._transport = transport
+        self._name = name
+        self.started = False
+
+    def __call__(self, headers: dict[str, str] | None = None) -> requests.Response:
+        self.started = False
+        response = self._transport.request("GET", file_path("files", self._name), stream=True, headers=headers)
+        self.started = True
+        return response
+
+
+def download(transport: Transport, store: ResumeStore, name: str, dest: Destination, *, retrier: Retrier,
+             on_progress: ProgressCallback | None = None, progress: bool = False, size: int | None = None,
+             within: str | os.PathLike[str] | None = None) -> FileInfo:
+    """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``."""
+    open_body = BodyOpener(transport, name)
+    with reporting(on_progress, progress, name) as report:
+        if not isinstance(dest, (str, os.PathLike)):
+            stream = StreamDownload(name, dest, open_body, report, size)
+            return retrier.run(stream.run, name, stream.retry_if)
+        target = Path(dest)
+        if target.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
+            target = target / name.rsplit("/", 1)[-1]
+        key = DownloadKey.for_target(transport.base_url, name, target)
+        part = PartFile(target, key, store, None if within is None else Path(within))
+        try:
+            return retrier.run(ResumableDownload(name, part, open_body, report, size).run, name)
+        finally:
+            part.close()

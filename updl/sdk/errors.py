@@ -8,9 +8,12 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     UpdlError                                  .response .status .retryable .attempts
     ├── AuthenticationError                    401, 403
     ├── NotFoundError (FileNotFoundError)      404
-    ├── ChecksumMismatchError       retryable  409 on upload; local mismatch on download  .expected .actual
+    ├── ChecksumMismatchError       retryable  409 on upload, 460 on a tus chunk; local mismatch on download
+    │                                          .expected .actual
     ├── TooLargeError                          413  .max_size
     ├── BadRequestError                        400 and other 4xx
+    │   ├── OffsetConflictError                409 to a tus PATCH not at the upload's offset  .offset
+    │   └── RangeNotSatisfiableError           416 to a ranged download
     ├── ServerError                 retryable  5xx  .retry_after
     │   ├── RateLimitedError        retryable  429
     │   └── InsufficientStorageError           507: the server's disk is full (retrying cannot help)
@@ -21,7 +24,13 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── InvalidSettingsError                   bad URL, config file or profile
     ├── ProtocolError                          more bytes than announced, another size than listed,
     │                                          a listing that repeats itself, a malformed answer
-    └── UnsafeNameError                        a local path that would leave the output directory
+    ├── UnsafeNameError                        a local path that would leave the output directory
+    ├── SelectionError                         arguments that name no list of files (a directory without -r)
+    ├── NoFilesError                           nothing selected to upload, nothing under a prefix to download
+    ├── ManifestError                          a manifest line that cannot be read, mixed digest lengths
+    ├── MissingFilesError (FileNotFoundError)  files a manifest lists do not exist
+    └── BatchFailedError                       every file of a batch failed  .errors
+        └── PartialFailureError                some files of a batch failed, others succeeded
 
 Warnings (``warnings.warn``, not raised): :class:`ConfigWarning` for a config
 file key that is ignored.
@@ -29,6 +38,7 @@ file key that is ignored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -37,14 +47,22 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BatchFailedError",
     "ChecksumMismatchError",
     "ConfigWarning",
     "ConnectionFailedError",
     "InsufficientStorageError",
     "InvalidSettingsError",
+    "ManifestError",
+    "MissingFilesError",
+    "NoFilesError",
     "NotFoundError",
+    "OffsetConflictError",
+    "PartialFailureError",
     "ProtocolError",
+    "RangeNotSatisfiableError",
     "RateLimitedError",
+    "SelectionError",
     "ServerError",
     "SourceChangedError",
     "TlsError",
@@ -131,6 +149,28 @@ class TooLargeError(UpdlError):
 
 class BadRequestError(UpdlError):
     """The server refused the request as malformed (400, other 4xx), e.g. an invalid name."""
+
+
+class OffsetConflictError(BadRequestError):
+    """A tus PATCH was not at the upload's offset (409 with ``offset``/``sent``): another writer moved it.
+
+    ``offset`` is where the server's upload stands, if it said; ``HEAD`` the upload and continue from there.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        response: requests.Response | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, response=response, status=status)
+        self.offset = offset
+
+
+class RangeNotSatisfiableError(BadRequestError):
+    """A ranged download asked for bytes past the end of the file (416): the local part is not a prefix."""
 
 
 class ServerError(UpdlError):
@@ -222,6 +262,34 @@ class ProtocolError(UpdlError):
 
 class UnsafeNameError(UpdlError):
     """A remote name that would be written outside the output directory, or is not a portable path."""
+
+
+class SelectionError(UpdlError):
+    """The arguments cannot be turned into a list of files (a directory without ``-r``, a path outside)."""
+
+
+class NoFilesError(UpdlError):
+    """Nothing matched: no file selected for upload, or no file under the prefix to download."""
+
+
+class ManifestError(UpdlError):
+    """A manifest line cannot be read (not ``<hex>  <path>``), or digests of different lengths are mixed."""
+
+
+class MissingFilesError(UpdlError, FileNotFoundError):
+    """Files a manifest lists do not exist (``verify``: MISSING)."""
+
+
+class BatchFailedError(UpdlError):
+    """Every file of a batch failed; ``errors`` holds each file's error."""
+
+    def __init__(self, message: str, errors: Sequence[BaseException]) -> None:
+        super().__init__(message)
+        self.errors = list(errors)
+
+
+class PartialFailureError(BatchFailedError):
+    """Some files of a batch were transferred (or skipped) and some failed."""
 
 
 class ConfigWarning(UserWarning):

@@ -2,7 +2,9 @@
 
 A byte is read from disk once: the multipart encoder pulls the file through a
 :class:`HashingReader`, and a download pushes the body through a
-:class:`HashingWriter`. Nothing here holds a whole file in memory.
+:class:`HashingWriter`; a batch upload that also writes a manifest wraps the
+file in a :class:`DigestingFile`, so its SHA-256 comes from that same read.
+Nothing here holds a whole file in memory.
 
 Hashing while sending cannot tell a file rewritten half-way from a good one:
 the MD5 matches the bytes sent, so the server would store a torn file as
@@ -17,19 +19,21 @@ file system's timestamp granularity of the first read (a few ms at worst).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import stat
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .errors import SourceChangedError
 
-__all__ = ["CHUNK_SIZE", "FileState", "HashingReader", "HashingWriter", "file_state", "md5_of"]
+__all__ = ["CHUNK_SIZE", "DigestingFile", "FileState", "HashingReader", "HashingWriter", "digest_file", "file_state",
+           "hash_file", "md5_of"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -212,10 +216,100 @@ class HashingWriter:
         written.result()
 
 
+class DigestingFile:
+    """A read-only seekable file that hashes what is read sequentially from offset 0.
+
+    A seek back to 0 (a retry starting over) resets the hash, so the digest
+    is that of the last attempt's bytes. ``complete(size)`` tells whether the
+    hash covers exactly ``size`` bytes. ``fileno()`` and ``name`` are the
+    file's, so the upload can check that the file did not change while read
+    (only the upload's own :class:`~updl.sdk.hashing.HashingReader` sees this
+    object, and it has no ``fileno()``: the encoder cannot bypass either).
+    """
+
+    def __init__(self, fileobj: BinaryIO, algorithm: str) -> None:
+        self._file = fileobj
+        self._algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self._hashed = 0
+
+    @property
+    def name(self) -> object:
+        return getattr(self._file, "name", None)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self._file.seek(offset, whence)
+        if position == 0:
+            self._hash = hashlib.new(self._algorithm)
+            self._hashed = 0
+        return position
+
+    def read(self, size: int | None = -1) -> bytes:
+        position = self._file.tell()
+        data = self._file.read(-1 if size is None else size)
+        end = position + len(data)
+        if position <= self._hashed < end:
+            self._hash.update(data[self._hashed - position:])
+            self._hashed = end
+        return data
+
+    def complete(self, size: int) -> bool:
+        """Whether exactly ``size`` bytes were hashed."""
+        return self._hashed == size
+
+    def hexdigest(self) -> str:
+        """The digest of the bytes hashed so far."""
+        return self._hash.hexdigest()
+
+
+def hash_file(source: str | os.PathLike[str] | BinaryIO, algorithms: Iterable[str] = ("md5",), *,
+              length: int | None = None) -> dict[str, Any]:
+    """``hashlib`` objects fed, in one read, with a file's bytes: all of them, or the first ``length``.
+
+    The one place a file is hashed from disk: whole files (:func:`digest_file`)
+    and the prefix a resumed transfer continues from (the objects go on being
+    fed). A file object is read from its start and left at the end of what
+    was read. A file shorter than ``length`` raises :class:`SourceChangedError`.
+    """
+    hashes = {name: hashlib.new(name) for name in algorithms}
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, (str, os.PathLike)):
+            fileobj: BinaryIO = stack.enter_context(open(source, "rb"))
+        else:
+            fileobj = source
+            fileobj.seek(0)
+        remaining = length
+        while remaining is None or remaining > 0:
+            chunk = fileobj.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            for digest in hashes.values():
+                digest.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+        if length is not None and remaining:
+            raise SourceChangedError(f"the file shrank while being read ({length - remaining} "
+                                     f"of {length} bytes); upload it again once it is complete")
+    return hashes
+
+
+def digest_file(path: str | os.PathLike[str], algorithms: Iterable[str] = ("md5",)) -> dict[str, str]:
+    """Hex digests of one file for each algorithm, all computed in a single read."""
+    return {name: digest.hexdigest() for name, digest in hash_file(path, algorithms).items()}
+
+
 def md5_of(path: str | os.PathLike[str]) -> str:
     """MD5 (lowercase hex) of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return digest_file(path)["md5"]

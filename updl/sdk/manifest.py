@@ -9,30 +9,21 @@ algorithm of a manifest being read is told by the digest length (32 or 64 hex di
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ChecksumMismatchError, UpdlError
-from .hashing import CHUNK_SIZE
+from .errors import ChecksumMismatchError, ManifestError, MissingFilesError
+from .hashing import digest_file
 
-__all__ = ["ALGORITHMS", "Entry", "ManifestError", "MissingFilesError", "VerifyResult", "digest_file",
+__all__ = ["ALGORITHMS", "Entry", "VerifyResult",
            "format_line", "parse_manifest", "read_manifest", "verify_manifest", "write_manifest"]
 
 #: Algorithm name -> hex digest length.
 ALGORITHMS: dict[str, int] = {"md5": 32, "sha256": 64}
 _LINE = re.compile(r"^(\\?)([0-9a-fA-F]{32}|[0-9a-fA-F]{64}) [ *](.+)$", re.DOTALL)
-
-
-class ManifestError(UpdlError):
-    """A manifest line cannot be read (not ``<hex>  <path>``), or digests of different lengths are mixed."""
-
-
-class MissingFilesError(UpdlError, FileNotFoundError):
-    """Files a manifest lists do not exist (``verify``: MISSING)."""
 
 
 @dataclass(frozen=True)
@@ -106,16 +97,6 @@ def write_manifest(path: str | os.PathLike[str], entries: Iterable[Entry]) -> No
         for entry in sorted(entries, key=lambda e: e.path):
             f.write(format_line(entry.digest, entry.path))
     os.replace(temporary, target)
-
-
-def digest_file(path: str | os.PathLike[str], algorithms: Iterable[str] = ("md5",)) -> dict[str, str]:
-    """Hex digests of one file for each algorithm, all computed in a single read."""
-    hashes = {name: hashlib.new(name) for name in algorithms}
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            for h in hashes.values():
-                h.update(chunk)
-    return {name: h.hexdigest() for name, h in hashes.items()}
 
 
 def _check(entry: Entry, base: Path) -> VerifyResult:

@@ -7,11 +7,12 @@ Transfer code only calls a :data:`ProgressCallback`; it never builds a bar.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ProgressCallback", "ProgressEvent", "TqdmProgress", "tqdm_progress"]
+__all__ = ["ProgressCallback", "ProgressEvent", "TqdmProgress", "reporting", "tqdm_progress"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,21 @@ class TqdmProgress:
 def tqdm_progress(desc: str, **tqdm_kwargs: Any) -> TqdmProgress:
     """A :data:`ProgressCallback` that draws a tqdm bar titled ``desc``."""
     return TqdmProgress(desc, **tqdm_kwargs)
+
+
+@contextlib.contextmanager
+def reporting(on_progress: ProgressCallback | None, progress: bool, desc: str) -> Iterator[ProgressCallback]:
+    """The callback a transfer reports to: ``on_progress`` and, if ``progress``, a tqdm bar closed at the end."""
+    bar = tqdm_progress(desc) if progress else None
+
+    def report(event: ProgressEvent) -> None:
+        if on_progress is not None:
+            on_progress(event)
+        if bar is not None:
+            bar(event)
+
+    try:
+        yield report
+    finally:
+        if bar is not None:
+            bar.close()

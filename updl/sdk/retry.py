@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from .errors import UpdlError
 
-__all__ = ["RetryEvent", "RetryPolicy", "run_with_retries"]
+__all__ = ["Retrier", "RetryEvent", "RetryPolicy", "run_with_retries"]
 
 T = TypeVar("T")
 logger = logging.getLogger("updl")
@@ -126,3 +126,18 @@ def run_with_retries(
                 on_retry(RetryEvent(name, attempt, policy.max_attempts, error, delay))
             sleep(delay)
             attempt += 1
+
+
+@dataclass(frozen=True)
+class Retrier:
+    """The one loop, bound to a client's policy, sleep and ``on_retry``: what operation modules retry with."""
+
+    policy: RetryPolicy
+    sleep: Callable[[float], None] = time.sleep
+    on_retry: Callable[[RetryEvent], None] | None = None
+
+    def run(self, operation: Callable[[int], T], name: str,
+            retry_if: Callable[[UpdlError], bool] | None = None) -> T:
+        """:func:`run_with_retries` with these settings."""
+        return run_with_retries(operation, self.policy, name=name, on_retry=self.on_retry, sleep=self.sleep,
+                                retry_if=retry_if)

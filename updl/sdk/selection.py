@@ -34,18 +34,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UpdlError
+from .errors import SelectionError
 
-__all__ = ["NoFilesError", "Selected", "SelectionError", "Unselected", "has_magic", "join_prefix",
-           "normalize_prefix", "select_files"]
-
-
-class SelectionError(UpdlError):
-    """The arguments cannot be turned into a list of files (a directory without ``-r``, a path outside)."""
-
-
-class NoFilesError(UpdlError):
-    """Nothing matched: no file selected for upload, or no file under the prefix to download."""
+__all__ = ["Selected", "Unselected", "has_magic", "join_prefix", "normalize_prefix", "select_files"]
 
 
 @dataclass(frozen=True)

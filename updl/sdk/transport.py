@@ -13,10 +13,8 @@ replayed.
 
 from __future__ import annotations
 
-import email.utils
 import re
-from collections.abc import Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +29,9 @@ from .errors import (
     InsufficientStorageError,
     InvalidSettingsError,
     NotFoundError,
+    OffsetConflictError,
     ProtocolError,
+    RangeNotSatisfiableError,
     RateLimitedError,
     ServerError,
     TlsError,
@@ -39,12 +39,10 @@ from .errors import (
     UpdlError,
     UploadBusyError,
 )
+from .headers import parse_retry_after
+from .version import __version__
 
-__all__ = ["Transport", "build_session", "file_path", "json_object", "parse_count", "parse_retry_after",
-           "translate"]
-
-#: Digits in a count a server may send (2**63 - 1 has 19): more is no size, only an attack.
-MAX_COUNT_DIGITS = 19
+__all__ = ["Transport", "build_session", "file_path", "json_object", "translate"]
 
 TOKEN_HINT = ("run `updl-server add-user NAME` on the server to get one "
               "and pass it with --token or UPDL_TOKEN")
@@ -53,16 +51,10 @@ REJECTED_HINT = ("check that it belongs to this server: `updl-server add-user NA
                  "server's own --data-dir (or --db-url), and its token be passed with --token or UPDL_TOKEN")
 
 
-def _version() -> str:
-    from .. import __version__  # late: updl/__init__ imports this package
-
-    return __version__
-
-
 def build_session() -> requests.Session:
     """A session that sends each request once (requests' default adapter: no retries)."""
     session = requests.Session()
-    session.headers["User-Agent"] = f"updl/{_version()}"
+    session.headers["User-Agent"] = f"updl/{__version__}"
     return session
 
 
@@ -81,36 +73,6 @@ def json_object(response: requests.Response) -> dict[str, Any]:
         raise ProtocolError(f"the server at {response.url} did not answer with updl's JSON; "
                             "check that --url / UPDL_URL points at an updl server", response=response)
     return data
-
-
-def parse_count(value: str | None) -> int | None:
-    """A non-negative count from a header (``Content-Length``, ``Upload-Offset``, ...), or None.
-
-    Only ASCII digits, at most :data:`MAX_COUNT_DIGITS` of them: ``str.isdigit``
-    also takes ``²`` (which ``int`` refuses) and ``int`` refuses over 4300 digits.
-    """
-    value = (value or "").strip()
-    if not value or len(value) > MAX_COUNT_DIGITS or not value.isascii() or not value.isdigit():
-        return None
-    return int(value)
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    seconds = parse_count(value)
-    if seconds is not None:
-        return float(seconds)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = datetime.now(timezone.utc).timestamp() if now is None else now
-    return max(when.timestamp() - current, 0.0)
 
 
 def _error_body(response: requests.Response) -> dict[str, Any]:
@@ -225,6 +187,12 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         if name is None and "upload" not in body and not _may_be_updl_404(response, body):
             return InvalidSettingsError(_not_updl_message(response, message), **kwargs)
         return NotFoundError(f"{message}: {name}" if name else message, **kwargs)
+    if status == 409 and ("offset" in body or "sent" in body):
+        # The same status answers a tus PATCH at the wrong offset and a whole file whose MD5
+        # does not match: the server's body tells them apart (docs/api.md).
+        offset = body.get("offset")
+        return OffsetConflictError(f"the upload is not at the offset sent ({message})",
+                                   offset=offset if type(offset) is int else None, **kwargs)
     if status == 409:
         return ChecksumMismatchError(
             f"checksum mismatch (server: {message})",
@@ -235,6 +203,12 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         limit = f" (limit {format_size(max_size)})" if isinstance(max_size, int) else ""
         return TooLargeError(f"{message}{limit}", max_size=max_size if isinstance(max_size, int) else None,
                              **kwargs)
+    if status == 416:
+        return RangeNotSatisfiableError(message, **kwargs)
+    if status == 460:  # tus: the PATCH body does not match its Upload-Checksum
+        offset = body.get("offset")
+        where = f" at offset {offset}" if type(offset) is int else ""
+        return ChecksumMismatchError(f"a chunk{where} was corrupted in transit (server: {message})", **kwargs)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 423:
         return UploadBusyError(f"another request is writing to this resumable upload ({message}); "
@@ -253,12 +227,14 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
 class Transport:
     """Sends requests to one server: base URL, auth header, timeouts, error translation."""
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None) -> None:
+    def __init__(self, settings: Settings, session: requests.Session | None = None, *,
+                 session_factory: Callable[[], requests.Session] = build_session) -> None:
+        """Use ``session`` as it is, or make one with ``session_factory`` (and close it in :meth:`close`)."""
         self.settings = settings
         self.base_url = settings.url.rstrip("/")
-        self.session = session if session is not None else build_session()
+        self.session = session if session is not None else session_factory()
         self._owns_session = session is None
-        self._headers = {"User-Agent": f"updl/{_version()}"}
+        self._headers = {"User-Agent": f"updl/{__version__}"}
         if settings.token:
             self._headers["Authorization"] = f"Bearer {settings.token}"
 

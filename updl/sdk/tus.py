@@ -47,13 +47,11 @@ sends nothing.
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -61,19 +59,18 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .downloads import header_time
 from .errors import (
-    BadRequestError,
     ChecksumMismatchError,
+    OffsetConflictError,
     SourceChangedError,
     UpdlError,
-    UploadBusyError,
 )
-from .hashing import CHUNK_SIZE, FileState, file_state
+from .hashing import FileState, file_state, hash_file
+from .headers import file_info, parse_count, stored_md5
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DEFAULT_UPLOAD_TTL, ResumeStore, UploadEntry, UploadKey
-from .transport import Transport, parse_count
+from .transport import Transport
 
 __all__ = ["TUS_VERSION", "TusUpload"]
 
@@ -82,7 +79,6 @@ OFFSET_STREAM = "application/offset+octet-stream"
 GONE = (404, 410)
 MAX_RESYNCS = 3
 CHUNK_CHECKSUM = "crc32"  # Upload-Checksum algorithm of each PATCH (see the module docstring)
-_HEX = frozenset("0123456789abcdef")
 
 
 class _ChunkBody:
@@ -122,7 +118,7 @@ class _ChunkReader:
     """The file from ``offset`` to ``size`` in chunks, read one chunk ahead of the sender.
 
     A worker thread reads the next chunk and hashes it while the caller sends
-    the current one: the chunk's MD5 in a second thread, the running MD5 in
+    the current one: the chunk's CRC-32 in a second thread, the running MD5 in
     the first (hashlib releases the GIL for large buffers). ``running`` must
     hold the MD5 of the bytes before ``offset``; it is updated in place. When
     ``offset == size`` a single empty chunk comes out (the last PATCH of an
@@ -175,17 +171,7 @@ def _chunk_digest(data: bytes) -> bytes:
 
 def _md5_file(fileobj: BinaryIO, length: int) -> Any:
     """MD5 of the first ``length`` bytes of ``fileobj`` (a resumed upload's prefix)."""
-    digest = hashlib.md5()
-    fileobj.seek(0)
-    remaining = length
-    while remaining > 0:
-        chunk = fileobj.read(min(CHUNK_SIZE, remaining))
-        if not chunk:
-            raise SourceChangedError(f"the file shrank while being read ({length - remaining} "
-                                     f"of {length} bytes); upload it again once it is complete")
-        digest.update(chunk)
-        remaining -= len(chunk)
-    return digest
+    return hash_file(fileobj, length=length)["md5"]
 
 
 class TusUpload:
@@ -242,8 +228,8 @@ class TusUpload:
                             raise UpdlError(f"{self._name}: the server completed the upload "
                                             "without reporting the stored MD5 (Upload-Md5); "
                                             "upgrade updl-server")
-                except BadRequestError as exc:
-                    if exc.status != 409 or resyncs >= MAX_RESYNCS:
+                except OffsetConflictError:
+                    if resyncs >= MAX_RESYNCS:
                         raise
                 except SourceChangedError:  # what the server has can never be completed
                     self._abandon(entry)
@@ -288,11 +274,8 @@ class TusUpload:
 
     def _stored(self, response: requests.Response, size: int) -> FileInfo | None:
         """The stored file, from the headers of a completed upload's answer; ``None`` if absent."""
-        md5 = response.headers.get("Upload-Md5", "").strip().lower()
-        if len(md5) != 32 or not _HEX.issuperset(md5):
-            return None
-        created = header_time(response.headers.get("Last-Modified")) or datetime.now(timezone.utc)
-        return FileInfo(name=self._name, size=size, md5=md5, created=created)
+        md5 = stored_md5(response)
+        return None if md5 is None else file_info(response, self._name, size, md5)
 
     def _head(self, entry: UploadEntry) -> tuple[int, FileInfo | None]:
         """The server's offset and, for a completed upload, the file it stored."""
@@ -318,15 +301,10 @@ class TusUpload:
         try:
             response = self._transport.request("PATCH", entry.url, data=body, headers=headers)
         except ChecksumMismatchError as exc:
-            if exc.expected is None:  # a 409 without digests: the offset moved, not the file
-                raise BadRequestError(str(exc), response=exc.response, status=409) from exc
-            self._store.forget_upload(self.key)  # the server refused the whole file and dropped it
-            raise
+            if exc.status == 409:  # the server refused the whole file and dropped the upload
+                self._store.forget_upload(self.key)
+            raise  # 460: one chunk was corrupted; the next attempt resumes at the server's offset
         except UpdlError as exc:
-            if exc.status == 460:
-                raise ChecksumMismatchError(
-                    f"{self._name}: a chunk at offset {offset} was corrupted in transit",
-                    response=exc.response, status=460) from exc
             if exc.status in GONE:
                 self._store.forget_upload(self.key)
             raise

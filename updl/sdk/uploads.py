@@ -1,0 +1,170 @@
+"""Uploads: which way a source goes (multipart or tus), and the multipart attempt.
+
+A source is a path, a seekable binary stream, or a pipe; each has its own way
+to become a seekable file positioned where the upload starts (see
+:func:`open_source`). A path of at least the resumable threshold goes over
+tus instead (:mod:`updl.sdk.tus`), in checksummed chunks that resume.
+
+A multipart upload is one pass per attempt: the encoder pulls the file
+through a :class:`~updl.sdk.hashing.HashingReader` and the ``md5`` field,
+sent last, is read lazily from that reader once the file part is done
+(:class:`DigestField`). A fresh encoder per attempt: an encoder cannot be
+rewound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
+
+from .errors import ChecksumMismatchError
+from .hashing import CHUNK_SIZE, HashingReader
+from .models import FileInfo
+from .progress import ProgressCallback, ProgressEvent, reporting
+from .resume import ResumeStore
+from .retry import Retrier
+from .transport import Transport, json_object
+from .tus import TusUpload
+
+__all__ = ["DigestField", "Source", "open_source", "upload", "upload_multipart"]
+
+Source = str | os.PathLike[str] | BinaryIO
+
+
+class DigestField:
+    """The multipart ``md5`` value, read only after the file part has been read.
+
+    requests-toolbelt sizes every part up front (``len`` = 32 here) and reads
+    the parts in order, so when it gets to this one the reader has seen the
+    whole file and its digest is final. It checks once more that the file did
+    not change (an empty file has no last read to check on).
+    """
+
+    def __init__(self, reader: HashingReader) -> None:
+        self._reader = reader
+        self._value: bytes | None = None
+        self._sent = 0
+
+    def __len__(self) -> int:
+        return 32 - self._sent
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes of the hex digest (all that is left by default)."""
+        if self._value is None:
+            if self._reader.remaining:
+                raise RuntimeError("md5 field read before the file part was complete")
+            self._reader.check_unchanged()
+            self._value = self._reader.hexdigest().encode("ascii")
+        end = 32 if size is None or size < 0 else min(32, self._sent + size)
+        chunk = self._value[self._sent:end]
+        self._sent = end
+        return chunk
+
+
+# -- sources: each becomes a seekable binary file and a default name ---------------------
+
+
+@contextlib.contextmanager
+def _path_source(path: Path) -> Iterator[tuple[BinaryIO, str | None]]:
+    with path.open("rb") as f:
+        yield f, path.name
+
+
+def _stream_name(stream: BinaryIO) -> str | None:
+    raw_name = getattr(stream, "name", None)
+    return os.path.basename(raw_name) if isinstance(raw_name, str) and not raw_name.startswith("<") else None
+
+
+@contextlib.contextmanager
+def _pipe_source(pipe: BinaryIO) -> Iterator[tuple[BinaryIO, str | None]]:
+    # A pipe cannot be rewound or measured, and the multipart body needs a length:
+    # spool it to a temporary file once (hashing happens on the real upload pass),
+    # which also makes retries possible.
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(pipe, spool, CHUNK_SIZE)
+        spool.seek(0)
+        yield cast(BinaryIO, spool), _stream_name(pipe)
+
+
+def _is_seekable(stream: BinaryIO) -> bool:
+    try:
+        return stream.seekable()
+    except (AttributeError, ValueError):
+        return False
+
+
+def open_source(source: Source) -> contextlib.AbstractContextManager[tuple[BinaryIO, str | None]]:
+    """Yield a seekable binary file positioned where the upload starts, and a default name.
+
+    A path is opened; a seekable stream is used as it is, from its current
+    position; a pipe is spooled to a temporary file first.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return _path_source(Path(source))
+    if _is_seekable(source):
+        return contextlib.nullcontext((source, _stream_name(source)))
+    return _pipe_source(source)
+
+
+# -- the operation ---------------------------------------------------------------------
+
+
+def upload(transport: Transport, store: ResumeStore, source: Source, name: str | None, *,
+           retrier: Retrier, resumable_threshold: int, chunk_size: int,
+           on_progress: ProgressCallback | None = None, progress: bool = False) -> FileInfo:
+    """Upload ``source`` as ``name`` (default: its base name), retried by ``retrier``; see ``Client.upload``."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_file() and path.stat().st_size >= resumable_threshold:
+            name = name or path.name
+            with reporting(on_progress, progress, name) as report:
+                resumable = TusUpload(transport, store, path, name, chunk_size, report)
+                return retrier.run(resumable.run, name)
+    with open_source(source) as (fileobj, default_name):
+        name = name or default_name
+        if not name:
+            raise ValueError("name is required when the source has no file name")
+        start = fileobj.tell()
+        with reporting(on_progress, progress, name) as report:
+            def attempt(number: int) -> FileInfo:
+                fileobj.seek(start)
+                return upload_multipart(transport, fileobj, name, number, report)
+
+            return retrier.run(attempt, name)
+
+
+def upload_multipart(transport: Transport, fileobj: BinaryIO, name: str, attempt: int,
+                     report: ProgressCallback) -> FileInfo:
+    """One ``POST /upload`` of ``fileobj`` from its position to its end; the stored file, checked."""
+    total: int | None = None
+
+    def on_read(position: int) -> None:
+        report(ProgressEvent(name, position, total, attempt))
+
+    reader = HashingReader(fileobj, on_read)
+    total = reader.size
+    report(ProgressEvent(name, 0, total, attempt))
+    # A fresh encoder per attempt: an encoder cannot be rewound.
+    encoder = MultipartEncoder(fields=[
+        ("name", name),
+        ("file", (os.path.basename(name) or name, reader, "application/octet-stream")),
+        ("md5", DigestField(reader)),  # last: its value exists only once the file is read
+    ])
+    response = transport.request(
+        "POST", "/upload", data=encoder, headers={"Content-Type": encoder.content_type},
+    )
+    info = FileInfo.from_json(json_object(response))
+    sent = reader.hexdigest()
+    if info.md5 != sent:
+        raise ChecksumMismatchError(
+            f"checksum mismatch (the server stored md5 {info.md5}, the client sent {sent})",
+            expected=sent, actual=info.md5, response=response,
+        )
+    return info
