@@ -48,7 +48,6 @@ from .sdk import (
     run_with_retries,
     tqdm_progress,
 )
-
 from .sdk.version import __version__
 
 # A library logs; the application decides where it goes.
@@ -88,9 +87,9 @@ __all__ = [
     "UnsafeNameError",
     "UpdlError",
     "UploadBusyError",
+    "__version__",
     "load_settings",
     "md5_of",
     "run_with_retries",
     "tqdm_progress",
-    "__version__",
 ]

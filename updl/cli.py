@@ -205,7 +205,7 @@ class UpdlGroup(_GlobalOptions, click.Group):
             raise
         except BrokenPipeError:
             _stdout_closed(env)
-        except (Exception, KeyboardInterrupt) as exc:  # the CLI's last line of defence
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the CLI's last line of defence
             options = ctx.find_object(Options)
             debug = (options.debug if options else False) or os.environ.get("UPDL_DEBUG") == "1"
             described = describe(exc)
@@ -275,7 +275,7 @@ def _show_sdk_warnings(show: bool, env: Environment) -> None:
         logger.addHandler(_WarningLines(env))
 
 
-class SizeType(click.ParamType):
+class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
     """A byte count: plain bytes or with a suffix (64MiB, 500M)."""
 
     name = "size"

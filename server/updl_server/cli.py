@@ -16,8 +16,7 @@ import uvicorn
 from .app import create_app
 from .auth import mint_token
 from .catalog import Catalog, UserExistsError
-from .config import DEFAULT_MAX_SIZE, S3Location, ServerConfig, parse_size, parse_storage
-from .config import ConnectionLimits, parse_origin
+from .config import DEFAULT_MAX_SIZE, ConnectionLimits, S3Location, ServerConfig, parse_origin, parse_size, parse_storage
 from .connections import fit_descriptors, guarded_protocol
 from .names import user_name_problem
 from .workers import serve_forked

@@ -247,7 +247,7 @@ class GuardedProtocol(HttpToolsProtocol):
         await send({"type": "http.response.body", "body": body})
 
     def _peer(self) -> str:
-        return "%s:%d" % self.client if self.client else "client"
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedProtocol]:

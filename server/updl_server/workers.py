@@ -12,6 +12,7 @@ restarts one known state rather than a silently shrunken pool.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -73,7 +74,7 @@ def _run_child(serve: Callable[[socket.socket], None], sock: socket.socket) -> N
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         serve(sock)
-    except BaseException:  # noqa: BLE001 - the child must never return into the parent's code
+    except BaseException:  # the child must never return into the parent's code
         log.exception("worker %d failed", os.getpid())
         code = 1
     finally:
@@ -84,7 +85,5 @@ def _run_child(serve: Callable[[socket.socket], None], sock: socket.socket) -> N
 
 def _signal(pid: int, signum: int) -> None:
     """Send ``signum`` to ``pid`` if it still exists."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

@@ -193,7 +193,8 @@ class Client:
         while True:
             params = {key: value for key, value in (("prefix", prefix), ("cursor", cursor)) if value}
             page = self._retrying(
-                lambda _: json_object(self._transport.request("GET", "/files", params=params)), what, on_retry)
+                lambda _: json_object(self._transport.request("GET", "/files", params=params)),  # noqa: B023 - called in this iteration
+                what, on_retry)
             files = [FileInfo.from_json(item) for item in page.get("files", [])]
             if files and files[0].name in first_names:
                 raise ProtocolError(f"the server's listing repeated a page (starting at {files[0].name!r}); "

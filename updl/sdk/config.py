@@ -87,7 +87,7 @@ def parse_size(value: int | str) -> int:
         raise ValueError(f"not a size: {value!r} (use bytes or a suffix like 64MiB, 500M)")
     digits, unit, binary, _ = match.groups()
     powers = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-    return int(digits) * (1024 if binary else 1000) ** powers[unit.lower()]
+    return int(digits) * int((1024 if binary else 1000) ** powers[unit.lower()])  # int ** int is typed Any
 
 
 _IEC_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")

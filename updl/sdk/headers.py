@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 
@@ -51,8 +51,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = datetime.now(timezone.utc).timestamp() if now is None else now
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
     return max(when.timestamp() - current, 0.0)
 
 
@@ -64,7 +64,7 @@ def header_time(value: str | None) -> datetime | None:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def expected_md5(response: requests.Response) -> str | None:
@@ -139,6 +139,6 @@ def file_info(response: requests.Response, name: str, size: int, md5: str, *,
     """
     return FileInfo(
         name=name, size=size, md5=md5,
-        created=header_time(response.headers.get("Last-Modified")) or datetime.now(timezone.utc),
+        created=header_time(response.headers.get("Last-Modified")) or datetime.now(UTC),
         last_accessed=header_time(response.headers.get("Date")) if accessed else None,
     )

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
+from requests_toolbelt import MultipartEncoder
 
 from .errors import ChecksumMismatchError
 from .hashing import CHUNK_SIZE, HashingReader
