@@ -74,13 +74,31 @@ def started(kind: str, workers: int) -> Iterator[Target]:
     work = Path(tempfile.mkdtemp(prefix="updl-load-"))
     data_dir = work / "data"
     if kind == "cluster":
-        cmd = [str(ROOT / "deploy" / "run-cluster.sh"), "-n", str(workers), "--port", "18480",
-               "--base-port", "18500", "--data-dir", str(data_dir)]
+        cmd = [
+            str(ROOT / "deploy" / "run-cluster.sh"),
+            "-n",
+            str(workers),
+            "--port",
+            "18480",
+            "--base-port",
+            "18500",
+            "--data-dir",
+            str(data_dir),
+        ]
     else:
-        cmd = [str(SERVER), "run", "--port", "0", "--data-dir", str(data_dir),
-               "--log-level", "warning", "--workers", str(workers if kind == "workers" else 1)]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
+        cmd = [
+            str(SERVER),
+            "run",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers if kind == "workers" else 1),
+        ]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         stream = process.stdout if kind == "cluster" else process.stderr
         assert stream is not None
@@ -90,9 +108,12 @@ def started(kind: str, workers: int) -> Iterator[Target]:
             raise SystemExit(f"target did not start: {line}{stream.read().decode()}")
         if kind != "cluster":  # keep the pipe drained so server logging never blocks
             threading.Thread(target=stream.read, daemon=True).start()
-        token = subprocess.run([str(SERVER), "add-user", f"load{uuid.uuid4().hex[:8]}",
-                                "--data-dir", str(data_dir)], check=True, capture_output=True,
-                               text=True).stdout.strip()
+        token = subprocess.run(
+            [str(SERVER), "add-user", f"load{uuid.uuid4().hex[:8]}", "--data-dir", str(data_dir)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         yield Target(match.group(1), token, process, data_dir)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -107,8 +128,7 @@ def started(kind: str, workers: int) -> Iterator[Target]:
 # transfers
 
 
-def upload(target: Target, name: str, chunks: Callable[[], Iterator[bytes]], size: int,
-           md5: str) -> float:
+def upload(target: Target, name: str, chunks: Callable[[], Iterator[bytes]], size: int, md5: str) -> float:
     """PUT ``size`` bytes from ``chunks`` with Content-Length; check the answer's MD5; seconds."""
     began = time.monotonic()
     conn = http.client.HTTPConnection(*target.address, timeout=TIMEOUT)
@@ -154,7 +174,7 @@ def download(target: Target, name: str, md5: str) -> float:
 def in_memory(data: bytes, chunk: int = 1 << 20) -> Callable[[], Iterator[bytes]]:
     """Chunks of ``data`` (the file is read from memory, so the client stays cheap)."""
     view = memoryview(data)
-    return lambda: (bytes(view[i:i + chunk]) for i in range(0, len(data), chunk))
+    return lambda: (bytes(view[i : i + chunk]) for i in range(0, len(data), chunk))
 
 
 @dataclass
@@ -168,11 +188,14 @@ class Outcome:
     def summary(self) -> dict[str, float | int]:
         """Count, errors, wall time and latency statistics."""
         s = sorted(self.seconds)
-        stats: dict[str, float | int] = {"ok": len(s), "errors": len(self.errors),
-                                         "wall_s": round(self.wall, 2)}
+        stats: dict[str, float | int] = {"ok": len(s), "errors": len(self.errors), "wall_s": round(self.wall, 2)}
         if s:
-            stats |= {"avg_s": round(statistics.fmean(s), 3), "min_s": round(s[0], 3),
-                      "max_s": round(s[-1], 3), "p95_s": round(p95(s), 3)}
+            stats |= {
+                "avg_s": round(statistics.fmean(s), 3),
+                "min_s": round(s[0], 3),
+                "max_s": round(s[-1], 3),
+                "p95_s": round(p95(s), 3),
+            }
         return stats
 
 
@@ -229,6 +252,7 @@ def mode_original(target: Target, args: argparse.Namespace) -> dict[str, object]
                 with lock:
                     per_upload.seconds.append(took)
             return 0.0
+
         return run
 
     outcome = run_together([timed_client(c) for c in range(args.clients)])
@@ -250,14 +274,15 @@ def mode_capacity(target: Target, args: argparse.Namespace) -> dict[str, object]
         best = 0
         for level in args.levels:
             if kind == "upload":
-                jobs = [lambda i=i, n=level: upload(target, f"cap/l{n}-{i}.bin", in_memory(data),
-                                                    len(data), md5) for i in range(level)]
+                jobs = [
+                    lambda i=i, n=level: upload(target, f"cap/l{n}-{i}.bin", in_memory(data), len(data), md5)
+                    for i in range(level)
+                ]
             else:
                 jobs = [lambda: download(target, "cap/source.bin", md5)] * level
             outcome = run_together(jobs)
             summary = outcome.summary()
-            print(json.dumps({"mode": "capacity", "kind": kind, "level": level, **summary}),
-                  flush=True)
+            print(json.dumps({"mode": "capacity", "kind": kind, "level": level, **summary}), flush=True)
             if outcome.errors:
                 print("  first error:", outcome.errors[0], flush=True)
             if outcome.errors or float(summary.get("p95_s", 1e9)) > P95_TARGET:
@@ -293,8 +318,12 @@ class RssSampler:
     def summary(self) -> dict[str, object]:
         """Total RSS (MiB) of python server processes: first, max, last sample."""
         totals = [round(sum(rss.values()) / 1024, 1) for _, rss in self.samples]
-        return {"rss_mib_first": totals[0], "rss_mib_max": max(totals), "rss_mib_last": totals[-1],
-                "rss_samples": len(totals)}
+        return {
+            "rss_mib_first": totals[0],
+            "rss_mib_max": max(totals),
+            "rss_mib_last": totals[-1],
+            "rss_samples": len(totals),
+        }
 
 
 def rss_by_process(root: int) -> dict[int, int]:
@@ -309,8 +338,7 @@ def rss_by_process(root: int) -> dict[int, int]:
                 pending += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
-        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe")) if os.path.exists(
-            f"/proc/{pid}/exe") else ""
+        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe")) if os.path.exists(f"/proc/{pid}/exe") else ""
         rss = re.search(r"VmRSS:\s+(\d+)", status)
         if rss and exe.startswith("python"):
             found[pid] = int(rss.group(1))
@@ -330,12 +358,11 @@ def mode_slow(target: Target, args: argparse.Namespace) -> dict[str, object]:
         # A random start spreads the clients' sends over the pause instead of in lockstep.
         time.sleep(pause * (uuid.uuid4().int % 1000) / 1000)
         for i in range(pieces):
-            yield data[i * piece:(i + 1) * piece if i < pieces - 1 else size]
+            yield data[i * piece : (i + 1) * piece if i < pieces - 1 else size]
             time.sleep(pause)
 
     threading.stack_size(256 * 1024)
-    jobs = [lambda i=i: upload(target, f"slow/{i}.bin", slow_chunks, size, md5)
-            for i in range(args.clients)]
+    jobs = [lambda i=i: upload(target, f"slow/{i}.bin", slow_chunks, size, md5) for i in range(args.clients)]
     with RssSampler(target.process.pid) as sampler:
         outcome = run_together(jobs)
     result: dict[str, object] = {**outcome.summary(), **sampler.summary()}
@@ -363,8 +390,16 @@ def main() -> None:
     modes = {"original": mode_original, "capacity": mode_capacity, "slow": mode_slow}
     with started(args.target, args.workers) as target:
         result = modes[args.mode](target, args)
-    print(json.dumps({"mode": args.mode, "target": args.target,
-                      "workers": args.workers if args.target != "single" else 1, **result}))
+    print(
+        json.dumps(
+            {
+                "mode": args.mode,
+                "target": args.target,
+                "workers": args.workers if args.target != "single" else 1,
+                **result,
+            }
+        )
+    )
     if any(k in result and result[k] for k in ("errors",)):
         sys.exit(1)
 

@@ -84,8 +84,10 @@ class Server:
         self.data = root / "server-data"
         log = open(root / "server.log", "w")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [str(BIN / "updl-server"), "run", "--port", "0", "--data-dir", str(self.data),
-             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+            [str(BIN / "updl-server"), "run", "--port", "0", "--data-dir", str(self.data), "--log-level", "warning"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             match = re.search(r"listening on (http://\S+)", (root / "server.log").read_text())
@@ -158,47 +160,71 @@ def main() -> None:
         mib = size / (1 << 20)
 
         if "upload" not in opts.skip:
-            up = hyperfine(root, opts.runs, {
-                "updl put": f"updl -q put {big} --name big",
-                "updl put (multipart)": f"updl -q put {big} --name big --resumable-threshold 1T",
-                "md5sum + curl -F": (f"curl -sf {auth} -F file=@{big} -F md5=$(md5sum {big} | cut -c1-32) "
-                                     f"{server.url}/upload -o /dev/null"),
-            })
+            up = hyperfine(
+                root,
+                opts.runs,
+                {
+                    "updl put": f"updl -q put {big} --name big",
+                    "updl put (multipart)": f"updl -q put {big} --name big --resumable-threshold 1T",
+                    "md5sum + curl -F": (
+                        f"curl -sf {auth} -F file=@{big} -F md5=$(md5sum {big} | cut -c1-32) "
+                        f"{server.url}/upload -o /dev/null"
+                    ),
+                },
+            )
             results["upload"] = up
         if "download" not in opts.skip:
             sh(f"updl -q put {big} --name big")
             md5 = sh(f"md5sum {big}").stdout[:32]
             out = root / "out.bin"
-            down = hyperfine(root, opts.runs, {
-                "updl get": f"updl -q get big -o {out}",
-                "curl -o + md5sum": f"curl -sf {auth} {server.url}/files/big -o {out} && md5sum {out} >/dev/null",
-                "aria2c --checksum": (f"aria2c -q --allow-overwrite=true --auto-file-renaming=false "
-                                      f"--header='Authorization: Bearer {server.token}' --checksum=md5={md5} "
-                                      f"-d {root} -o out.bin {server.url}/files/big"),
-            }, prepare=f"rm -f {out}")
+            down = hyperfine(
+                root,
+                opts.runs,
+                {
+                    "updl get": f"updl -q get big -o {out}",
+                    "curl -o + md5sum": f"curl -sf {auth} {server.url}/files/big -o {out} && md5sum {out} >/dev/null",
+                    "aria2c --checksum": (
+                        f"aria2c -q --allow-overwrite=true --auto-file-renaming=false "
+                        f"--header='Authorization: Bearer {server.token}' --checksum=md5={md5} "
+                        f"-d {root} -o out.bin {server.url}/files/big"
+                    ),
+                },
+                prepare=f"rm -f {out}",
+            )
             results["download"] = down
         if "nginx" not in opts.skip:
-            srv = hyperfine(root, opts.runs, {
-                "updl-server PUT": f"curl -sf {auth} -T {big} {server.url}/files/big-put -o /dev/null",
-                "nginx PUT": f"curl -sf -T {big} {nginx}/dav/big-put -o /dev/null",
-                # updl-server fsyncs before it answers; nginx does not: the same durability, for a fair pair
-                "nginx PUT + sync": (f"curl -sf -T {big} {nginx}/dav/big-put -o /dev/null && "
-                                     f"sync {root}/nginx-www/dav/big-put"),
-                "updl-server GET": f"curl -sf {auth} {server.url}/files/big-put -o /dev/null",
-                "nginx GET": f"curl -sf {nginx}/dav/big-put -o /dev/null",
-            })
+            srv = hyperfine(
+                root,
+                opts.runs,
+                {
+                    "updl-server PUT": f"curl -sf {auth} -T {big} {server.url}/files/big-put -o /dev/null",
+                    "nginx PUT": f"curl -sf -T {big} {nginx}/dav/big-put -o /dev/null",
+                    # updl-server fsyncs before it answers; nginx does not: the same durability, for a fair pair
+                    "nginx PUT + sync": (
+                        f"curl -sf -T {big} {nginx}/dav/big-put -o /dev/null && sync {root}/nginx-www/dav/big-put"
+                    ),
+                    "updl-server GET": f"curl -sf {auth} {server.url}/files/big-put -o /dev/null",
+                    "nginx GET": f"curl -sf {nginx}/dav/big-put -o /dev/null",
+                },
+            )
             results["server_vs_nginx"] = {k: {"seconds": v, "MiB/s": mib / v} for k, v in srv.items()}
         if "small" not in opts.skip:
             small = root / "small"
             small.mkdir()
             for i in range(opts.small_files):
                 (small / f"f{i:04d}.bin").write_bytes(os.urandom(64 * 1024))
-            loop = (f"for f in {small}/*; do curl -sf {auth} -F file=@$f -F md5=$(md5sum $f | cut -c1-32) "
-                    f"{server.url}/upload -o /dev/null || exit 1; done")
-            many = hyperfine(root, max(1, opts.runs // 2), {
-                "updl put --jobs 8": f"cd {small} && updl -q put --jobs 8 --prefix small/ *",
-                "shell loop of curl": loop,
-            })
+            loop = (
+                f"for f in {small}/*; do curl -sf {auth} -F file=@$f -F md5=$(md5sum $f | cut -c1-32) "
+                f"{server.url}/upload -o /dev/null || exit 1; done"
+            )
+            many = hyperfine(
+                root,
+                max(1, opts.runs // 2),
+                {
+                    "updl put --jobs 8": f"cd {small} && updl -q put --jobs 8 --prefix small/ *",
+                    "shell loop of curl": loop,
+                },
+            )
             results["small_files"] = {k: {"seconds": v, "files/s": opts.small_files / v} for k, v in many.items()}
         if "rss" not in opts.skip:
             rss: dict[str, dict[str, int]] = {}
@@ -211,8 +237,7 @@ def main() -> None:
                 renv = {**env, "UPDL_URL": fresh.url, "UPDL_TOKEN": fresh.token}
                 put_kib = client_peak_rss_kib(f"updl -q put {src} --name rss", renv)
                 get_kib = client_peak_rss_kib(f"updl -q get rss -o {root / 'rss.out'}", renv)
-                rss[label] = {"client put KiB": put_kib, "client get KiB": get_kib,
-                              "server KiB": fresh.peak_rss_kib()}
+                rss[label] = {"client put KiB": put_kib, "client get KiB": get_kib, "server KiB": fresh.peak_rss_kib()}
                 fresh.stop()
                 shutil.rmtree(rss_root, ignore_errors=True)
                 src.unlink()

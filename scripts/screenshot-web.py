@@ -20,29 +20,43 @@ import updl
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data, src = Path(tmp) / "data", Path(tmp) / "src"
         src.mkdir()
-        token = subprocess.run([BIN / "updl-server", "add-user", "demo", "--data-dir", data],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        server = subprocess.Popen([BIN / "updl-server", "run", "--port", "0", "--data-dir", data,
-                                   "--log-level", "warning"], stderr=subprocess.PIPE, text=True)
+        token = subprocess.run(
+            [BIN / "updl-server", "add-user", "demo", "--data-dir", data], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        server = subprocess.Popen(
+            [BIN / "updl-server", "run", "--port", "0", "--data-dir", data, "--log-level", "warning"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert server.stderr is not None
             found = re.search(r"listening on (\S+)", server.stderr.readline())
             assert found, "updl-server did not start"
             url = found.group(1)
             with updl.Client(url, token) as client:
-                for name, size in (("builds/41/app.tar.gz", 48_213_504),
-                                   ("builds/42/app.tar.gz", 48_227_840),
-                                   ("release-notes.md", 6_144),
-                                   ("reports/coverage.html", 812_345),
-                                   ("datasets/train.parquet", 3_500_000)):
+                for name, size in (
+                    ("builds/41/app.tar.gz", 48_213_504),
+                    ("builds/42/app.tar.gz", 48_227_840),
+                    ("release-notes.md", 6_144),
+                    ("reports/coverage.html", 812_345),
+                    ("datasets/train.parquet", 3_500_000),
+                ):
                     path = src / name.replace("/", "_")
                     path.write_bytes(name.encode() * (size // len(name)))
                     client.upload(path, name)
@@ -60,8 +74,9 @@ def main(out: Path) -> None:
                     page.get_by_role("button", name="Choose files…").click()
                 chooser.value.set_files([str(src / "photo-2026-11-29.jpg"), str(src / "scan.pdf")])
                 for name in ("photo-2026-11-29.jpg", "scan.pdf"):
-                    page.locator(f'li.upload[data-name="uploads/today/{name}"][data-state="done"]'
-                                 ).wait_for(timeout=60_000)
+                    page.locator(f'li.upload[data-name="uploads/today/{name}"][data-state="done"]').wait_for(
+                        timeout=60_000
+                    )
                 page.get_by_role("button", name="Refresh").click()
                 page.locator('tr.folder[data-folder="uploads/"]').wait_for()
                 page.screenshot(path=str(out), full_page=True)

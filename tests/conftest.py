@@ -93,11 +93,19 @@ def make_file(tmp_path: Path) -> Callable[..., Path]:
 def run_updl() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the installed ``updl`` console script against a server as a given token."""
 
-    def run(server: LiveServer | str, token: str, *args: str, url: str | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        server: LiveServer | str, token: str, *args: str, url: str | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         base = url or (server if isinstance(server, str) else server.url)
         env = clean_env(UPDL_URL=base, UPDL_TOKEN=token)
-        return subprocess.run([console_script("updl"), *args], capture_output=True, text=True,
-                              env=env, cwd=cwd, timeout=120, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [console_script("updl"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
 
     return run

@@ -99,8 +99,9 @@ class Options:
             if self.retries is not None:
                 settings = replace(settings, retries=self.retries)
             _show_sdk_warnings(not (self.quiet or self.debug), self.env)
-            self._client = Client(settings=settings, sleep=self.env.sleep,
-                                  on_retry=None if self.quiet else self._print_retry)
+            self._client = Client(
+                settings=settings, sleep=self.env.sleep, on_retry=None if self.quiet else self._print_retry
+            )
             click.get_current_context().call_on_close(self._client.close)
         return self._client
 
@@ -110,8 +111,9 @@ class Options:
         if self.quiet:
             return QuietView()
         if stderr.isatty():
-            return RichView(Console(file=stderr), clock=self.env.clock,
-                            stdout_on_terminal=self.env.stdout_now().isatty())
+            return RichView(
+                Console(file=stderr), clock=self.env.clock, stdout_on_terminal=self.env.stdout_now().isatty()
+            )
         return PlainView(stderr, clock=self.env.clock)
 
     def emit(self, data: dict[str, Any]) -> None:
@@ -120,8 +122,16 @@ class Options:
 
     def report(self, verb: str, files: int) -> BatchReport:
         """How to report a batch of ``files`` transfers (``verb``: uploaded or downloaded)."""
-        return BatchReport(self.view(), self.json, verb, files, clock=self.env.clock, quiet=self.quiet,
-                           stdout=self.env.stdout, stderr=self.env.stderr)
+        return BatchReport(
+            self.view(),
+            self.json,
+            verb,
+            files,
+            clock=self.env.clock,
+            quiet=self.quiet,
+            stdout=self.env.stdout,
+            stderr=self.env.stderr,
+        )
 
     def _print_retry(self, event: RetryEvent) -> None:
         """The retry line of a request outside a transfer view (ls, info, rm, a batch's HEADs and listing)."""
@@ -134,11 +144,12 @@ class Options:
 GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--url",), {"metavar": "URL", "help": "Server URL [env UPDL_URL; default http://127.0.0.1:8000]."}),
     (("--token",), {"metavar": "TOKEN", "help": "API token [env UPDL_TOKEN]."}),
-    (("--profile",), {"metavar": "NAME",
-                      "help": "Config file profile [env UPDL_PROFILE; default 'default']."}),
+    (("--profile",), {"metavar": "NAME", "help": "Config file profile [env UPDL_PROFILE; default 'default']."}),
     (("--json",), {"is_flag": True, "help": "Print one JSON object per result on stdout."}),
-    (("-q", "--quiet"), {"is_flag": True,
-                         "help": "No progress, status, retry or result lines; errors only (--json stays)."}),
+    (
+        ("-q", "--quiet"),
+        {"is_flag": True, "help": "No progress, status, retry or result lines; errors only (--json stays)."},
+    ),
     (("--debug",), {"is_flag": True, "help": "Show tracebacks and HTTP/retry logs [env UPDL_DEBUG=1]."}),
 ]
 
@@ -161,8 +172,7 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def _enable_debug(env: Environment) -> None:
-    logging.basicConfig(level=logging.DEBUG, stream=env.stderr_now(),
-                        format="updl: debug: %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG, stream=env.stderr_now(), format="updl: debug: %(name)s: %(message)s")
 
 
 class _GlobalOptions(click.Command):
@@ -170,8 +180,9 @@ class _GlobalOptions(click.Command):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.params.extend(click.Option(decls, expose_value=False, callback=_set_global, **attrs)
-                           for decls, attrs in GLOBAL_OPTIONS)
+        self.params.extend(
+            click.Option(decls, expose_value=False, callback=_set_global, **attrs) for decls, attrs in GLOBAL_OPTIONS
+        )
 
 
 class UpdlCommand(_GlobalOptions):
@@ -187,8 +198,9 @@ class UpdlGroup(_GlobalOptions, click.Group):
 
     command_class = UpdlCommand
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
-                                                                          list[str]]:
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         """Click's lookup, plus a pointer to the updl name for ``upload``/``download``/``delete``/``list``."""
         name = click.utils.make_str(args[0]) if args else None
         if name in ALIASES and self.get_command(ctx, name) is None:
@@ -209,8 +221,11 @@ class UpdlGroup(_GlobalOptions, click.Group):
             options = ctx.find_object(Options)
             debug = (options.debug if options else False) or os.environ.get("UPDL_DEBUG") == "1"
             described = describe(exc)
-            code, message = described if described else (
-                ExitCode.FAILURE, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
+            code, message = (
+                described
+                if described
+                else (ExitCode.FAILURE, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)")
+            )
             if debug:
                 traceback.print_exception(exc, file=env.stderr_now())
             click.echo(f"updl: error: {message}", file=env.stderr, err=True)
@@ -286,47 +301,100 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since
             return parse_size(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-retries_option = click.option("--retries", type=click.IntRange(min=0), metavar="N",
-                              help="Retries after the first attempt [default: config or 3].")
 
 
-jobs_option = click.option("-j", "--jobs", type=click.IntRange(1, 32), default=1, show_default=True,
-                           metavar="N", help="Transfer N files at once.")
+retries_option = click.option(
+    "--retries", type=click.IntRange(min=0), metavar="N", help="Retries after the first attempt [default: config or 3]."
+)
+
+
+jobs_option = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Transfer N files at once.",
+)
 no_files_option = click.option(
-    "--if-no-files", type=click.Choice(["fail", "warn", "ignore"]), default="fail", show_default=True,
-    help="When nothing matches: fail (exit 7), warn, or ignore.")
+    "--if-no-files",
+    type=click.Choice(["fail", "warn", "ignore"]),
+    default="fail",
+    show_default=True,
+    help="When nothing matches: fail (exit 7), warn, or ignore.",
+)
 
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--name", metavar="NAME", help="Name to store under (one FILE only; required for '-').")
-@click.option("-r", "--recursive", is_flag=True,
-              help="Upload the files below each DIR, stored as DIR's name + path inside (like cp -r).")
-@click.option("-L", "--follow-symlinks", is_flag=True,
-              help="Follow symlinks found below DIRs and by globs (default: skip and report them; "
-                   "a FILE or DIR named as an argument is always followed).")
+@click.option(
+    "-r",
+    "--recursive",
+    is_flag=True,
+    help="Upload the files below each DIR, stored as DIR's name + path inside (like cp -r).",
+)
+@click.option(
+    "-L",
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symlinks found below DIRs and by globs (default: skip and report them; "
+    "a FILE or DIR named as an argument is always followed).",
+)
 @click.option("--prefix", metavar="PREFIX", help="Store below PREFIX/ ('/' is added if missing).")
-@click.option("--include", multiple=True, metavar="PATTERN",
-              help="Only files whose relative path matches (fnmatch; repeatable).")
-@click.option("--exclude", multiple=True, metavar="PATTERN",
-              help="Leave out files whose relative path matches (fnmatch; repeatable).")
+@click.option(
+    "--include", multiple=True, metavar="PATTERN", help="Only files whose relative path matches (fnmatch; repeatable)."
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave out files whose relative path matches (fnmatch; repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded; contact no server.")
-@click.option("--skip-existing", is_flag=True,
-              help="Hash each file first; skip it when the server has that name with the same MD5.")
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Hash each file first; skip it when the server has that name with the same MD5.",
+)
 @click.option("--manifest", metavar="FILE", help="Write a checksum manifest (md5sum/sha256sum -c format).")
-@click.option("--manifest-format", type=click.Choice(["md5", "sha256"]), default="md5", show_default=True,
-              help="Digest of the manifest.")
+@click.option(
+    "--manifest-format",
+    type=click.Choice(["md5", "sha256"]),
+    default="md5",
+    show_default=True,
+    help="Digest of the manifest.",
+)
 @jobs_option
 @no_files_option
 @retries_option
-@click.option("--resumable-threshold", type=SizeType(), metavar="SIZE",
-              help="Files this big or bigger go in resumable chunks (tus); a rerun after an "
-                   "interruption continues where it stopped. 0: always [default: config or 64MiB].")
+@click.option(
+    "--resumable-threshold",
+    type=SizeType(),
+    metavar="SIZE",
+    help="Files this big or bigger go in resumable chunks (tus); a rerun after an "
+    "interruption continues where it stopped. 0: always [default: config or 64MiB].",
+)
 @pass_options
-def put(options: Options, files: tuple[str, ...], name: str | None, recursive: bool, prefix: str | None,
-        include: tuple[str, ...], exclude: tuple[str, ...], dry_run: bool, skip_existing: bool,
-        manifest: str | None, manifest_format: str, jobs: int, if_no_files: str,
-        retries: int | None, resumable_threshold: int | None, follow_symlinks: bool) -> None:
+def put(
+    options: Options,
+    files: tuple[str, ...],
+    name: str | None,
+    recursive: bool,
+    prefix: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    dry_run: bool,
+    skip_existing: bool,
+    manifest: str | None,
+    manifest_format: str,
+    jobs: int,
+    if_no_files: str,
+    retries: int | None,
+    resumable_threshold: int | None,
+    follow_symlinks: bool,
+) -> None:
     """Upload FILE(s), directories (-r) and globs ('dist/*.whl', 'build/**/*.tgz', expanded by updl).
 
     A FILE is stored under its base name, a DIR (with -r) under DIR's name,
@@ -343,16 +411,23 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
         if name is None or len(files) > 1:
             raise click.UsageError("uploading standard input ('-') needs --name and no other FILE")
         if manifest or skip_existing or dry_run:
-            raise click.UsageError("standard input ('-') cannot be combined with --manifest, "
-                                   "--skip-existing or --dry-run")
+            raise click.UsageError(
+                "standard input ('-') cannot be combined with --manifest, --skip-existing or --dry-run"
+            )
     report = options.report("uploaded", 1)
     if files == ("-",):
         _put_stdin(options, report, join_prefix(prefix, name or "-"), retries)
         return
     unselected: list[Unselected] = []  # symlinks not followed (skipped), missing FILEs (failed)
-    selected = select_files(files, recursive=recursive, include=include, exclude=exclude,
-                            ignore=[manifest] if manifest else [], follow_symlinks=follow_symlinks,
-                            on_unselected=unselected.append)
+    selected = select_files(
+        files,
+        recursive=recursive,
+        include=include,
+        exclude=exclude,
+        ignore=[manifest] if manifest else [],
+        follow_symlinks=follow_symlinks,
+        on_unselected=unselected.append,
+    )
     if name is not None:
         selected = [replace(selected[0], relative=name)] if selected else []
         unselected = [replace(u, relative=name) for u in unselected]
@@ -378,10 +453,17 @@ def put(options: Options, files: tuple[str, ...], name: str | None, recursive: b
         for outcome in decided:
             report.outcome(outcome)
         outcomes = decided + upload_batch(
-            client, tasks, jobs=jobs, skip_existing=skip_existing,
-            algorithms=(manifest_format,) if manifest else (), retries=retries,
-            on_start=lambda task: view.begin(task.name, "uploading"), on_progress=view.progress,
-            on_retry=view.retry, on_outcome=report.outcome)
+            client,
+            tasks,
+            jobs=jobs,
+            skip_existing=skip_existing,
+            algorithms=(manifest_format,) if manifest else (),
+            retries=retries,
+            on_start=lambda task: view.begin(task.name, "uploading"),
+            on_progress=view.progress,
+            on_retry=view.retry,
+            on_outcome=report.outcome,
+        )
         stored = [o for o in outcomes if o.status in ("uploaded", "skipped")]
         if manifest:
             write_manifest(manifest, [Entry(o.digests[manifest_format], o.task.relative) for o in stored])
@@ -400,14 +482,27 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
     try:
         view.begin(name, "uploading")
         try:
-            info = options.client().upload(options.env.stdin_now().buffer, name, on_progress=view.progress,
-                                           on_retry=view.retry, retries=retries)
+            info = options.client().upload(
+                options.env.stdin_now().buffer, name, on_progress=view.progress, on_retry=view.retry, retries=retries
+            )
         except (UpdlError, OSError) as error:  # reported like a batch's failed file, then raised
-            outcome = Outcome(task, "failed", attempts=getattr(error, "attempts", 1),
-                              seconds=options.env.clock() - started, error=error)
+            outcome = Outcome(
+                task,
+                "failed",
+                attempts=getattr(error, "attempts", 1),
+                seconds=options.env.clock() - started,
+                error=error,
+            )
         else:
-            outcome = Outcome(replace(task, size=info.size), "uploaded", size=info.size, md5=info.md5,
-                              attempts=1, seconds=options.env.clock() - started, info=info)
+            outcome = Outcome(
+                replace(task, size=info.size),
+                "uploaded",
+                size=info.size,
+                md5=info.md5,
+                attempts=1,
+                seconds=options.env.clock() - started,
+                info=info,
+            )
         report.outcome(outcome)
     finally:
         view.close()
@@ -417,22 +512,41 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
 
 @cli.command()
 @click.argument("names", metavar="[NAME]...", nargs=-1)
-@click.option("-o", "--output", metavar="PATH",
-              help="Where to write: a file, a directory (gets the base name; a trailing '/' means a "
-                   "directory, created if missing), or '-' for stdout [default: ./<base name of NAME>]; "
-                   "with several NAMEs or --prefix, the directory to fill, created if missing "
-                   "[default: .].")
-@click.option("--prefix", metavar="PREFIX",
-              help="Download every file below PREFIX/, recreating the paths below it in the -o directory.")
-@click.option("--manifest", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
-              help="With --prefix: fetch exactly the files FILE lists (paths below the prefix) and "
-                   "check each against its digest too.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="Where to write: a file, a directory (gets the base name; a trailing '/' means a "
+    "directory, created if missing), or '-' for stdout [default: ./<base name of NAME>]; "
+    "with several NAMEs or --prefix, the directory to fill, created if missing "
+    "[default: .].",
+)
+@click.option(
+    "--prefix",
+    metavar="PREFIX",
+    help="Download every file below PREFIX/, recreating the paths below it in the -o directory.",
+)
+@click.option(
+    "--manifest",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --prefix: fetch exactly the files FILE lists (paths below the prefix) and "
+    "check each against its digest too.",
+)
 @jobs_option
 @no_files_option
 @retries_option
 @pass_options
-def get(options: Options, names: tuple[str, ...], output: str | None, prefix: str | None,
-        manifest: str | None, jobs: int, if_no_files: str, retries: int | None) -> None:
+def get(
+    options: Options,
+    names: tuple[str, ...],
+    output: str | None,
+    prefix: str | None,
+    manifest: str | None,
+    jobs: int,
+    if_no_files: str,
+    retries: int | None,
+) -> None:
     """Download NAME(s), or everything below --prefix; files appear only once their MD5 is verified.
 
     Several NAMEs go into the -o directory (default: the current one), each under its
@@ -460,8 +574,7 @@ def get(options: Options, names: tuple[str, ...], output: str | None, prefix: st
     if dest.is_dir():
         dest = dest / basename
     # One file is a batch of one: the same result line, --json record and summary as any batch.
-    _download_all(options.client(), options.report("downloaded", 1), [Task(name, dest, basename)], [], 1,
-                  retries)
+    _download_all(options.client(), options.report("downloaded", 1), [Task(name, dest, basename)], [], 1, retries)
 
 
 def _get_stdout(options: Options, name: str, retries: int | None) -> None:
@@ -471,15 +584,15 @@ def _get_stdout(options: Options, name: str, retries: int | None) -> None:
     view = options.view()
     try:
         view.begin(name, "downloading")
-        info = options.client().download(name, options.env.stdout_now().buffer, on_progress=view.progress,
-                                         on_retry=view.retry, retries=retries)
+        info = options.client().download(
+            name, options.env.stdout_now().buffer, on_progress=view.progress, on_retry=view.retry, retries=retries
+        )
         view.done(info, "downloaded", "stdout")
     finally:
         view.close()
 
 
-def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: int,
-               retries: int | None) -> None:
+def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: int, retries: int | None) -> None:
     """``get NAME NAME...``: each into ``out_dir/<base name>``, reported like any batch."""
     out_dir.mkdir(parents=True, exist_ok=True)  # with several NAMEs -o can only be a directory
     client = options.client()
@@ -488,13 +601,13 @@ def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: in
     _download_all(client, report, tasks, decided, jobs, retries)
 
 
-def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | None, jobs: int,
-                if_no_files: str, retries: int | None) -> None:
+def _get_prefix(
+    options: Options, prefix: str, out_dir: Path, manifest: str | None, jobs: int, if_no_files: str, retries: int | None
+) -> None:
     """``get --prefix``: every file below the prefix (or those the manifest lists) into ``out_dir``."""
     entries = read_manifest(manifest) if manifest else None
     client = options.client()
-    tasks, decided = plan_downloads(client.iter_files(normalize_prefix(prefix) or None), prefix, out_dir,
-                                    entries)
+    tasks, decided = plan_downloads(client.iter_files(normalize_prefix(prefix) or None), prefix, out_dir, entries)
     report = options.report("downloaded", len(tasks) + len(decided))
     if not tasks and not decided:
         report.no_files(if_no_files, f"nothing on the server below {normalize_prefix(prefix)!r}")
@@ -502,8 +615,9 @@ def _get_prefix(options: Options, prefix: str, out_dir: Path, manifest: str | No
     _download_all(client, report, tasks, decided, jobs, retries)
 
 
-def _download_all(client: Client, report: BatchReport, tasks: list[Task], decided: list[Outcome],
-                  jobs: int, retries: int | None) -> None:
+def _download_all(
+    client: Client, report: BatchReport, tasks: list[Task], decided: list[Outcome], jobs: int, retries: int | None
+) -> None:
     """Run a planned download batch: report the outcomes decided without fetching, fetch the rest
     ``jobs`` at a time, then the summary and the batch's exit code."""
     view = report.view
@@ -512,9 +626,15 @@ def _download_all(client: Client, report: BatchReport, tasks: list[Task], decide
         for outcome in decided:
             report.outcome(outcome)
         outcomes = decided + download_batch(
-            client, tasks, jobs=jobs, retries=retries,
-            on_start=lambda task: view.begin(task.name, "downloading"), on_progress=view.progress,
-            on_retry=view.retry, on_outcome=report.outcome)
+            client,
+            tasks,
+            jobs=jobs,
+            retries=retries,
+            on_start=lambda task: view.begin(task.name, "downloading"),
+            on_progress=view.progress,
+            on_retry=view.retry,
+            on_outcome=report.outcome,
+        )
     finally:
         view.close()
     report.summary(outcomes)
@@ -523,8 +643,9 @@ def _download_all(client: Client, report: BatchReport, tasks: list[Task], decide
 
 @cli.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
-@click.option("-C", "--directory", metavar="DIR", default=".", show_default=True,
-              help="Where the manifest's paths start.")
+@click.option(
+    "-C", "--directory", metavar="DIR", default=".", show_default=True, help="Where the manifest's paths start."
+)
 @pass_options
 def verify(options: Options, manifest: str, directory: str) -> None:
     """Check local files against MANIFEST (md5sum/sha256sum format; the digest length tells which).
@@ -535,13 +656,21 @@ def verify(options: Options, manifest: str, directory: str) -> None:
 
     def show(result: VerifyResult) -> None:
         if options.json:
-            options.emit({"path": result.entry.path, "status": result.status,
-                          "algorithm": result.entry.algorithm, "expected": result.entry.digest,
-                          "actual": result.actual})
+            options.emit(
+                {
+                    "path": result.entry.path,
+                    "status": result.status,
+                    "algorithm": result.entry.algorithm,
+                    "expected": result.entry.digest,
+                    "actual": result.actual,
+                }
+            )
         elif result.status != "OK" or not options.quiet:
             click.echo(f"{result.entry.path}: {result.status}", file=options.env.stdout)
 
     verify_manifest(manifest, directory, on_result=show)
+
+
 @cli.command(name="ls")
 @click.argument("prefix", required=False)
 @pass_options
@@ -555,8 +684,9 @@ def list_files(options: Options, prefix: str | None) -> None:
     files: list[FileInfo] = client.list(prefix)
     if not files:
         if not options.quiet:
-            click.echo("updl: no files" + (f" starting with {prefix!r}" if prefix else ""),
-                       file=options.env.stderr, err=True)
+            click.echo(
+                "updl: no files" + (f" starting with {prefix!r}" if prefix else ""), file=options.env.stderr, err=True
+            )
         return
     stdout = options.env.stdout_now()
     # A log or pipe has no width: size the table to its content rather than wrap at 80 columns.

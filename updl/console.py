@@ -102,8 +102,10 @@ def _resuming(event: ProgressEvent) -> str:
 
 
 def _retry_text(event: RetryEvent) -> str:
-    return (f"{event.name}: {event.error}, retrying (attempt {event.next_attempt} of "
-            f"{event.max_attempts}) in {event.delay:.1f}s")
+    return (
+        f"{event.name}: {event.error}, retrying (attempt {event.next_attempt} of "
+        f"{event.max_attempts}) in {event.delay:.1f}s"
+    )
 
 
 def result_line(verb: str, info: FileInfo, elapsed: float, dest: str | None) -> str:
@@ -257,8 +259,9 @@ class _SpeedColumn(ProgressColumn):
 class RichView:
     """For a terminal: one rich bar per file on stderr, status lines above the bars; a batch adds an overall bar."""
 
-    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic,
-                 stdout_on_terminal: bool = False) -> None:
+    def __init__(
+        self, console: Console, clock: Callable[[], float] = time.monotonic, stdout_on_terminal: bool = False
+    ) -> None:
         """``stdout_on_terminal``: stdout is a terminal too, so result lines written there while the
         bars are drawn must be printed above them (rich's redirect); when stdout is a file or pipe
         they must go straight there, not onto the terminal."""

@@ -55,17 +55,29 @@ def _attempts(exc: BaseException) -> str:
 
 # Ordered, most specific first: the first entry whose type matches wins.
 ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str], str]] = [
-    (KeyboardInterrupt, ExitCode.INTERRUPTED, lambda e: "interrupted; run the same command again to resume",
-     "interrupted (Ctrl-C)"),
+    (
+        KeyboardInterrupt,
+        ExitCode.INTERRUPTED,
+        lambda e: "interrupted; run the same command again to resume",
+        "interrupted (Ctrl-C)",
+    ),
     (AuthenticationError, ExitCode.AUTHENTICATION, str, "the server rejected the token, or none was given"),
     (NotFoundError, ExitCode.NOT_FOUND, str, "no such file on the server"),
     (MissingFilesError, ExitCode.NOT_FOUND, str, "files a manifest lists are missing"),
-    (ChecksumMismatchError, ExitCode.INTEGRITY, _attempts,
-     "checksum mismatch after all retries, or against a manifest (in a batch: any file)"),
+    (
+        ChecksumMismatchError,
+        ExitCode.INTEGRITY,
+        _attempts,
+        "checksum mismatch after all retries, or against a manifest (in a batch: any file)",
+    ),
     (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
     (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),
-    (SelectionError, ExitCode.USAGE, str, "bad file selection (a directory without -r, a glob outside the "
-                                          "current directory)"),
+    (
+        SelectionError,
+        ExitCode.USAGE,
+        str,
+        "bad file selection (a directory without -r, a glob outside the current directory)",
+    ),
     (NoFilesError, ExitCode.NO_FILES, str, "no files to transfer (with --if-no-files fail, the default)"),
     (PartialFailureError, ExitCode.PARTIAL_FAILURE, str, "some files of a batch failed, others succeeded"),
     (SourceChangedError, ExitCode.FAILURE, _attempts, "a local file kept changing while it was uploaded"),
@@ -99,4 +111,3 @@ def epilog() -> str:
     for number in sorted(seen):
         lines.append(f"  {number:>3}  {'; '.join(seen[number])}")
     return "\n".join(lines)
-

@@ -104,13 +104,13 @@ class BatchReport:
             if self.json:
                 self.emit({"name": task.name, "path": str(task.path), "size": task.size, "status": "planned"})
             else:
-                click.echo(f"would {self.verb[:-2]} {task.path} -> {task.name} ({human_size(task.size)})",
-                           file=self.stdout)
+                click.echo(
+                    f"would {self.verb[:-2]} {task.path} -> {task.name} ({human_size(task.size)})", file=self.stdout
+                )
         if self.json:
             self.emit({"summary": {"planned": len(tasks), "bytes": total, "dry_run": True}})
         else:
-            self.result(f"dry run: would {self.verb[:-2]} {len(tasks)} files, {human_size(total)}; "
-                        "nothing was sent")
+            self.result(f"dry run: would {self.verb[:-2]} {len(tasks)} files, {human_size(total)}; nothing was sent")
 
     def no_files(self, policy: str, what: str, skipped: Sequence[Outcome] = ()) -> None:
         """Nothing to transfer: raise (``fail``), or say so (``warn``) and report an empty batch

@@ -74,8 +74,13 @@ def isoformat(moment: datetime | None) -> str | None:
 
 def file_info(record: FileRecord) -> dict[str, Any]:
     """The contract's FileInfo object."""
-    return {"name": record.name, "size": record.size, "md5": record.md5,
-            "created": isoformat(record.created), "last_accessed": isoformat(record.last_accessed)}
+    return {
+        "name": record.name,
+        "size": record.size,
+        "md5": record.md5,
+        "created": isoformat(record.created),
+        "last_accessed": isoformat(record.last_accessed),
+    }
 
 
 # routes
@@ -99,8 +104,7 @@ async def upload(request: Request) -> Response:
 
         source = MultipartSource(body, request.headers.get("content-type"), on_name)
         refuse_declared_too_large(request, svc.config.max_size, MULTIPART_OVERHEAD)
-        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size,
-                                      conditions)
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions)
     return JSONResponse(file_info(record))
 
 
@@ -113,10 +117,8 @@ async def put_file(request: Request) -> Response:
         source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
         refuse_declared_too_large(request, svc.config.max_size)
         conditions = Preconditions.from_headers(request.headers)
-        await refuse_unless_allowed(svc.catalog, owner, validate_name(request.path_params["name"]),
-                                    conditions)
-        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size,
-                                      conditions)
+        await refuse_unless_allowed(svc.catalog, owner, validate_name(request.path_params["name"]), conditions)
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions)
     return JSONResponse(file_info(record))
 
 
@@ -127,9 +129,9 @@ async def list_files(request: Request) -> Response:
     params = request.query_params
     limit = _limit(params.get("limit"))
     after = _decode_cursor(params["cursor"]) if params.get("cursor") else None
-    records = await run_in_threadpool(svc.catalog.list_files, owner,
-                                      prefix=params.get("prefix", ""), after=after,
-                                      limit=limit + 1)
+    records = await run_in_threadpool(
+        svc.catalog.list_files, owner, prefix=params.get("prefix", ""), after=after, limit=limit + 1
+    )
     page = records[:limit]
     next_cursor = _encode_cursor(page[-1].name) if len(records) > limit else None
     return JSONResponse({"files": [file_info(r) for r in page], "next_cursor": next_cursor})
@@ -157,8 +159,7 @@ async def get_file(request: Request) -> Response:
             raise no_such_file(name)
         if not_modified(request.headers.get("if-none-match"), record.md5):
             return Response(status_code=304, headers={"ETag": etag(record)})
-        byte_range = wanted_range(record, request.headers.get("range"),
-                                  request.headers.get("if-range"))
+        byte_range = wanted_range(record, request.headers.get("range"), request.headers.get("if-range"))
         if request.method == "HEAD":
             return head_response(record, byte_range)
         # A Range the server ignores (If-Range mismatch, several ranges) must not reach the
@@ -168,8 +169,7 @@ async def get_file(request: Request) -> Response:
             await run_in_threadpool(svc.catalog.record_access, record.id, utcnow())
             return presigned_redirect(record, url)
         try:
-            reader = await run_in_threadpool(svc.store.open, record.location,
-                                             *reader_bounds(byte_range))
+            reader = await run_in_threadpool(svc.store.open, record.location, *reader_bounds(byte_range))
         except BlobNotFoundError:
             continue  # replaced and deleted since the lookup: the next lookup sees the new file
         await run_in_threadpool(svc.catalog.record_access, record.id, utcnow())
@@ -194,8 +194,7 @@ async def delete_file(request: Request) -> Response:
 def presigned_redirect(record: FileRecord, url: str) -> Response:
     """307 to a presigned store URL, with the file's ``ETag`` and ``Content-MD5`` (the store's
     own ETag is not the MD5 for a multipart object, so clients verify against these)."""
-    headers = {k: v for k, v in file_headers(record, None).items()
-               if k in ("ETag", "Content-MD5", "Last-Modified")}
+    headers = {k: v for k, v in file_headers(record, None).items() if k in ("ETag", "Content-MD5", "Last-Modified")}
     return RedirectResponse(url, status_code=307, headers={**headers, "Cache-Control": "no-store"})
 
 
@@ -244,8 +243,7 @@ async def _on_starlette_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     messages = {404: "no such route", 405: "method not allowed"}
     message = messages.get(exc.status_code, str(exc.detail).lower())
-    return JSONResponse({"error": message, "path": request.url.path},
-                        status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"error": message, "path": request.url.path}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _on_storage_error(request: Request, exc: Exception) -> Response:
@@ -265,8 +263,7 @@ async def _on_crash(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal server error"}, status_code=500)
 
 
-def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
-               store: BlobStore | None = None) -> Starlette:
+def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: BlobStore | None = None) -> Starlette:
     """The Starlette app for ``config``; ``catalog``/``store`` default to SQL and local disk.
 
     Startup creates the data dir and tables, claims this process's temp dir
@@ -283,8 +280,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
         await run_in_threadpool(store.start)
         report = await run_in_threadpool(store.sweep, catalog.is_referenced)
         if report.temp_dirs or report.orphan_blobs:
-            log.warning("removed %d stale temp dir(s) and %d orphan blob(s)",
-                        report.temp_dirs, report.orphan_blobs)
+            log.warning("removed %d stale temp dir(s) and %d orphan blob(s)", report.temp_dirs, report.orphan_blobs)
         swept = await run_in_threadpool(tus.sweep)
         if swept:
             log.warning("removed %d expired or orphaned resumable upload(s)", swept)
@@ -306,8 +302,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None,
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[*cors_middleware(config.cors_origins), Middleware(SecurityHeaders),
-                    Middleware(Utf8Urls)],
+        middleware=[*cors_middleware(config.cors_origins), Middleware(SecurityHeaders), Middleware(Utf8Urls)],
         exception_handlers={
             HTTPError: _on_http_error,
             HTTPException: _on_starlette_error,

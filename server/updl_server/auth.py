@@ -65,8 +65,9 @@ def unauthorized(message: str) -> HTTPError:
 async def authenticate(catalog: Catalog, authorization: str | None) -> int:
     """The user id behind an ``Authorization: Bearer`` header; raises 401 otherwise."""
     if not authorization:
-        raise unauthorized("missing token: send 'Authorization: Bearer <token>' "
-                           "(get one with 'updl-server add-user NAME')")
+        raise unauthorized(
+            "missing token: send 'Authorization: Bearer <token>' (get one with 'updl-server add-user NAME')"
+        )
     scheme, _, text = authorization.partition(" ")
     parts = split_token(text.strip()) if scheme.lower() == "bearer" else None
     if parts is None:

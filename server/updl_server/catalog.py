@@ -55,7 +55,8 @@ T = TypeVar("T")
 metadata = MetaData()
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("created", DateTime, nullable=False),
@@ -63,16 +64,17 @@ users = Table(
 )
 
 tokens = Table(
-    "tokens", metadata,
+    "tokens",
+    metadata,
     Column("id", String(16), primary_key=True),  # the clear lookup half of the token
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("hash", String(64), nullable=False),  # sha256 hex of the secret half
     Column("created", DateTime, nullable=False),
 )
 
 files = Table(
-    "files", metadata,
+    "files",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(1024), nullable=False),
@@ -87,7 +89,8 @@ files = Table(
 # Resumable (tus) uploads in progress: all their state, so any server process can take
 # the next PATCH (the bytes are in the blob store's staging area).
 tus_uploads = Table(
-    "tus_uploads", metadata,
+    "tus_uploads",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(1024), nullable=False),
@@ -103,7 +106,8 @@ tus_uploads = Table(
 # answer learns from HEAD that the upload is done and what was stored. A table of its own
 # (not a column on tus_uploads) so that create_all adds it to an existing database.
 tus_completed = Table(
-    "tus_completed", metadata,
+    "tus_completed",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(1024), nullable=False),
@@ -186,9 +190,17 @@ class TusRecord:
     def from_row(cls, row: Row[Any]) -> TusRecord:
         """Build from a ``tus_uploads`` row."""
         m = row._mapping
-        return cls(id=m["id"], owner_id=m["owner_id"], name=m["name"], length=m["length"],
-                   offset=m["upload_offset"], md5=m["md5"], metadata=m["upload_metadata"],
-                   created=m["created"], expires=m["expires"])
+        return cls(
+            id=m["id"],
+            owner_id=m["owner_id"],
+            name=m["name"],
+            length=m["length"],
+            offset=m["upload_offset"],
+            md5=m["md5"],
+            metadata=m["upload_metadata"],
+            created=m["created"],
+            expires=m["expires"],
+        )
 
 
 @dataclass(frozen=True)
@@ -208,9 +220,16 @@ class TusCompletion:
     def from_row(cls, row: Row[Any]) -> TusCompletion:
         """Build from a ``tus_completed`` row."""
         m = row._mapping
-        return cls(id=m["id"], owner_id=m["owner_id"], name=m["name"], length=m["length"],
-                   md5=m["md5"], metadata=m["upload_metadata"], stored=m["stored"],
-                   expires=m["expires"])
+        return cls(
+            id=m["id"],
+            owner_id=m["owner_id"],
+            name=m["name"],
+            length=m["length"],
+            md5=m["md5"],
+            metadata=m["upload_metadata"],
+            stored=m["stored"],
+            expires=m["expires"],
+        )
 
 
 class Catalog:
@@ -256,8 +275,7 @@ class Catalog:
         except OperationalError as exc:
             if not out_of_space(exc) or not self._reserve.release():
                 raise
-        log.warning("the disk is full: gave up the reserve %s to record a delete",
-                    self._reserve.path)
+        log.warning("the disk is full: gave up the reserve %s to record a delete", self._reserve.path)
         with self._write() as conn:
             return work(conn)
 
@@ -288,14 +306,15 @@ class Catalog:
     def add_token(self, user_id: int, token_id: str, secret_hash: str) -> None:
         """Record a token for ``user_id`` (only the secret's hash is stored)."""
         with self._write() as conn:
-            conn.execute(tokens.insert().values(id=token_id, user_id=user_id, hash=secret_hash,
-                                                created=utcnow()))
+            conn.execute(tokens.insert().values(id=token_id, user_id=user_id, hash=secret_hash, created=utcnow()))
 
     def credential(self, token_id: str) -> Credential | None:
         """The stored hash and owner of token ``token_id``, or ``None``."""
-        query = (select(tokens.c.user_id, tokens.c.hash, users.c.last_login)
-                 .join(users, users.c.id == tokens.c.user_id)
-                 .where(tokens.c.id == token_id))
+        query = (
+            select(tokens.c.user_id, tokens.c.hash, users.c.last_login)
+            .join(users, users.c.id == tokens.c.user_id)
+            .where(tokens.c.id == token_id)
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else Credential(row.user_id, row.hash, row.last_login)
@@ -303,8 +322,7 @@ class Catalog:
     def record_login(self, user_id: int, when: datetime) -> None:
         """Set the user's ``last_login`` (best effort: a failure is logged)."""
         with self._bookkeeping("last login"), self._write() as conn:
-            conn.execute(users.update().where(users.c.id == user_id)
-                         .values(last_login=when))
+            conn.execute(users.update().where(users.c.id == user_id).values(last_login=when))
 
     # files
 
@@ -315,23 +333,30 @@ class Catalog:
             row = conn.execute(query).first()
         return None if row is None else FileRecord.from_row(row)
 
-    def list_files(self, owner_id: int, *, prefix: str = "", after: str | None = None,
-                   limit: int = 1000) -> list[FileRecord]:
+    def list_files(
+        self, owner_id: int, *, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[FileRecord]:
         """The owner's files starting with ``prefix``, after ``after``, by name (``limit`` max)."""
         query = select(files).where(files.c.owner_id == owner_id)
         if prefix:
             # substr, not LIKE: SQLite's LIKE ignores ASCII case and needs escaping.
-            query = query.where(files.c.name >= prefix,
-                                func.substr(files.c.name, 1, len(prefix)) == prefix)
+            query = query.where(files.c.name >= prefix, func.substr(files.c.name, 1, len(prefix)) == prefix)
         if after is not None:
             query = query.where(files.c.name > after)
         query = query.order_by(files.c.name).limit(limit)
         with self.engine.connect() as conn:
             return [FileRecord.from_row(row) for row in conn.execute(query)]
 
-    def put_file(self, owner_id: int, name: str, size: int, md5: str, location: str, *,
-                 check: Callable[[str | None], bool] | None = None
-                 ) -> tuple[FileRecord, str | None]:
+    def put_file(
+        self,
+        owner_id: int,
+        name: str,
+        size: int,
+        md5: str,
+        location: str,
+        *,
+        check: Callable[[str | None], bool] | None = None,
+    ) -> tuple[FileRecord, str | None]:
         """Insert or replace the owner's file ``name`` in one transaction.
 
         Returns the new record and the location of the version it replaced
@@ -342,14 +367,14 @@ class Catalog:
         ``check``, given the current version's MD5 (``None``: absent) under that
         lock, may refuse with ``PreconditionFailedError``; nothing changes then.
         """
-        values = {"size": size, "md5": md5, "location": location, "created": utcnow(),
-                  "last_accessed": None}
+        values = {"size": size, "md5": md5, "location": location, "created": utcnow(), "last_accessed": None}
         where = (files.c.owner_id == owner_id, files.c.name == name)
         for attempt in range(1, PUT_ATTEMPTS + 1):
             try:
                 with self._write() as conn:
-                    current = conn.execute(select(files.c.location, files.c.md5).where(*where)
-                                           .with_for_update()).first()
+                    current = conn.execute(
+                        select(files.c.location, files.c.md5).where(*where).with_for_update()
+                    ).first()
                     old = None if current is None else str(current.location)
                     old_md5 = None if current is None else str(current.md5)
                     if check is not None and not check(old_md5):
@@ -372,8 +397,7 @@ class Catalog:
 
         def delete(conn: Connection) -> str | None:
             # Locked, so a concurrent replace cannot slip its new location under this delete.
-            location = conn.execute(select(files.c.location).where(*where)
-                                    .with_for_update()).scalar()
+            location = conn.execute(select(files.c.location).where(*where).with_for_update()).scalar()
             if location is not None:
                 conn.execute(files.delete().where(*where))
             return location
@@ -399,10 +423,19 @@ class Catalog:
     def add_tus_upload(self, upload: TusRecord) -> None:
         """Record a new resumable upload."""
         with self._write() as conn:
-            conn.execute(tus_uploads.insert().values(
-                id=upload.id, owner_id=upload.owner_id, name=upload.name, length=upload.length,
-                upload_offset=upload.offset, md5=upload.md5, upload_metadata=upload.metadata,
-                created=upload.created, expires=upload.expires))
+            conn.execute(
+                tus_uploads.insert().values(
+                    id=upload.id,
+                    owner_id=upload.owner_id,
+                    name=upload.name,
+                    length=upload.length,
+                    upload_offset=upload.offset,
+                    md5=upload.md5,
+                    upload_metadata=upload.metadata,
+                    created=upload.created,
+                    expires=upload.expires,
+                )
+            )
 
     def tus_upload(self, upload_id: str) -> TusRecord | None:
         """The resumable upload ``upload_id``, or ``None``."""
@@ -410,20 +443,19 @@ class Catalog:
             row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
         return None if row is None else TusRecord.from_row(row)
 
-    def advance_tus_upload(self, upload_id: str, old_offset: int, new_offset: int,
-                           expires: datetime) -> bool:
+    def advance_tus_upload(self, upload_id: str, old_offset: int, new_offset: int, expires: datetime) -> bool:
         """Compare-and-set the offset from ``old_offset``; ``False`` if it had moved (or is gone)."""
         with self._write() as conn:
             result = conn.execute(
                 tus_uploads.update()
                 .where(tus_uploads.c.id == upload_id, tus_uploads.c.upload_offset == old_offset)
-                .values(upload_offset=new_offset, expires=expires))
+                .values(upload_offset=new_offset, expires=expires)
+            )
             return result.rowcount == 1
 
     def delete_tus_upload(self, upload_id: str) -> None:
         """Forget a resumable upload (absent is fine)."""
-        self._freeing(lambda conn: conn.execute(
-            tus_uploads.delete().where(tus_uploads.c.id == upload_id)))
+        self._freeing(lambda conn: conn.execute(tus_uploads.delete().where(tus_uploads.c.id == upload_id)))
 
     def expired_tus_uploads(self, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of resumable uploads that expired before ``now``."""
@@ -437,30 +469,36 @@ class Catalog:
             found = conn.execute(select(tus_uploads.c.id).where(tus_uploads.c.id == upload_id))
             return found.first() is not None
 
-    def complete_tus_upload(self, upload_id: str, md5: str, stored: datetime,
-                            expires: datetime) -> None:
+    def complete_tus_upload(self, upload_id: str, md5: str, stored: datetime, expires: datetime) -> None:
         """In one transaction, turn the upload's row into a completion (absent row: nothing)."""
         with self._write() as conn:
             row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
             if row is None:
                 return
             upload = TusRecord.from_row(row)
-            conn.execute(tus_completed.insert().values(
-                id=upload.id, owner_id=upload.owner_id, name=upload.name, length=upload.length,
-                md5=md5, upload_metadata=upload.metadata, stored=stored, expires=expires))
+            conn.execute(
+                tus_completed.insert().values(
+                    id=upload.id,
+                    owner_id=upload.owner_id,
+                    name=upload.name,
+                    length=upload.length,
+                    md5=md5,
+                    upload_metadata=upload.metadata,
+                    stored=stored,
+                    expires=expires,
+                )
+            )
             conn.execute(tus_uploads.delete().where(tus_uploads.c.id == upload_id))
 
     def tus_completion(self, upload_id: str) -> TusCompletion | None:
         """The finished upload ``upload_id``, or ``None``."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(tus_completed).where(tus_completed.c.id == upload_id)).first()
+            row = conn.execute(select(tus_completed).where(tus_completed.c.id == upload_id)).first()
         return None if row is None else TusCompletion.from_row(row)
 
     def delete_tus_completion(self, upload_id: str) -> None:
         """Forget a finished upload (absent is fine); its file is not touched."""
-        self._freeing(lambda conn: conn.execute(
-            tus_completed.delete().where(tus_completed.c.id == upload_id)))
+        self._freeing(lambda conn: conn.execute(tus_completed.delete().where(tus_completed.c.id == upload_id)))
 
     def delete_expired_tus_completions(self, now: datetime) -> int:
         """Forget finished uploads that expired before ``now``; return how many."""
@@ -474,7 +512,9 @@ def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(
-        url, pool_size=10, max_overflow=30,
+        url,
+        pool_size=10,
+        max_overflow=30,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
 

@@ -16,7 +16,15 @@ import uvicorn
 from .app import create_app
 from .auth import mint_token
 from .catalog import Catalog, UserExistsError
-from .config import DEFAULT_MAX_SIZE, ConnectionLimits, S3Location, ServerConfig, parse_origin, parse_size, parse_storage
+from .config import (
+    DEFAULT_MAX_SIZE,
+    ConnectionLimits,
+    S3Location,
+    ServerConfig,
+    parse_origin,
+    parse_size,
+    parse_storage,
+)
 from .connections import fit_descriptors, guarded_protocol
 from .names import user_name_problem
 from .workers import serve_forked
@@ -34,8 +42,7 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since
 
     name = "size"
 
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
         """Parse ``value`` with ``parse_size``."""
         if isinstance(value, int):
             return value
@@ -50,8 +57,7 @@ class StorageType(click.ParamType):  # type: ignore[type-arg]  # generic only si
 
     name = "storage"
 
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> S3Location | None:
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> S3Location | None:
         """Parse ``value`` with ``parse_storage``."""
         if value is None or isinstance(value, S3Location):
             return value
@@ -66,8 +72,7 @@ class OriginType(click.ParamType):  # type: ignore[type-arg]  # generic only sin
 
     name = "origin"
 
-    def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> str:
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """Parse ``value`` with ``parse_origin``."""
         try:
             return parse_origin(str(value))
@@ -78,16 +83,25 @@ class OriginType(click.ParamType):  # type: ignore[type-arg]  # generic only sin
 def data_dir_option() -> Callable[[F], F]:
     """``--data-dir``, shared by every command."""
     return click.option(
-        "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("updl-data"),
-        envvar="UPDL_SERVER_DATA_DIR", show_default=True, show_envvar=True,
-        help="Where the database and blobs live (created if missing).")
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("updl-data"),
+        envvar="UPDL_SERVER_DATA_DIR",
+        show_default=True,
+        show_envvar=True,
+        help="Where the database and blobs live (created if missing).",
+    )
 
 
 def db_url_option() -> Callable[[F], F]:
     """``--db-url``, shared by every command."""
     return click.option(
-        "--db-url", default=None, envvar="UPDL_SERVER_DB_URL", show_envvar=True,
-        help="SQLAlchemy database URL. Default: SQLite file DATA_DIR/updl.db.")
+        "--db-url",
+        default=None,
+        envvar="UPDL_SERVER_DB_URL",
+        show_envvar=True,
+        help="SQLAlchemy database URL. Default: SQLite file DATA_DIR/updl.db.",
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,76 +111,177 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", envvar="UPDL_SERVER_HOST", show_default=True,
-              show_envvar=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, envvar="UPDL_SERVER_PORT",
-              show_default=True, show_envvar=True, help="Port to listen on (0: any free port).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    envvar="UPDL_SERVER_HOST",
+    show_default=True,
+    show_envvar=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    envvar="UPDL_SERVER_PORT",
+    show_default=True,
+    show_envvar=True,
+    help="Port to listen on (0: any free port).",
+)
 @data_dir_option()
 @db_url_option()
-@click.option("--max-size", type=SizeType(), default=DEFAULT_MAX_SIZE,
-              envvar="UPDL_SERVER_MAX_SIZE", show_envvar=True,
-              help="Largest accepted file: bytes, or a suffix: K/M/G/T are powers of 1000, "
-                   "KiB/MiB/GiB/TiB powers of 1024.  [default: 10GiB]")
-@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
-              envvar="UPDL_SERVER_LOG_LEVEL", show_default=True, show_envvar=True,
-              help="Log verbosity; the access log is on at 'info' and 'debug' only.")
-@click.option("--workers", type=click.IntRange(1, 512), default=1, envvar="UPDL_SERVER_WORKERS",
-              show_default=True, show_envvar=True,
-              help="Worker processes sharing the listening socket (each its own event loop).")
-@click.option("--storage", type=StorageType(), default=None, envvar="UPDL_SERVER_STORAGE",
-              show_envvar=True,
-              help="Where file contents live: 'local' (DATA_DIR/blobs, the default) or "
-                   "s3://BUCKET/PREFIX (needs 'updl-server[s3]'; credentials and region from "
-                   "boto3's usual environment and config files).")
-@click.option("--s3-endpoint-url", default=None, envvar="UPDL_SERVER_S3_ENDPOINT_URL",
-              show_envvar=True, help="Endpoint of an S3-compatible store (MinIO, Ceph, ...).")
-@click.option("--s3-presign-downloads/--no-s3-presign-downloads", default=False,
-              envvar="UPDL_SERVER_S3_PRESIGN_DOWNLOADS", show_envvar=True,
-              help="Answer downloads with a 307 redirect to a presigned S3 URL.")
-@click.option("--max-header-size", type=SizeType(), default=LIMITS.max_header_size,
-              envvar="UPDL_SERVER_MAX_HEADER_SIZE", show_envvar=True,
-              help="Largest request line plus headers; larger ones get 431.  [default: 64KiB]")
-@click.option("--header-timeout", type=SECONDS, default=LIMITS.header_timeout, metavar="SECONDS",
-              envvar="UPDL_SERVER_HEADER_TIMEOUT", show_default=True, show_envvar=True,
-              help="Time a client has to send a request line and headers, from connecting "
-                   "(or from the request's first byte on a kept-alive connection); then 408.")
-@click.option("--body-timeout", type=SECONDS, default=LIMITS.body_timeout, metavar="SECONDS",
-              envvar="UPDL_SERVER_BODY_TIMEOUT", show_default=True, show_envvar=True,
-              help="Time a request body may go without a byte; then 408, the partial upload "
-                   "is discarded and a resumable one released for its client to resume.")
-@click.option("--max-connections", type=click.IntRange(1), default=LIMITS.max_connections,
-              metavar="N", envvar="UPDL_SERVER_MAX_CONNECTIONS", show_default=True,
-              show_envvar=True,
-              help="Open connections per worker process; requests beyond get 503, and "
-                   "connections beyond twice this number are closed at once.")
-@click.option("--cors-origin", "cors_origins", type=OriginType(), multiple=True, metavar="ORIGIN",
-              envvar="UPDL_SERVER_CORS_ORIGIN", show_envvar=True,
-              help="Let pages on ORIGIN (http(s)://HOST[:PORT], or * for any) call the API from "
-                   "a browser (CORS); repeat for several (the variable: separated by spaces). "
-                   "Default: none. The page the server serves itself at / needs none.")
-def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
-        log_level: str, workers: int, storage: S3Location | None, s3_endpoint_url: str | None,
-        s3_presign_downloads: bool, max_header_size: int, header_timeout: float,
-        body_timeout: float, max_connections: int, cors_origins: tuple[str, ...]) -> None:
+@click.option(
+    "--max-size",
+    type=SizeType(),
+    default=DEFAULT_MAX_SIZE,
+    envvar="UPDL_SERVER_MAX_SIZE",
+    show_envvar=True,
+    help="Largest accepted file: bytes, or a suffix: K/M/G/T are powers of 1000, "
+    "KiB/MiB/GiB/TiB powers of 1024.  [default: 10GiB]",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    envvar="UPDL_SERVER_LOG_LEVEL",
+    show_default=True,
+    show_envvar=True,
+    help="Log verbosity; the access log is on at 'info' and 'debug' only.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 512),
+    default=1,
+    envvar="UPDL_SERVER_WORKERS",
+    show_default=True,
+    show_envvar=True,
+    help="Worker processes sharing the listening socket (each its own event loop).",
+)
+@click.option(
+    "--storage",
+    type=StorageType(),
+    default=None,
+    envvar="UPDL_SERVER_STORAGE",
+    show_envvar=True,
+    help="Where file contents live: 'local' (DATA_DIR/blobs, the default) or "
+    "s3://BUCKET/PREFIX (needs 'updl-server[s3]'; credentials and region from "
+    "boto3's usual environment and config files).",
+)
+@click.option(
+    "--s3-endpoint-url",
+    default=None,
+    envvar="UPDL_SERVER_S3_ENDPOINT_URL",
+    show_envvar=True,
+    help="Endpoint of an S3-compatible store (MinIO, Ceph, ...).",
+)
+@click.option(
+    "--s3-presign-downloads/--no-s3-presign-downloads",
+    default=False,
+    envvar="UPDL_SERVER_S3_PRESIGN_DOWNLOADS",
+    show_envvar=True,
+    help="Answer downloads with a 307 redirect to a presigned S3 URL.",
+)
+@click.option(
+    "--max-header-size",
+    type=SizeType(),
+    default=LIMITS.max_header_size,
+    envvar="UPDL_SERVER_MAX_HEADER_SIZE",
+    show_envvar=True,
+    help="Largest request line plus headers; larger ones get 431.  [default: 64KiB]",
+)
+@click.option(
+    "--header-timeout",
+    type=SECONDS,
+    default=LIMITS.header_timeout,
+    metavar="SECONDS",
+    envvar="UPDL_SERVER_HEADER_TIMEOUT",
+    show_default=True,
+    show_envvar=True,
+    help="Time a client has to send a request line and headers, from connecting "
+    "(or from the request's first byte on a kept-alive connection); then 408.",
+)
+@click.option(
+    "--body-timeout",
+    type=SECONDS,
+    default=LIMITS.body_timeout,
+    metavar="SECONDS",
+    envvar="UPDL_SERVER_BODY_TIMEOUT",
+    show_default=True,
+    show_envvar=True,
+    help="Time a request body may go without a byte; then 408, the partial upload "
+    "is discarded and a resumable one released for its client to resume.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=LIMITS.max_connections,
+    metavar="N",
+    envvar="UPDL_SERVER_MAX_CONNECTIONS",
+    show_default=True,
+    show_envvar=True,
+    help="Open connections per worker process; requests beyond get 503, and "
+    "connections beyond twice this number are closed at once.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    type=OriginType(),
+    multiple=True,
+    metavar="ORIGIN",
+    envvar="UPDL_SERVER_CORS_ORIGIN",
+    show_envvar=True,
+    help="Let pages on ORIGIN (http(s)://HOST[:PORT], or * for any) call the API from "
+    "a browser (CORS); repeat for several (the variable: separated by spaces). "
+    "Default: none. The page the server serves itself at / needs none.",
+)
+def run(
+    host: str,
+    port: int,
+    data_dir: Path,
+    db_url: str | None,
+    max_size: int,
+    log_level: str,
+    workers: int,
+    storage: S3Location | None,
+    s3_endpoint_url: str | None,
+    s3_presign_downloads: bool,
+    max_header_size: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
+    cors_origins: tuple[str, ...],
+) -> None:
     """Serve the API until interrupted."""
     if storage is None and (s3_endpoint_url or s3_presign_downloads):
-        raise click.UsageError("--s3-endpoint-url and --s3-presign-downloads need "
-                               "--storage s3://BUCKET/PREFIX")
+        raise click.UsageError("--s3-endpoint-url and --s3-presign-downloads need --storage s3://BUCKET/PREFIX")
     if storage is not None:
         try:
             import boto3  # noqa: F401 - only to fail early with advice
         except ImportError:
-            raise click.ClickException("S3 storage needs boto3: pip install './server[s3]' "
-                                       "(in a checkout of the updl repository)"
-                                       ) from None
-    config = ServerConfig(data_dir=data_dir, db_url=db_url, max_size=max_size, host=host,
-                          port=port, log_level=log_level.lower(), s3=storage,
-                          s3_endpoint_url=s3_endpoint_url,
-                          s3_presign_downloads=s3_presign_downloads,
-                          cors_origins=tuple(dict.fromkeys(cors_origins)))
+            raise click.ClickException(
+                "S3 storage needs boto3: pip install './server[s3]' (in a checkout of the updl repository)"
+            ) from None
+    config = ServerConfig(
+        data_dir=data_dir,
+        db_url=db_url,
+        max_size=max_size,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        s3=storage,
+        s3_endpoint_url=s3_endpoint_url,
+        s3_presign_downloads=s3_presign_downloads,
+        cors_origins=tuple(dict.fromkeys(cors_origins)),
+    )
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
-    config = replace(config, limits=fit_descriptors(ConnectionLimits(  # may warn: after logging
-        max_header_size, header_timeout, body_timeout, max_connections)))
+    config = replace(
+        config,
+        limits=fit_descriptors(
+            ConnectionLimits(  # may warn: after logging
+                max_header_size, header_timeout, body_timeout, max_connections
+            )
+        ),
+    )
     # Bind here, not in uvicorn, to learn the real port of "--port 0" and announce it.
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
@@ -175,11 +290,17 @@ def run(host: str, port: int, data_dir: Path, db_url: str | None, max_size: int,
 
     def serve(listener: socket.socket) -> None:
         # Built per process: each worker needs its own DB pool and blob-store temp dir.
-        server = uvicorn.Server(uvicorn.Config(
-            create_app(config), loop="auto", http=guarded_protocol(config.limits), lifespan="on",
-            log_level=config.log_level, access_log=config.log_level in ("info", "debug"),
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        ))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(config),
+                loop="auto",
+                http=guarded_protocol(config.limits),
+                lifespan="on",
+                log_level=config.log_level,
+                access_log=config.log_level in ("info", "debug"),
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
+        )
         server.run(sockets=[listener])
 
     if workers == 1:
@@ -210,9 +331,12 @@ def add_user(name: str, data_dir: Path, db_url: str | None) -> None:
     if new:
         # A new data dir is right the first time and wrong when run from another directory: say
         # which, so a token the server then refuses is not a mystery.
-        click.echo(f"updl-server: warning: {where} had no database: created a new one for user "
-                   f"{name!r}; the token works only with a server run with --data-dir "
-                   f"{data_dir.resolve()}", err=True)
+        click.echo(
+            f"updl-server: warning: {where} had no database: created a new one for user "
+            f"{name!r}; the token works only with a server run with --data-dir "
+            f"{data_dir.resolve()}",
+            err=True,
+        )
     else:
         click.echo(f"updl-server: added user {name!r} to {where}", err=True)
 
@@ -226,12 +350,12 @@ def new_token(name: str, data_dir: Path, db_url: str | None) -> None:
     if _is_new(data_dir, db_url):  # no user can be there: do not leave an empty data dir behind
         raise click.ClickException(
             f"no database in {data_dir.resolve()}: no server has used it; pass the server's "
-            "--data-dir (or UPDL_SERVER_DATA_DIR)")
+            "--data-dir (or UPDL_SERVER_DATA_DIR)"
+        )
     catalog = _open_catalog(data_dir, db_url)
     user_id = catalog.user_id(name)
     if user_id is None:
-        raise click.ClickException(
-            f"no user {name!r}; run 'updl-server add-user {name}' to create it")
+        raise click.ClickException(f"no user {name!r}; run 'updl-server add-user {name}' to create it")
     click.echo(_issue_token(catalog, user_id))
     click.echo(f"updl-server: new token for user {name!r} in {_where(data_dir, db_url)}", err=True)
 

@@ -84,8 +84,12 @@ class GuardedProtocol(HttpToolsProtocol):
         """Count the connection; close it at once beyond twice ``max_connections``."""
         super().connection_made(transport)
         if len(self.connections) > 2 * self.limits.max_connections:
-            log.warning("%s: closed at once: %d connections open, max %d per process",
-                        self._peer(), len(self.connections) - 1, self.limits.max_connections)
+            log.warning(
+                "%s: closed at once: %d connections open, max %d per process",
+                self._peer(),
+                len(self.connections) - 1,
+                self.limits.max_connections,
+            )
             self.transport.close()
             return
         self._arm(self.limits.header_timeout, self._head_expired)
@@ -112,10 +116,8 @@ class GuardedProtocol(HttpToolsProtocol):
             self._head_bytes += len(piece)
             super().data_received(piece)
             if self._phase is _Phase.HEAD and self._head_bytes >= self.limits.max_header_size:
-                log.info("%s: request head over %d bytes", self._peer(),
-                         self.limits.max_header_size)
-                self._refuse_head(431, "request headers too large",
-                                  max_header_size=self.limits.max_header_size)
+                log.info("%s: request head over %d bytes", self._peer(), self.limits.max_header_size)
+                self._refuse_head(431, "request headers too large", max_header_size=self.limits.max_header_size)
 
     def on_headers_complete(self) -> None:
         """Start the body timer; pick the app, or the 503 when over ``max_connections``."""
@@ -152,10 +154,8 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._head_bytes == 0:  # an idle new connection: nobody to answer
             self.transport.close()
             return
-        log.info("%s: request head incomplete after %g s", self._peer(),
-                 self.limits.header_timeout)
-        self._refuse_head(408, "request headers not received in time",
-                          timeout=self.limits.header_timeout)
+        log.info("%s: request head incomplete after %g s", self._peer(), self.limits.header_timeout)
+        self._refuse_head(408, "request headers not received in time", timeout=self.limits.header_timeout)
 
     def _body_expired(self) -> None:
         self._timer = None
@@ -193,8 +193,13 @@ class GuardedProtocol(HttpToolsProtocol):
                 if stalled.response_started:
                     self.transport.close()
                 else:
-                    self._answer(408, {"error": "request body stalled: no bytes received in "
-                                                "time", "timeout": self.limits.body_timeout})
+                    self._answer(
+                        408,
+                        {
+                            "error": "request body stalled: no bytes received in time",
+                            "timeout": self.limits.body_timeout,
+                        },
+                    )
             elif stalled is not None:
                 self._stalled = stalled  # another (pipelined) request's
 
@@ -228,8 +233,12 @@ class GuardedProtocol(HttpToolsProtocol):
         lines = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             lines += [name, b": ", value, b"\r\n"]
-        lines += [b"content-type: application/json\r\n",
-                  b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body]
+        lines += [
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]
         return b"".join(lines)
 
     def _over_capacity(self) -> bool:
@@ -239,11 +248,24 @@ class GuardedProtocol(HttpToolsProtocol):
     async def _busy(self, scope: Any, receive: Any, send: Any) -> None:
         """The ASGI app for a request over ``max_connections``: 503, and close."""
         log.warning("%s: 503: over %d connections", self._peer(), self.limits.max_connections)
-        body = json.dumps({"error": "server busy: too many connections; try again shortly",
-                           "max_connections": self.limits.max_connections}).encode()
-        await send({"type": "http.response.start", "status": 503, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
-            (b"retry-after", b"1"), (b"connection", b"close")]})
+        body = json.dumps(
+            {
+                "error": "server busy: too many connections; try again shortly",
+                "max_connections": self.limits.max_connections,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(body)),
+                    (b"retry-after", b"1"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _peer(self) -> str:
@@ -284,7 +306,11 @@ def fit_descriptors(limits: ConnectionLimits) -> ConnectionLimits:
             target, fits = descriptor_budget(limits.max_connections, soft, soft)
     if fits == limits.max_connections:
         return limits
-    log.warning("the open-file limit (%d) fits %d connections per process, not %d; raise it "
-                "(ulimit -n, systemd LimitNOFILE=) or lower --max-connections",
-                target, fits, limits.max_connections)
+    log.warning(
+        "the open-file limit (%d) fits %d connections per process, not %d; raise it "
+        "(ulimit -n, systemd LimitNOFILE=) or lower --max-connections",
+        target,
+        fits,
+        limits.max_connections,
+    )
     return replace(limits, max_connections=fits)

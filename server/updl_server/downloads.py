@@ -67,16 +67,19 @@ def etag(record: FileRecord) -> str:
     return f'"{record.md5}"'
 
 
-def wanted_range(record: FileRecord, range_header: str | None,
-                 if_range: str | None) -> ByteRange | None:
+def wanted_range(record: FileRecord, range_header: str | None, if_range: str | None) -> ByteRange | None:
     """The range to serve after ``If-Range``; raises the contract's 416 ``HTTPError``."""
     if range_header is None or (if_range is not None and if_range.strip() != etag(record)):
         return None
     try:
         return parse_range(range_header, record.size)
     except RangeNotSatisfiableError:
-        raise HTTPError(416, "requested range not satisfiable", size=record.size,
-                        headers={"Content-Range": f"bytes */{record.size}"}) from None
+        raise HTTPError(
+            416,
+            "requested range not satisfiable",
+            size=record.size,
+            headers={"Content-Range": f"bytes */{record.size}"},
+        ) from None
 
 
 def file_headers(record: FileRecord, byte_range: ByteRange | None) -> dict[str, str]:
@@ -102,13 +105,13 @@ def head_response(record: FileRecord, byte_range: ByteRange | None) -> Response:
     return Response(status_code=status, headers=file_headers(record, byte_range))
 
 
-def stream_response(record: FileRecord, byte_range: ByteRange | None,
-                    reader: BlobReader) -> StreamingResponse:
+def stream_response(record: FileRecord, byte_range: ByteRange | None, reader: BlobReader) -> StreamingResponse:
     """The answer to ``GET``: the already-open blob, streamed in chunks."""
     status = 200 if byte_range is None else 206
     # The background close covers a client that leaves before the stream ends.
-    return StreamingResponse(reader, status_code=status, headers=file_headers(record, byte_range),
-                             background=BackgroundTask(reader.close))
+    return StreamingResponse(
+        reader, status_code=status, headers=file_headers(record, byte_range), background=BackgroundTask(reader.close)
+    )
 
 
 def reader_bounds(byte_range: ByteRange | None) -> tuple[int, int | None]:
@@ -116,4 +119,3 @@ def reader_bounds(byte_range: ByteRange | None) -> tuple[int, int | None]:
     if byte_range is None:
         return 0, None
     return byte_range.start, byte_range.end + 1
-

@@ -18,8 +18,7 @@ class HTTPError(Exception):
     ``headers`` are added to the response (``WWW-Authenticate``, ``Content-Range``, ...).
     """
 
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         """An error answer; ``extra`` fields join ``error`` in the JSON body."""
         super().__init__(message)
         self.status = status
@@ -44,8 +43,7 @@ def too_large(max_size: int) -> HTTPError:
 
 def checksum_failed(expected: str, actual: str) -> HTTPError:
     """The contract's 409 answer: the bytes received do not have the MD5 the client claimed."""
-    return HTTPError(409, "checksum failed - please attempt reuploading",
-                     expected=expected, actual=actual)
+    return HTTPError(409, "checksum failed - please attempt reuploading", expected=expected, actual=actual)
 
 
 def no_such_file(name: str) -> HTTPError:
@@ -55,8 +53,11 @@ def no_such_file(name: str) -> HTTPError:
 
 def insufficient_storage(headers: dict[str, str] | None = None) -> HTTPError:
     """The 507 answer: the server has no room for the write (clients do not retry it)."""
-    return HTTPError(507, "insufficient storage: the server's disk is full; free space on the "
-                          "server, then try again", headers=headers)
+    return HTTPError(
+        507,
+        "insufficient storage: the server's disk is full; free space on the server, then try again",
+        headers=headers,
+    )
 
 
 def out_of_space(exc: BaseException) -> bool:

@@ -79,7 +79,8 @@ class Utf8Urls:
                 if not is_utf8_escaped(raw):
                     body: dict[str, Any] = {
                         "error": f"invalid URL: the {part}'s percent-escapes are not UTF-8 text",
-                        part: raw.decode("latin-1")}
+                        part: raw.decode("latin-1"),
+                    }
                     await JSONResponse(body, status_code=400)(scope, receive, send)
                     return
         await self.app(scope, receive, send)

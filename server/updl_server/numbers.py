@@ -38,6 +38,5 @@ def count_field(text: str | None, field: str) -> int:
     """A required count (header or query parameter ``field``); the contract's 400 otherwise."""
     value = parse_count(text)
     if value is None:
-        raise bad_request(f"{field} must be a non-negative integer in ASCII digits "
-                          f"(at most {MAX_DIGITS})", field=field)
+        raise bad_request(f"{field} must be a non-negative integer in ASCII digits (at most {MAX_DIGITS})", field=field)
     return value

@@ -40,8 +40,7 @@ class TagList:
         while position < len(text):
             match = _TAG.match(text, position)
             if match is None:
-                raise bad_request(f"malformed {field}: expected * or quoted entity tags",
-                                  header=field, value=header)
+                raise bad_request(f"malformed {field}: expected * or quoted entity tags", header=field, value=header)
             (weak if match.group(1) else strong).add(match.group(2))
             position = match.end()
         if not strong and not weak:
@@ -69,8 +68,10 @@ class Preconditions:
         """Read ``If-Match`` and ``If-None-Match`` (400 if malformed)."""
         if_match = headers.get("if-match")
         if_none_match = headers.get("if-none-match")
-        return cls(None if if_match is None else TagList.parse(if_match, "If-Match"),
-                   None if if_none_match is None else TagList.parse(if_none_match, "If-None-Match"))
+        return cls(
+            None if if_match is None else TagList.parse(if_match, "If-Match"),
+            None if if_none_match is None else TagList.parse(if_none_match, "If-None-Match"),
+        )
 
     def __bool__(self) -> bool:
         """Whether there is anything to check."""

@@ -133,8 +133,7 @@ def parse_content_md5(header: str) -> str:
     except (binascii.Error, ValueError):
         digest = b""
     if len(digest) != 16:
-        raise bad_request("malformed Content-MD5: expected base64 of the 16-byte MD5 digest",
-                          content_md5=header)
+        raise bad_request("malformed Content-MD5: expected base64 of the 16-byte MD5 digest", content_md5=header)
     return digest.hex()
 
 
@@ -158,8 +157,9 @@ class RawSource:
 class MultipartSource:
     """A ``multipart/form-data`` body with ``file``, ``md5`` and optional ``name`` parts."""
 
-    def __init__(self, body: RequestBody, content_type: str | None,
-                 on_name: Callable[[str], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self, body: RequestBody, content_type: str | None, on_name: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
         """Check the content type and boundary up front.
 
         ``on_name`` is awaited once with the ``name`` part as soon as it is parsed
@@ -258,8 +258,7 @@ class _Parts:
         elif self._current is not None:
             self._text += data[start:end]
             if len(self._text) > MAX_TEXT_PART:
-                raise bad_request(
-                    f"the {self._current!r} part is longer than {MAX_TEXT_PART} bytes")
+                raise bad_request(f"the {self._current!r} part is longer than {MAX_TEXT_PART} bytes")
 
     def on_part_end(self) -> None:
         if self._current in ("md5", "name"):

@@ -26,9 +26,14 @@ MULTIPART_OVERHEAD = 64 * 1024
 DRAIN_LIMIT = 16 * 1024 * 1024
 
 
-async def store_verified(store: BlobStore, catalog: Catalog, owner_id: int,
-                         source: BodySource, max_size: int,
-                         preconditions: Preconditions | None = None) -> FileRecord:
+async def store_verified(
+    store: BlobStore,
+    catalog: Catalog,
+    owner_id: int,
+    source: BodySource,
+    max_size: int,
+    preconditions: Preconditions | None = None,
+) -> FileRecord:
     """Receive, verify, commit and record one file; return its catalog record.
 
     1. stream the body into a temporary blob, hashing and counting (413 past ``max_size``);
@@ -53,13 +58,19 @@ async def store_verified(store: BlobStore, catalog: Catalog, owner_id: int,
         sink.settle()  # a batch may still be on its way into the writer
         writer.abort()
         raise
-    return await record_committed(store, catalog, owner_id, claim.name, sink.size, actual,
-                                  location, preconditions)
+    return await record_committed(store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions)
 
 
-async def record_committed(store: BlobStore, catalog: Catalog, owner_id: int, name: str,
-                           size: int, md5: str, location: str,
-                           preconditions: Preconditions | None = None) -> FileRecord:
+async def record_committed(
+    store: BlobStore,
+    catalog: Catalog,
+    owner_id: int,
+    name: str,
+    size: int,
+    md5: str,
+    location: str,
+    preconditions: Preconditions | None = None,
+) -> FileRecord:
     """Steps 4 and 5 of the integrity order, for a verified blob already committed at ``location``.
 
     Shared by ``store_verified`` and the tus completion: record ``(owner, name)``
@@ -69,7 +80,8 @@ async def record_committed(store: BlobStore, catalog: Catalog, owner_id: int, na
     check = preconditions.allows if preconditions else None
     try:
         record, replaced = await run_in_threadpool(
-            lambda: catalog.put_file(owner_id, name, size, md5, location, check=check))
+            lambda: catalog.put_file(owner_id, name, size, md5, location, check=check)
+        )
     except PreconditionFailedError as exc:
         await run_in_threadpool(store.delete, location)  # a network call on S3
         raise precondition_failed(name, exc.current_md5) from None
@@ -81,8 +93,7 @@ async def record_committed(store: BlobStore, catalog: Catalog, owner_id: int, na
     return record
 
 
-async def refuse_unless_allowed(catalog: Catalog, owner_id: int, name: str,
-                                preconditions: Preconditions) -> None:
+async def refuse_unless_allowed(catalog: Catalog, owner_id: int, name: str, preconditions: Preconditions) -> None:
     """412 before any byte is stored when the current version already fails ``preconditions``.
 
     Only an early answer: the version can change before commit, where the catalog checks again.
@@ -107,8 +118,7 @@ def refuse_declared_too_large(request: Request, max_size: int, overhead: int = 0
 
 
 @asynccontextmanager
-async def draining_on_error(request: Request, body: RequestBody,
-                            max_size: int) -> AsyncIterator[None]:
+async def draining_on_error(request: Request, body: RequestBody, max_size: int) -> AsyncIterator[None]:
     """On an ``HTTPError``, read and discard the rest of a modest body before answering.
 
     A server that answers and closes with unread request bytes resets the
@@ -122,6 +132,7 @@ async def draining_on_error(request: Request, body: RequestBody,
         declared = declared_length(request)
         awaiting_continue = request.headers.get("expect", "").lower() == "100-continue"
         if not (awaiting_continue and not body.started) and not (
-                declared is not None and declared > max_size + DRAIN_LIMIT):
+            declared is not None and declared > max_size + DRAIN_LIMIT
+        ):
             await body.drain(DRAIN_LIMIT)
         raise

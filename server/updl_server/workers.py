@@ -26,8 +26,7 @@ log = logging.getLogger("updl_server")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def serve_forked(serve: Callable[[socket.socket], None], sock: socket.socket,
-                 workers: int) -> int:
+def serve_forked(serve: Callable[[socket.socket], None], sock: socket.socket, workers: int) -> int:
     """Run ``serve(sock)`` in ``workers`` child processes until stopped; return an exit status.
 
     ``serve`` must do all per-process setup itself (nothing with threads,

@@ -38,8 +38,7 @@ def browser() -> Iterator[Any]:
     if shutil.which(CHROMIUM) is None:
         missing(f"{CHROMIUM} is missing; {INSTALL_HINT}")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                              headless=True)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
 
@@ -87,14 +86,14 @@ def other_origin(tmp_path: Path) -> Iterator[str]:
     shutil.copy(VENDOR / "tus.min.js", root / "tus.min.js")
     (root / "index.html").write_text(
         '<!doctype html><meta charset="utf-8"><title>elsewhere</title>'
-        '<script src="/tus.min.js"></script><p>another origin</p>\n')
+        '<script src="/tus.min.js"></script><p>another origin</p>\n'
+    )
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"

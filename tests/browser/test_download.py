@@ -36,8 +36,7 @@ def download(page: Any, name: str, expect: str) -> str:
     return status.inner_text()
 
 
-def test_a_download_streams_into_the_chosen_file(page: Any, live_server: LiveServer, token: str,
-                                                 pattern) -> None:
+def test_a_download_streams_into_the_chosen_file(page: Any, live_server: LiveServer, token: str, pattern) -> None:
     source = pattern("big.bin", SIZE)
     store(live_server, token, source, "data/big.bin")
     page.add_init_script(OPFS_PICKER)
@@ -56,8 +55,7 @@ def test_a_download_streams_into_the_chosen_file(page: Any, live_server: LiveSer
 
 
 @pytest.mark.parametrize("fault", ["flipped-bytes", "network-error"])
-def test_a_damaged_download_leaves_no_file(page: Any, live_server: LiveServer, token: str,
-                                           pattern, fault: str) -> None:
+def test_a_damaged_download_leaves_no_file(page: Any, live_server: LiveServer, token: str, pattern, fault: str) -> None:
     source = pattern("damaged.bin", 3 * MIB + 1)
     store(live_server, token, source, "damaged.bin")
     page.add_init_script(OPFS_PICKER)
@@ -83,8 +81,7 @@ def test_a_damaged_download_leaves_no_file(page: Any, live_server: LiveServer, t
     assert opfs_files(page) == {}
 
 
-def test_without_a_save_dialog_a_large_file_is_refused(page: Any, live_server: LiveServer,
-                                                       token: str, pattern) -> None:
+def test_without_a_save_dialog_a_large_file_is_refused(page: Any, live_server: LiveServer, token: str, pattern) -> None:
     source = pattern("huge.bin", 1000)
     store(live_server, token, source, "huge.bin")
     page.add_init_script(NO_PICKER)
@@ -105,10 +102,9 @@ def test_without_a_save_dialog_a_large_file_is_refused(page: Any, live_server: L
     assert [r for r in page.log.requests if r.url.endswith("/files/huge.bin")] == []
 
 
-def test_without_a_save_dialog_a_small_file_is_checked_in_memory(page: Any, context: Any,
-                                                                 live_server: LiveServer,
-                                                                 token: str, pattern,
-                                                                 tmp_path: Path) -> None:
+def test_without_a_save_dialog_a_small_file_is_checked_in_memory(
+    page: Any, context: Any, live_server: LiveServer, token: str, pattern, tmp_path: Path
+) -> None:
     source = pattern("small.bin", 2 * MIB + 5)
     store(live_server, token, source, "small.bin")
     page.add_init_script(NO_PICKER)

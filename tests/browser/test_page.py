@@ -25,8 +25,7 @@ def store(live_server: LiveServer, token: str, files: dict[str, bytes], tmp_path
             client.upload(path, name)
 
 
-@pytest.mark.parametrize("wrong", ["updl_0123456789abcdef_" + "x" * 43, "not a token"],
-                         ids=["unknown", "malformed"])
+@pytest.mark.parametrize("wrong", ["updl_0123456789abcdef_" + "x" * 43, "not a token"], ids=["unknown", "malformed"])
 def test_a_wrong_token_is_reported(page: Any, live_server: LiveServer, wrong: str) -> None:
     page.goto(live_server.url + "/")
     page.get_by_label("Token").fill(wrong)
@@ -50,10 +49,10 @@ def test_the_token_stays_in_the_tab_only(page: Any, live_server: LiveServer, tok
     assert page.evaluate("sessionStorage.getItem('updl.token')") is None
 
 
-def test_browse_folders_download_and_delete(signed_in: Any, live_server: LiveServer, token: str,
-                                            tmp_path: Path) -> None:
-    files = {"docs/a.txt": b"alpha\n" * 100, "docs/b.txt": b"bravo\n", "docs/sub/c.txt": b"c",
-             "top.txt": b"top"}
+def test_browse_folders_download_and_delete(
+    signed_in: Any, live_server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    files = {"docs/a.txt": b"alpha\n" * 100, "docs/b.txt": b"bravo\n", "docs/sub/c.txt": b"c", "top.txt": b"top"}
     store(live_server, token, files, tmp_path)
     page = signed_in
     page.get_by_role("button", name="Refresh").click()
@@ -85,8 +84,7 @@ def test_browse_folders_download_and_delete(signed_in: Any, live_server: LiveSer
     dialog = page.get_by_role("dialog")
     assert dialog.locator("#confirm-name").inner_text() == "docs/b.txt"
     dialog.get_by_role("button", name="Cancel").click()
-    assert Api(live_server.url, token).names("docs/") == ["docs/a.txt", "docs/b.txt",
-                                                          "docs/sub/c.txt"]
+    assert Api(live_server.url, token).names("docs/") == ["docs/a.txt", "docs/b.txt", "docs/sub/c.txt"]
     page.get_by_role("button", name="Delete docs/b.txt").click()
     dialog.get_by_role("button", name="Delete").click()
     page.locator('tr.file[data-name="docs/b.txt"]').wait_for(state="detached")
@@ -113,8 +111,7 @@ def test_paging(signed_in: Any, live_server: LiveServer, token: str, tmp_path: P
     assert page.locator("tr.file").count() == 25
 
 
-def test_verify_a_local_file(signed_in: Any, live_server: LiveServer, token: str,
-                             tmp_path: Path) -> None:
+def test_verify_a_local_file(signed_in: Any, live_server: LiveServer, token: str, tmp_path: Path) -> None:
     store(live_server, token, {"check/data.bin": b"the server's copy" * 1000}, tmp_path)
     same, other = tmp_path / "same" / "data.bin", tmp_path / "other" / "data.bin"
     for path, content in ((same, b"the server's copy" * 1000), (other, b"changed" * 1000)):
@@ -143,27 +140,27 @@ def test_verify_a_local_file(signed_in: Any, live_server: LiveServer, token: str
     verify(same, "Match")
     # A file dropped on the zone is checked the same way.
     handle = page.evaluate_handle(
-        "(text) => { const dt = new DataTransfer();"
-        " dt.items.add(new File([text], 'data.bin')); return dt; }", "changed" * 1000)
+        "(text) => { const dt = new DataTransfer(); dt.items.add(new File([text], 'data.bin')); return dt; }",
+        "changed" * 1000,
+    )
     page.dispatch_event("#verify-drop", "drop", {"dataTransfer": handle})
     status.filter(has_text="Different").wait_for()
 
 
-def test_drop_files_on_the_upload_zone(signed_in: Any, live_server: LiveServer,
-                                       token: str) -> None:
+def test_drop_files_on_the_upload_zone(signed_in: Any, live_server: LiveServer, token: str) -> None:
     page = signed_in
     handle = page.evaluate_handle(
         "() => { const dt = new DataTransfer();"
         " dt.items.add(new File(['one'], 'one.txt')); dt.items.add(new File(['two'], 'two.txt'));"
-        " return dt; }")
+        " return dt; }"
+    )
     page.dispatch_event("#drop", "drop", {"dataTransfer": handle})
     for name in ("one.txt", "two.txt"):
         page.locator(f'li.upload[data-name="{name}"][data-state="done"]').wait_for()
     assert Api(live_server.url, token).names() == ["one.txt", "two.txt"]
 
 
-def test_keyboard_and_phone_width(page: Any, live_server: LiveServer, token: str,
-                                  tmp_path: Path) -> None:
+def test_keyboard_and_phone_width(page: Any, live_server: LiveServer, token: str, tmp_path: Path) -> None:
     store(live_server, token, {"phone/" + "long-name-" * 8 + ".bin": b"x"}, tmp_path)
     page.set_viewport_size({"width": 360, "height": 740})
     page.goto(live_server.url + "/")

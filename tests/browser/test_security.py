@@ -17,19 +17,19 @@ from tests.support.live_server import LiveServer
 from tests.support.api import Api
 
 # If this ever ran in the server's origin it could read the token in sessionStorage.
-EVIL_HTML = (b"<!doctype html><script>localStorage.setItem('pwned', sessionStorage.getItem("
-             b"'updl.token') || 'yes'); fetch('/pwned-by-html');</script><p>evil</p>")
-EVIL_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg"><script>fetch("/pwned-by-svg")</script>'
-            b"</svg>")
+EVIL_HTML = (
+    b"<!doctype html><script>localStorage.setItem('pwned', sessionStorage.getItem("
+    b"'updl.token') || 'yes'); fetch('/pwned-by-html');</script><p>evil</p>"
+)
+EVIL_SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>fetch("/pwned-by-svg")</script></svg>'
 EVIL_NAME = "x<img src=pwned-by-name onerror=fetch('pwned-by-name')>.txt"
 
 
-def test_uploaded_html_never_runs_in_the_page_origin(context: Any, page: Any,
-                                                      live_server: LiveServer, token: str,
-                                                      tmp_path) -> None:
+def test_uploaded_html_never_runs_in_the_page_origin(
+    context: Any, page: Any, live_server: LiveServer, token: str, tmp_path
+) -> None:
     with updl.Client(live_server.url, token) as client:
-        for name, content in (("evil.html", EVIL_HTML), ("evil.svg", EVIL_SVG),
-                              (EVIL_NAME, b"text")):
+        for name, content in (("evil.html", EVIL_HTML), ("evil.svg", EVIL_SVG), (EVIL_NAME, b"text")):
             path = tmp_path / hashlib.md5(name.encode()).hexdigest()
             path.write_bytes(content)
             client.upload(path, name)
@@ -64,8 +64,9 @@ def test_uploaded_html_never_runs_in_the_page_origin(context: Any, page: Any,
     assert page.evaluate("sessionStorage.getItem('updl.token')") == token
 
     # What makes it so, for any browser: an attachment, a sandbox, no sniffing.
-    answer = requests.get(f"{live_server.url}/files/evil.html",
-                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    answer = requests.get(
+        f"{live_server.url}/files/evil.html", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
     assert answer.headers["Content-Disposition"] == "attachment"
     assert answer.headers["Content-Type"] == "application/octet-stream"
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
@@ -106,7 +107,9 @@ def cross_origin_upload(page: Any, server_url: str, token: str, size: int) -> di
             result.error = String(err && err.message || err);
           }
           return result;
-        }""", [f"{server_url}/tus/", token, size])
+        }""",
+        [f"{server_url}/tus/", token, size],
+    )
 
 
 def expected_md5(size: int) -> str:
@@ -115,23 +118,30 @@ def expected_md5(size: int) -> str:
 
 @pytest.mark.parametrize("allow", ["origin", "*"])
 def test_cross_origin_tus_js_client_with_cors_origin(
-        page: Any, server_factory: Callable[..., LiveServer], other_origin: str,
-        allow: str) -> None:
+    page: Any, server_factory: Callable[..., LiveServer], other_origin: str, allow: str
+) -> None:
     server = server_factory("--cors-origin", other_origin if allow == "origin" else "*")
     token = server.add_user("elsewhere")
     page.goto(other_origin + "/")
     size = 600 * 1024 + 3
     result = cross_origin_upload(page, server.url, token, size)
     md5 = expected_md5(size)
-    assert result == {"uploaded": True, "etag": f'"{md5}"', "uploadMd5": md5,
-                      "getEtag": f'"{md5}"', "contentMd5": result["contentMd5"], "size": size}
+    assert result == {
+        "uploaded": True,
+        "etag": f'"{md5}"',
+        "uploadMd5": md5,
+        "getEtag": f'"{md5}"',
+        "contentMd5": result["contentMd5"],
+        "size": size,
+    }
     assert base64.b64decode(result["contentMd5"]) == bytes.fromhex(md5)
     with updl.Client(server.url, token) as client:
         assert client.info("from-elsewhere.bin").md5 == md5
 
 
 def test_cross_origin_is_blocked_without_cors_origin(
-        page: Any, server_factory: Callable[..., LiveServer], other_origin: str) -> None:
+    page: Any, server_factory: Callable[..., LiveServer], other_origin: str
+) -> None:
     plain = server_factory()  # the default: no origin allowed
     other = server_factory("--cors-origin", "http://127.0.0.1:1")  # another origin allowed
     page.goto(other_origin + "/")

@@ -43,9 +43,9 @@ def wait_state(page: Any, name: str, state: str, timeout: int = UPLOAD_TIMEOUT_M
     return row
 
 
-def test_30mb_upload_arrives_with_the_right_md5(signed_in: Any, live_server: LiveServer,
-                                                token: str, pattern, run_updl,
-                                                tmp_path: Path) -> None:
+def test_30mb_upload_arrives_with_the_right_md5(
+    signed_in: Any, live_server: LiveServer, token: str, pattern, run_updl, tmp_path: Path
+) -> None:
     source = pattern("big.bin", BIG)
     signed_in.get_by_label("Folder on the server (optional)").fill("builds/42")
     choose(signed_in, source)
@@ -59,8 +59,7 @@ def test_30mb_upload_arrives_with_the_right_md5(signed_in: Any, live_server: Liv
     # One creation and four PATCHes: the page reads the file once more to send it, no retry.
     assert len(signed_in.log.tus("POST")) == 1
     assert len(signed_in.log.tus("PATCH")) == 4
-    result = run_updl(live_server, token, "get", "builds/42/big.bin", "-o",
-                      str(tmp_path / "copy.bin"))
+    result = run_updl(live_server, token, "get", "builds/42/big.bin", "-o", str(tmp_path / "copy.bin"))
     assert result.returncode == 0, result.stderr
     assert same_bytes(tmp_path / "copy.bin", source)
     # The listing shows it once the upload is stored.
@@ -70,8 +69,9 @@ def test_30mb_upload_arrives_with_the_right_md5(signed_in: Any, live_server: Liv
     assert listed.get_attribute("data-md5") == md5_hex(source)
 
 
-def test_several_files_and_a_folder(signed_in: Any, live_server: LiveServer, token: str,
-                                    pattern, tmp_path: Path) -> None:
+def test_several_files_and_a_folder(
+    signed_in: Any, live_server: LiveServer, token: str, pattern, tmp_path: Path
+) -> None:
     one, two = pattern("one.txt", 1000), pattern("two.bin", 3 * MIB)
     empty = pattern("empty.txt", 0)
     choose(signed_in, one, two, empty)
@@ -91,8 +91,7 @@ def test_several_files_and_a_folder(signed_in: Any, live_server: LiveServer, tok
         assert client.info("tree/a/b/y.bin").md5 == md5_hex(folder / "a/b/y.bin")
 
 
-def test_reload_mid_upload_then_the_same_file_resumes(page: Any, live_server: LiveServer,
-                                                      token: str, pattern) -> None:
+def test_reload_mid_upload_then_the_same_file_resumes(page: Any, live_server: LiveServer, token: str, pattern) -> None:
     source = pattern("resume.bin", BIG)
     sign_in(page, live_server.url, token)
     # Hold the third PATCH: the server has two chunks, the page is mid-upload.
@@ -106,13 +105,12 @@ def test_reload_mid_upload_then_the_same_file_resumes(page: Any, live_server: Li
         route.continue_()
 
     page.route("**/tus/**", hold_third_patch)
-    with page.expect_request(lambda r: r.method == "PATCH"
-                             and r.headers.get("upload-offset") == str(2 * CHUNK),
-                             timeout=UPLOAD_TIMEOUT_MS) as third:
+    with page.expect_request(
+        lambda r: r.method == "PATCH" and r.headers.get("upload-offset") == str(2 * CHUNK), timeout=UPLOAD_TIMEOUT_MS
+    ) as third:
         choose(page, source)
     upload_url = third.value.url
-    head = requests.head(upload_url, headers={"Authorization": f"Bearer {token}",
-                                              "Tus-Resumable": "1.0.0"}, timeout=30)
+    head = requests.head(upload_url, headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}, timeout=30)
     assert head.status_code == 200
     assert int(head.headers["Upload-Offset"]) == 2 * CHUNK  # above zero before the reload
 
@@ -163,8 +161,9 @@ def wrong_md5_on_the_wire(page: Any, times: int) -> list[str]:
     return declared
 
 
-def test_md5_mismatch_is_refused_retried_and_never_stored(signed_in: Any, live_server: LiveServer,
-                                                          token: str, pattern) -> None:
+def test_md5_mismatch_is_refused_retried_and_never_stored(
+    signed_in: Any, live_server: LiveServer, token: str, pattern
+) -> None:
     source = pattern("mismatch.bin", 3 * MIB + 1)
     declared = wrong_md5_on_the_wire(signed_in, times=100)
     choose(signed_in, source)
@@ -177,13 +176,11 @@ def test_md5_mismatch_is_refused_retried_and_never_stored(signed_in: Any, live_s
     assert Api(live_server.url, token).names() == []
     assert signed_in.locator("#unfinished").is_hidden()  # no dead upload offered for resuming
     for url in {r.url for r in signed_in.log.tus("PATCH")}:
-        head = requests.head(url, headers={"Authorization": f"Bearer {token}",
-                                           "Tus-Resumable": "1.0.0"}, timeout=30)
+        head = requests.head(url, headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}, timeout=30)
         assert head.status_code == 404
 
 
-def test_one_mismatch_then_the_retry_is_stored(signed_in: Any, live_server: LiveServer,
-                                               token: str, pattern) -> None:
+def test_one_mismatch_then_the_retry_is_stored(signed_in: Any, live_server: LiveServer, token: str, pattern) -> None:
     source = pattern("once.bin", 2 * MIB + 3)
     declared = wrong_md5_on_the_wire(signed_in, times=1)
     choose(signed_in, source)
@@ -195,8 +192,7 @@ def test_one_mismatch_then_the_retry_is_stored(signed_in: Any, live_server: Live
         assert client.info("once.bin").md5 == md5_hex(source)
 
 
-def test_cancel_keeps_the_upload_resumable(page: Any, live_server: LiveServer, token: str,
-                                           pattern) -> None:
+def test_cancel_keeps_the_upload_resumable(page: Any, live_server: LiveServer, token: str, pattern) -> None:
     source = pattern("cancel.bin", 2 * CHUNK + 5)
     sign_in(page, live_server.url, token)
 
@@ -208,9 +204,9 @@ def test_cancel_keeps_the_upload_resumable(page: Any, live_server: LiveServer, t
         route.continue_()
 
     page.route("**/tus/**", hold_second_patch)
-    with page.expect_request(lambda r: r.method == "PATCH"
-                             and r.headers.get("upload-offset") == str(CHUNK),
-                             timeout=UPLOAD_TIMEOUT_MS) as second:
+    with page.expect_request(
+        lambda r: r.method == "PATCH" and r.headers.get("upload-offset") == str(CHUNK), timeout=UPLOAD_TIMEOUT_MS
+    ) as second:
         choose(page, source)
     upload_url = second.value.url
     # The Cancel button is labelled and works from the keyboard.
@@ -223,8 +219,7 @@ def test_cancel_keeps_the_upload_resumable(page: Any, live_server: LiveServer, t
     assert cancel.is_hidden()
     # Not terminated: the server still has the upload, at the offset it reached.
     assert page.log.tus("DELETE") == []
-    head = requests.head(upload_url, headers={"Authorization": f"Bearer {token}",
-                                              "Tus-Resumable": "1.0.0"}, timeout=30)
+    head = requests.head(upload_url, headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}, timeout=30)
     assert head.status_code == 200 and int(head.headers["Upload-Offset"]) == CHUNK
     assert page.locator('#unfinished-list li[data-name="cancel.bin"]').is_visible()
     assert Api(live_server.url, token).names() == []
@@ -246,8 +241,7 @@ def test_cancel_keeps_the_upload_resumable(page: Any, live_server: LiveServer, t
         assert client.info("cancel.bin").md5 == md5_hex(source)
 
 
-def test_cancel_while_hashing_sends_nothing(page: Any, live_server: LiveServer, token: str,
-                                            pattern) -> None:
+def test_cancel_while_hashing_sends_nothing(page: Any, live_server: LiveServer, token: str, pattern) -> None:
     source = pattern("early.bin", 1000)
     sign_in(page, live_server.url, token)
     page.route("**/web/md5-worker.js", lambda route: None)  # the worker never starts hashing

@@ -5,8 +5,9 @@ from __future__ import annotations
 from tests.support.live_server import LiveServer
 
 
-def test_url_with_a_path_is_not_an_updl_server_not_a_missing_file(live_server: LiveServer, token: str,
-                                                                  run_updl) -> None:
+def test_url_with_a_path_is_not_an_updl_server_not_a_missing_file(
+    live_server: LiveServer, token: str, run_updl
+) -> None:
     for args in (("ls",), ("get", "app.tar.gz"), ("info", "app.tar.gz")):
         result = run_updl(live_server, token, *args, url=live_server.url + "/api")
         assert result.returncode == 2, result.stderr  # a usage/configuration error, not 4 (not found)
@@ -14,7 +15,8 @@ def test_url_with_a_path_is_not_an_updl_server_not_a_missing_file(live_server: L
             f"updl: error: {live_server.url}/api does not look like an updl server: GET "
             f"{live_server.url}/api/{'files' if args[0] != 'info' else 'info'}"
             f"{'' if args[0] == 'ls' else '/app.tar.gz'} answered 404 (no such route); "
-            "--url / UPDL_URL must be the server's root URL, e.g. http://HOST:8000")
+            "--url / UPDL_URL must be the server's root URL, e.g. http://HOST:8000"
+        )
 
 
 def test_https_to_a_plain_http_server_says_so(live_server: LiveServer, token: str, run_updl) -> None:
@@ -23,7 +25,8 @@ def test_https_to_a_plain_http_server_says_so(live_server: LiveServer, token: st
     assert result.returncode == 6
     assert result.stderr.splitlines() == [
         f"updl: error: TLS handshake with {https} failed: is the server speaking HTTPS? "
-        f"For a plain-HTTP server use {live_server.url}"]
+        f"For a plain-HTTP server use {live_server.url}"
+    ]
 
 
 def test_too_large_names_the_limit_in_the_size_unit_of_the_cli(server_factory, run_updl, make_file) -> None:

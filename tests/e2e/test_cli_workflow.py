@@ -12,8 +12,9 @@ from tests.support.files import md5_hex
 from updl.cli import cli
 
 
-def test_put_ls_get_rm_through_console_script(live_server: LiveServer, token: str, make_file, run_updl,
-                                              tmp_path: Path) -> None:
+def test_put_ls_get_rm_through_console_script(
+    live_server: LiveServer, token: str, make_file, run_updl, tmp_path: Path
+) -> None:
     source = make_file("app.tar.gz", 2 * 1024 * 1024)
 
     put = run_updl(live_server, token, "--json", "put", str(source), "--name", "build/42/app.tar.gz")
@@ -31,7 +32,8 @@ def test_put_ls_get_rm_through_console_script(live_server: LiveServer, token: st
     assert ls.returncode == 0, ls.stderr
     rows = [json.loads(line) for line in ls.stdout.splitlines()]
     assert [(r["name"], r["size"], r["md5"]) for r in rows] == [
-        ("build/42/app.tar.gz", source.stat().st_size, md5_hex(source))]
+        ("build/42/app.tar.gz", source.stat().st_size, md5_hex(source))
+    ]
 
     get = run_updl(live_server, token, "get", "build/42/app.tar.gz", cwd=tmp_path)
     assert get.returncode == 0, get.stderr
@@ -44,8 +46,9 @@ def test_put_ls_get_rm_through_console_script(live_server: LiveServer, token: st
     assert gone.stderr.count("\n") == 1 and gone.stderr.startswith("updl: error:")
 
 
-def test_put_several_files_and_get_into_directory(live_server: LiveServer, token: str, make_file, run_updl,
-                                                  tmp_path: Path) -> None:
+def test_put_several_files_and_get_into_directory(
+    live_server: LiveServer, token: str, make_file, run_updl, tmp_path: Path
+) -> None:
     files = [make_file(f"part{i}.bin", 10_000 + i) for i in range(3)]
     put = run_updl(live_server, token, "--quiet", "put", *map(str, files))
     assert put.returncode == 0, put.stderr
@@ -57,8 +60,9 @@ def test_put_several_files_and_get_into_directory(live_server: LiveServer, token
         assert (out / source.name).read_bytes() == source.read_bytes()
 
 
-def test_exit_codes_for_auth_missing_and_unreachable(live_server: LiveServer, token: str, make_file,
-                                                     run_updl, tmp_path: Path) -> None:
+def test_exit_codes_for_auth_missing_and_unreachable(
+    live_server: LiveServer, token: str, make_file, run_updl, tmp_path: Path
+) -> None:
     assert run_updl(live_server, "updl_0000000000000000_wrong", "ls").returncode == 3
     assert run_updl(live_server, token, "get", "no/such/file", cwd=tmp_path).returncode == 4
     assert list(tmp_path.iterdir()) == []
@@ -70,8 +74,9 @@ def test_exit_codes_for_auth_missing_and_unreachable(live_server: LiveServer, to
     assert summary["summary"]["failed"] == 1
 
 
-def test_cli_in_process_with_settings_from_flags(live_server: LiveServer, token: str, make_file,
-                                                 tmp_path: Path) -> None:
+def test_cli_in_process_with_settings_from_flags(
+    live_server: LiveServer, token: str, make_file, tmp_path: Path
+) -> None:
     source = make_file("flags.bin", 4096)
     runner = CliRunner()
     put = runner.invoke(cli, ["--url", live_server.url, "--token", token, "put", str(source)])
@@ -81,15 +86,15 @@ def test_cli_in_process_with_settings_from_flags(live_server: LiveServer, token:
     assert json.loads(info.stdout)["md5"] == md5_hex(source)
 
 
-def test_get_several_names_at_once(live_server: LiveServer, token: str, make_file, run_updl,
-                                   tmp_path: Path) -> None:
+def test_get_several_names_at_once(live_server: LiveServer, token: str, make_file, run_updl, tmp_path: Path) -> None:
     files = [make_file(f"many{i}.bin", 300_000 + i) for i in range(4)]
     assert run_updl(live_server, token, "-q", "put", "--prefix", "many/", *map(str, files)).returncode == 0
     out = tmp_path / "fetched"
     out.mkdir()
 
-    got = run_updl(live_server, token, "--json", "get", "--jobs", "3", "-o", str(out),
-                   *(f"many/{f.name}" for f in files))
+    got = run_updl(
+        live_server, token, "--json", "get", "--jobs", "3", "-o", str(out), *(f"many/{f.name}" for f in files)
+    )
     assert got.returncode == 0, got.stderr
     lines = [json.loads(line) for line in got.stdout.splitlines()]
     assert lines[-1]["summary"]["downloaded"] == 4
@@ -100,10 +105,10 @@ def test_get_several_names_at_once(live_server: LiveServer, token: str, make_fil
     # One missing name: the others still arrive, every file is reported, exit 8 (partial).
     again = tmp_path / "again"
     again.mkdir()
-    partial = run_updl(live_server, token, "--json", "get", "-o", str(again),
-                       f"many/{files[0].name}", "many/not-there.bin")
+    partial = run_updl(
+        live_server, token, "--json", "get", "-o", str(again), f"many/{files[0].name}", "many/not-there.bin"
+    )
     assert partial.returncode == 8, partial.stderr
-    statuses = {line["name"]: line["status"] for line in map(json.loads, partial.stdout.splitlines())
-                if "name" in line}
+    statuses = {line["name"]: line["status"] for line in map(json.loads, partial.stdout.splitlines()) if "name" in line}
     assert statuses == {f"many/{files[0].name}": "downloaded", "many/not-there.bin": "failed"}
     assert [p.name for p in again.iterdir()] == [files[0].name]

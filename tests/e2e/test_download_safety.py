@@ -43,7 +43,8 @@ def once(action: Callable[[], None]) -> Callable[[updl.ProgressEvent], None]:
 
 @pytest.mark.parametrize("first", ["x", "x.part"])
 def test_a_file_named_like_another_downloads_part_file_cannot_take_its_place(
-        client: updl.Client, tmp_path: Path, first: str) -> None:
+    client: updl.Client, tmp_path: Path, first: str
+) -> None:
     # Issue 8 item 1: with `--jobs 2`, `x.part` finishing while `x` is in flight used to be moved
     # to `out/x`. Both orders, made deterministic by running one download inside the other.
     client.upload(_source(tmp_path, "x", BIG), "clash/x")
@@ -52,8 +53,9 @@ def test_a_file_named_like_another_downloads_part_file_cannot_take_its_place(
     out.mkdir()
     second = "x.part" if first == "x" else "x"
     with updl.Client(client.settings.url, client.settings.token) as other:
-        client.download(f"clash/{first}", out / first,
-                        on_progress=once(lambda: other.download(f"clash/{second}", out / second)))
+        client.download(
+            f"clash/{first}", out / first, on_progress=once(lambda: other.download(f"clash/{second}", out / second))
+        )
     assert (out / "x").read_bytes() == BIG and (out / "x.part").read_bytes() == OTHER
     assert sorted(p.name for p in out.iterdir()) == ["x", "x.part"]
 
@@ -79,7 +81,8 @@ def test_the_final_rename_moves_only_the_file_it_wrote(client: updl.Client, tmp_
 
 
 def test_get_prefix_jobs_2_with_x_and_x_part_on_the_server(
-        live_server: LiveServer, token: str, client: updl.Client, run_updl, tmp_path: Path) -> None:
+    live_server: LiveServer, token: str, client: updl.Client, run_updl, tmp_path: Path
+) -> None:
     client.upload(_source(tmp_path, "x", BIG), "clash/x")
     client.upload(_source(tmp_path, "x.part", OTHER), "clash/x.part")
     out = tmp_path / "out"
@@ -89,8 +92,9 @@ def test_get_prefix_jobs_2_with_x_and_x_part_on_the_server(
     assert sorted(p.name for p in out.iterdir()) == ["x", "x.part"]
 
 
-def test_a_users_own_x_part_is_never_touched(live_server: LiveServer, token: str, client: updl.Client,
-                                             run_updl, tmp_path: Path) -> None:
+def test_a_users_own_x_part_is_never_touched(
+    live_server: LiveServer, token: str, client: updl.Client, run_updl, tmp_path: Path
+) -> None:
     client.upload(_source(tmp_path, "x", BIG), "mine/x")
     out = tmp_path / "out"
     out.mkdir()
@@ -111,8 +115,8 @@ def victim(tmp_path: Path) -> Path:
 
 
 def test_a_symlink_at_the_old_part_name_does_not_escape_the_output_directory(
-        live_server: LiveServer, token: str, client: updl.Client, run_updl, tmp_path: Path,
-        victim: Path) -> None:
+    live_server: LiveServer, token: str, client: updl.Client, run_updl, tmp_path: Path, victim: Path
+) -> None:
     # Issue 8 item 2, as reported.
     client.upload(_source(tmp_path, "r", OTHER), "p/report.txt")
     out = tmp_path / "out"
@@ -126,7 +130,8 @@ def test_a_symlink_at_the_old_part_name_does_not_escape_the_output_directory(
 
 
 def test_a_part_file_swapped_for_a_symlink_is_not_followed_on_resume(
-        client: updl.Client, tmp_path: Path, victim: Path) -> None:
+    client: updl.Client, tmp_path: Path, victim: Path
+) -> None:
     client.upload(_source(tmp_path, "x", BIG), "x")
     out = tmp_path / "out"
 
@@ -145,7 +150,8 @@ def test_a_part_file_swapped_for_a_symlink_is_not_followed_on_resume(
 
 
 def test_a_symlink_at_the_destination_is_replaced_not_written_through(
-        client: updl.Client, tmp_path: Path, victim: Path) -> None:
+    client: updl.Client, tmp_path: Path, victim: Path
+) -> None:
     client.upload(_source(tmp_path, "x", OTHER), "x")
     link = tmp_path / "link"
     link.symlink_to(victim)
@@ -155,7 +161,8 @@ def test_a_symlink_at_the_destination_is_replaced_not_written_through(
 
 
 def test_a_directory_swapped_for_a_symlink_after_planning_is_refused(
-        client: updl.Client, tmp_path: Path, victim: Path) -> None:
+    client: updl.Client, tmp_path: Path, victim: Path
+) -> None:
     client.upload(_source(tmp_path, "x", OTHER), "p/sub/x")
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)
@@ -177,8 +184,7 @@ def test_missing_directories_are_created(client: updl.Client, tmp_path: Path) ->
     assert (tmp_path / "dir" / "app.tar.gz").read_bytes() == OTHER
 
 
-def test_a_local_failure_names_the_destination_not_the_temporary_file(
-        client: updl.Client, tmp_path: Path) -> None:
+def test_a_local_failure_names_the_destination_not_the_temporary_file(client: updl.Client, tmp_path: Path) -> None:
     client.upload(_source(tmp_path, "x", BIG), "x")
     target = tmp_path / "x"
     with pytest.raises(IsADirectoryError) as failure:  # a directory appears there meanwhile

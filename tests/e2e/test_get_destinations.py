@@ -16,8 +16,9 @@ def _upload(live_server: LiveServer, token: str, run_updl, make_file, *names: st
     return stored
 
 
-def test_one_name_into_a_missing_directory_with_a_slash(live_server: LiveServer, token: str, run_updl,
-                                                        make_file, tmp_path: Path) -> None:
+def test_one_name_into_a_missing_directory_with_a_slash(
+    live_server: LiveServer, token: str, run_updl, make_file, tmp_path: Path
+) -> None:
     stored = _upload(live_server, token, run_updl, make_file, "build/42/app.tar.gz")
     work = tmp_path / "work"
     work.mkdir()
@@ -30,12 +31,15 @@ def test_one_name_into_a_missing_directory_with_a_slash(live_server: LiveServer,
     assert (work / "copy").read_bytes() == stored["build/42/app.tar.gz"]
 
 
-def test_several_names_and_prefix_create_the_directory(live_server: LiveServer, token: str, run_updl,
-                                                       make_file, tmp_path: Path) -> None:
+def test_several_names_and_prefix_create_the_directory(
+    live_server: LiveServer, token: str, run_updl, make_file, tmp_path: Path
+) -> None:
     stored = _upload(live_server, token, run_updl, make_file, "t/a.bin", "t/b.bin")
-    for args, out in [(("t/a.bin", "t/b.bin", "-o", "newdir/"), "newdir"),
-                      (("t/a.bin", "t/b.bin", "-o", "other/new"), "other/new"),
-                      (("--prefix", "t/", "-o", "newtree/"), "newtree")]:
+    for args, out in [
+        (("t/a.bin", "t/b.bin", "-o", "newdir/"), "newdir"),
+        (("t/a.bin", "t/b.bin", "-o", "other/new"), "other/new"),
+        (("--prefix", "t/", "-o", "newtree/"), "newtree"),
+    ]:
         get = run_updl(live_server, token, "get", *args, cwd=tmp_path)
         assert get.returncode == 0, get.stderr
         assert (tmp_path / out / "a.bin").read_bytes() == stored["t/a.bin"]

@@ -20,7 +20,8 @@ def proxy_for(server: LiveServer, mode: Literal["once", "always"]) -> Relay:
 
 
 def test_upload_corrupted_once_is_retried_and_stored_intact(
-        live_server: LiveServer, token: str, make_file, tmp_path: Path) -> None:
+    live_server: LiveServer, token: str, make_file, tmp_path: Path
+) -> None:
     source = make_file(size=512 * 1024)
     proxy = proxy_for(live_server, "once")
     retries: list[object] = []
@@ -40,12 +41,14 @@ def test_upload_corrupted_once_is_retried_and_stored_intact(
 
 
 def test_cli_upload_corrupted_every_time_exits_5_and_stores_nothing(
-        live_server: LiveServer, token: str, make_file, run_updl) -> None:
+    live_server: LiveServer, token: str, make_file, run_updl
+) -> None:
     source = make_file(size=128 * 1024)
     proxy = proxy_for(live_server, "always")
     try:
-        result = run_updl(live_server, token, "put", str(source), "--name", "always-bad", "--retries", "2",
-                          url=proxy.url)
+        result = run_updl(
+            live_server, token, "put", str(source), "--name", "always-bad", "--retries", "2", url=proxy.url
+        )
     finally:
         proxy.close()
 
@@ -58,14 +61,18 @@ def test_cli_upload_corrupted_every_time_exits_5_and_stores_nothing(
 
 
 def test_corrupt_blob_on_server_disk_fails_download_and_leaves_no_file(
-        server_factory, make_file, run_updl, tmp_path: Path) -> None:
+    server_factory, make_file, run_updl, tmp_path: Path
+) -> None:
     server = server_factory()
     token = server.add_user("alice")
     source = make_file(size=200 * 1024)
     assert run_updl(server, token, "put", str(source), "--name", "victim").returncode == 0
 
-    blobs = [p for p in (server.data_dir / "blobs").rglob("*")
-             if p.is_file() and "tmp" not in p.relative_to(server.data_dir / "blobs").parts]
+    blobs = [
+        p
+        for p in (server.data_dir / "blobs").rglob("*")
+        if p.is_file() and "tmp" not in p.relative_to(server.data_dir / "blobs").parts
+    ]
     assert len(blobs) == 1
     data = bytearray(blobs[0].read_bytes())
     data[1000] ^= 0xFF
@@ -79,15 +86,17 @@ def test_corrupt_blob_on_server_disk_fails_download_and_leaves_no_file(
     assert list(out_dir.iterdir()) == []
 
 
-def test_sdk_download_mismatch_raises_and_keeps_existing_destination(
-        server_factory, make_file, tmp_path: Path) -> None:
+def test_sdk_download_mismatch_raises_and_keeps_existing_destination(server_factory, make_file, tmp_path: Path) -> None:
     server = server_factory()
     token = server.add_user("bob")
     source = make_file(size=64 * 1024)
     with updl.Client(server.url, token, sleep=lambda _s: None) as client:
         client.upload(source, "doc")
-        blob = next(p for p in (server.data_dir / "blobs").rglob("*")
-                    if p.is_file() and "tmp" not in p.relative_to(server.data_dir / "blobs").parts)
+        blob = next(
+            p
+            for p in (server.data_dir / "blobs").rglob("*")
+            if p.is_file() and "tmp" not in p.relative_to(server.data_dir / "blobs").parts
+        )
         corrupted = bytearray(blob.read_bytes())
         corrupted[0] ^= 0xFF
         blob.write_bytes(bytes(corrupted))

@@ -18,8 +18,9 @@ FLIP = bytes(b ^ 0xFF for b in range(256))
 
 def updl(server: LiveServer, token: str, *args: str, env: Environment | None = None) -> Result:
     """The CLI in-process (CliRunner), as the given user."""
-    return CliRunner().invoke(cli, ["--url", server.url, "--token", token, *args],
-                              obj=env or Environment(sleep=lambda _s: None))
+    return CliRunner().invoke(
+        cli, ["--url", server.url, "--token", token, *args], obj=env or Environment(sleep=lambda _s: None)
+    )
 
 
 class RewritingClock:
@@ -43,7 +44,8 @@ class RewritingClock:
 
 
 def test_put_of_a_file_that_keeps_changing_fails_after_the_retries_and_stores_nothing(
-        live_server: LiveServer, token: str, tmp_path: Path) -> None:
+    live_server: LiveServer, token: str, tmp_path: Path
+) -> None:
     source = tmp_path / "busy.log"
     source.write_bytes(bytes(range(256)) * 1200)
     env = Environment(sleep=lambda _s: None, clock=RewritingClock(source))
@@ -51,8 +53,10 @@ def test_put_of_a_file_that_keeps_changing_fails_after_the_retries_and_stores_no
     assert result.exit_code == 1, result.stderr
     lines = result.stderr.splitlines()
     assert sum("retrying (attempt 2 of 2)" in line for line in lines) == 1
-    assert lines[-1] == (f"updl: error: {source} changed while it was being uploaded (modified); nothing "
-                         "was stored: upload it again once it is complete (after 2 attempts)")
+    assert lines[-1] == (
+        f"updl: error: {source} changed while it was being uploaded (modified); nothing "
+        "was stored: upload it again once it is complete (after 2 attempts)"
+    )
     assert updl(live_server, token, "info", "busy.log").exit_code == 4
 
 
@@ -72,46 +76,55 @@ def json_rows(stdout: str) -> tuple[dict[str, dict], dict]:
 
 
 def test_put_r_does_not_follow_symlinks_out_of_the_tree_and_says_so(
-        live_server: LiveServer, token: str, tmp_path: Path, monkeypatch) -> None:
+    live_server: LiveServer, token: str, tmp_path: Path, monkeypatch
+) -> None:
     symlinked_tree(tmp_path)
     monkeypatch.chdir(tmp_path)
     put = updl(live_server, token, "--json", "put", "-r", "dist", "--prefix", "b")
     assert put.exit_code == 0, put.stderr
     rows, summary = json_rows(put.stdout)
     assert {name: row["status"] for name, row in rows.items()} == {
-        "b/dist/a.whl": "uploaded", "b/dist/key_link": "skipped", "b/dist/linked": "skipped"}
+        "b/dist/a.whl": "uploaded",
+        "b/dist/key_link": "skipped",
+        "b/dist/linked": "skipped",
+    }
     assert rows["b/dist/key_link"]["reason"] == (
-        "symlink to ../secret/id_rsa: not followed without -L/--follow-symlinks")
+        "symlink to ../secret/id_rsa: not followed without -L/--follow-symlinks"
+    )
     assert (summary["uploaded"], summary["skipped"], summary["failed"]) == (1, 2, 0)
     listed = updl(live_server, token, "--json", "ls", "b/")
     assert [json.loads(line)["name"] for line in listed.stdout.splitlines()] == ["b/dist/a.whl"]
     human = updl(live_server, token, "put", "-r", "dist", "--prefix", "h")
     assert human.exit_code == 0, human.stderr
-    assert ("skipped h/dist/key_link (symlink to ../secret/id_rsa: not followed without "
-            "-L/--follow-symlinks)") in human.output  # stdout or stderr: the CLI's choice
+    assert (
+        "skipped h/dist/key_link (symlink to ../secret/id_rsa: not followed without -L/--follow-symlinks)"
+    ) in human.output  # stdout or stderr: the CLI's choice
 
 
-def test_put_r_follow_symlinks_uploads_their_targets(live_server: LiveServer, token: str, tmp_path: Path,
-                                                     monkeypatch) -> None:
+def test_put_r_follow_symlinks_uploads_their_targets(
+    live_server: LiveServer, token: str, tmp_path: Path, monkeypatch
+) -> None:
     symlinked_tree(tmp_path)
     monkeypatch.chdir(tmp_path)
     put = updl(live_server, token, "--json", "put", "-r", "-L", "dist")
     assert put.exit_code == 0, put.stderr
     rows, _ = json_rows(put.stdout)
     assert {name: row["status"] for name, row in rows.items()} == {
-        "dist/a.whl": "uploaded", "dist/key_link": "uploaded", "dist/linked/id_rsa": "uploaded"}
+        "dist/a.whl": "uploaded",
+        "dist/key_link": "uploaded",
+        "dist/linked/id_rsa": "uploaded",
+    }
     assert rows["dist/key_link"]["md5"] == rows["dist/linked/id_rsa"]["md5"] == md5_hex(tmp_path / "secret/id_rsa")
 
 
-def test_a_missing_file_fails_alone_in_put_and_in_get(live_server: LiveServer, token: str, run_updl,
-                                                      tmp_path: Path) -> None:
+def test_a_missing_file_fails_alone_in_put_and_in_get(
+    live_server: LiveServer, token: str, run_updl, tmp_path: Path
+) -> None:
     """Same rule both ways: the missing one is reported failed, the others are transferred, exit 8."""
     (tmp_path / "fresh.bin").write_bytes(b"fresh\n")
     (tmp_path / "out").mkdir()
-    put = run_updl(live_server, token, "--json", "put", "nosuch.bin", "fresh.bin", "--prefix", "m",
-                   cwd=tmp_path)
-    get = run_updl(live_server, token, "--json", "get", "m/nosuch.bin", "m/fresh.bin", "-o", "out",
-                   cwd=tmp_path)
+    put = run_updl(live_server, token, "--json", "put", "nosuch.bin", "fresh.bin", "--prefix", "m", cwd=tmp_path)
+    get = run_updl(live_server, token, "--json", "get", "m/nosuch.bin", "m/fresh.bin", "-o", "out", cwd=tmp_path)
     for result, done in ((put, "uploaded"), (get, "downloaded")):
         assert result.returncode == 8, result.stderr
         rows, summary = json_rows(result.stdout)
@@ -134,16 +147,21 @@ def rows_error(result, name: str) -> str:
     return json_rows(result.stdout)[0][name]["error"]
 
 
-def test_when_only_symlinks_were_found_they_are_reported_then_no_files(live_server: LiveServer, token: str,
-                                                                       tmp_path: Path, monkeypatch) -> None:
+def test_when_only_symlinks_were_found_they_are_reported_then_no_files(
+    live_server: LiveServer, token: str, tmp_path: Path, monkeypatch
+) -> None:
     symlinked_tree(tmp_path)
     (tmp_path / "dist" / "a.whl").unlink()
     monkeypatch.chdir(tmp_path)
     fail = updl(live_server, token, "put", "-r", "dist")
     assert fail.exit_code == 7
     said = fail.output  # the skipped lines (wherever the CLI puts them), then the error
-    assert 0 <= said.find("skipped dist/key_link (") < said.find("skipped dist/linked (") < said.find(
-        "updl: error: no files to upload: dist")
+    assert (
+        0
+        <= said.find("skipped dist/key_link (")
+        < said.find("skipped dist/linked (")
+        < said.find("updl: error: no files to upload: dist")
+    )
     warn = updl(live_server, token, "--json", "put", "-r", "dist", "--if-no-files", "warn")
     assert warn.exit_code == 0
     rows, summary = json_rows(warn.stdout)
@@ -151,8 +169,9 @@ def test_when_only_symlinks_were_found_they_are_reported_then_no_files(live_serv
     assert (summary["uploaded"], summary["skipped"]) == (0, 2)
 
 
-def test_get_goes_on_past_a_name_the_server_refuses(live_server: LiveServer, token: str, run_updl,
-                                                    tmp_path: Path) -> None:
+def test_get_goes_on_past_a_name_the_server_refuses(
+    live_server: LiveServer, token: str, run_updl, tmp_path: Path
+) -> None:
     """Planning asks the server about each NAME; a refusal (400) is that name's failure, not the batch's."""
     (tmp_path / "fresh.bin").write_bytes(b"fresh\n")
     assert run_updl(live_server, token, "-q", "put", "fresh.bin", cwd=tmp_path).returncode == 0
@@ -162,6 +181,5 @@ def test_get_goes_on_past_a_name_the_server_refuses(live_server: LiveServer, tok
     rows, summary = json_rows(get.stdout)
     assert (rows["fresh.bin"]["status"], rows["a//b"]["status"]) == ("downloaded", "failed")
     assert (tmp_path / "out" / "fresh.bin").read_bytes() == b"fresh\n"
-    wrong = run_updl(live_server, "updl_0000000000000000_wrong", "get", "fresh.bin", "a//b", "-o", "out",
-                     cwd=tmp_path)
+    wrong = run_updl(live_server, "updl_0000000000000000_wrong", "get", "fresh.bin", "a//b", "-o", "out", cwd=tmp_path)
     assert wrong.returncode == 3  # but a refused token would fail every name: it still stops at once

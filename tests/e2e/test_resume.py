@@ -25,7 +25,6 @@ DOWNLOAD_SIZE = 8 * MIB
 WAIT = 30.0
 
 
-
 _users = iter(range(1, 1000))
 
 
@@ -55,9 +54,15 @@ def updl(tmp_path: Path, relay: Relay, server: LiveServer) -> Callable[..., subp
 
     def start(*args: str, text: bool = True) -> subprocess.Popen[str]:
         env = clean_env(UPDL_URL=relay.url, UPDL_TOKEN=token, UPDL_CONFIG=str(config))
-        return subprocess.Popen([console_script("updl"), *args], env=env, cwd=tmp_path,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=text)
+        return subprocess.Popen(
+            [console_script("updl"), *args],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=text,
+        )
 
     start.token = token  # type: ignore[attr-defined]
     return start
@@ -81,20 +86,19 @@ def server_offset(server: LiveServer, token: str) -> int:
     if not entries:
         return 0
     url = next(iter(entries.values()))["url"]
-    response = requests.head(f"{server.url}{url}", timeout=10, headers={
-        "Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"})
+    response = requests.head(
+        f"{server.url}{url}", timeout=10, headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    )
     return int(response.headers.get("Upload-Offset", 0))
 
 
 def stored_md5(server: LiveServer, token: str, name: str) -> str:
-    response = requests.get(f"{server.url}/files/{name}", timeout=30,
-                            headers={"Authorization": f"Bearer {token}"})
+    response = requests.get(f"{server.url}/files/{name}", timeout=30, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     return hashlib.md5(response.content).hexdigest()
 
 
-def interrupted_put(updl: Callable[..., subprocess.Popen[str]], relay: Relay, server: LiveServer,
-                    source: Path) -> int:
+def interrupted_put(updl: Callable[..., subprocess.Popen[str]], relay: Relay, server: LiveServer, source: Path) -> int:
     """Start `updl put`, let it send some chunks, stall it and kill it; return the server's offset."""
     relay.stall_up_after = 5 * MIB
     process = updl("put", str(source), "--resumable-threshold", "16MiB")
@@ -108,9 +112,9 @@ def interrupted_put(updl: Callable[..., subprocess.Popen[str]], relay: Relay, se
     return offset
 
 
-def test_put_resumes_after_the_client_is_killed(updl: Callable[..., subprocess.Popen[str]],
-                                               relay: Relay, server: LiveServer,
-                                               make_file: Callable[..., Path]) -> None:
+def test_put_resumes_after_the_client_is_killed(
+    updl: Callable[..., subprocess.Popen[str]], relay: Relay, server: LiveServer, make_file: Callable[..., Path]
+) -> None:
     source = make_file("big.bin", UPLOAD_SIZE)
     offset = interrupted_put(updl, relay, server, source)
     code, _, err = finish(updl("put", str(source), "--resumable-threshold", "16MiB"))
@@ -123,9 +127,9 @@ def test_put_resumes_after_the_client_is_killed(updl: Callable[..., subprocess.P
 
 
 @pytest.mark.own_server
-def test_put_resumes_after_a_server_crash(updl: Callable[..., subprocess.Popen[str]], relay: Relay,
-                                          server: LiveServer,
-                                          make_file: Callable[..., Path]) -> None:
+def test_put_resumes_after_a_server_crash(
+    updl: Callable[..., subprocess.Popen[str]], relay: Relay, server: LiveServer, make_file: Callable[..., Path]
+) -> None:
     source = make_file("big.bin", UPLOAD_SIZE)
     interrupted_put(updl, relay, server, source)
     server.stop(kill=True)  # kill -9: staged bytes past the catalog's offset stay behind
@@ -137,9 +141,9 @@ def test_put_resumes_after_a_server_crash(updl: Callable[..., subprocess.Popen[s
     assert stored_md5(server, updl.token, "big.bin") == md5_hex(source)  # type: ignore[attr-defined]
 
 
-def test_small_files_still_go_in_one_request(updl: Callable[..., subprocess.Popen[str]],
-                                             relay: Relay, server: LiveServer,
-                                             make_file: Callable[..., Path]) -> None:
+def test_small_files_still_go_in_one_request(
+    updl: Callable[..., subprocess.Popen[str]], relay: Relay, server: LiveServer, make_file: Callable[..., Path]
+) -> None:
     source = make_file("small.bin", 100_000)
     staging = server.data_dir / "blobs" / "staging"
     before = set(staging.iterdir()) if staging.exists() else set()
@@ -150,14 +154,17 @@ def test_small_files_still_go_in_one_request(updl: Callable[..., subprocess.Pope
 
 
 def store(server: LiveServer, token: str, source: Path) -> None:
-    response = requests.put(f"{server.url}/files/data.bin", data=source.read_bytes(), timeout=30,
-                            headers={"Authorization": f"Bearer {token}"})
+    response = requests.put(
+        f"{server.url}/files/data.bin",
+        data=source.read_bytes(),
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 200, response.text
 
 
 @pytest.fixture
-def remote(updl: Callable[..., subprocess.Popen[str]], server: LiveServer,
-           make_file: Callable[..., Path]) -> Path:
+def remote(updl: Callable[..., subprocess.Popen[str]], server: LiveServer, make_file: Callable[..., Path]) -> Path:
     """An 8 MiB file stored as 'data.bin'."""
     source = make_file("data.bin", DOWNLOAD_SIZE)
     store(server, updl.token, source)  # type: ignore[attr-defined]
@@ -176,8 +183,9 @@ def cut_get(updl: Callable[..., subprocess.Popen[str]], relay: Relay, tmp_path: 
     return part
 
 
-def test_get_resumes_from_the_part_file(updl: Callable[..., subprocess.Popen[str]], relay: Relay,
-                                       remote: Path, tmp_path: Path) -> None:
+def test_get_resumes_from_the_part_file(
+    updl: Callable[..., subprocess.Popen[str]], relay: Relay, remote: Path, tmp_path: Path
+) -> None:
     part = cut_get(updl, relay, tmp_path)
     kept = part.stat().st_size
     code, _, err = finish(updl("get", "data.bin", "-o", "out.bin"))
@@ -186,9 +194,9 @@ def test_get_resumes_from_the_part_file(updl: Callable[..., subprocess.Popen[str
     assert md5_hex(tmp_path / "out.bin") == md5_hex(remote) and not part.exists()
 
 
-def test_get_restarts_when_the_file_changed(updl: Callable[..., subprocess.Popen[str]],
-                                            relay: Relay, server: LiveServer, remote: Path,
-                                            tmp_path: Path) -> None:
+def test_get_restarts_when_the_file_changed(
+    updl: Callable[..., subprocess.Popen[str]], relay: Relay, server: LiveServer, remote: Path, tmp_path: Path
+) -> None:
     part = cut_get(updl, relay, tmp_path)
     remote.write_bytes(os.urandom(DOWNLOAD_SIZE))  # a new version under the same name
     store(server, updl.token, remote)  # type: ignore[attr-defined]
@@ -198,9 +206,9 @@ def test_get_restarts_when_the_file_changed(updl: Callable[..., subprocess.Popen
     assert md5_hex(tmp_path / "out.bin") == md5_hex(remote) and not part.exists()
 
 
-def test_get_detects_a_corrupt_part_and_starts_over(updl: Callable[..., subprocess.Popen[str]],
-                                                    relay: Relay, remote: Path,
-                                                    tmp_path: Path) -> None:
+def test_get_detects_a_corrupt_part_and_starts_over(
+    updl: Callable[..., subprocess.Popen[str]], relay: Relay, remote: Path, tmp_path: Path
+) -> None:
     part = cut_get(updl, relay, tmp_path)
     kept = part.stat().st_size
     with open(part, "r+b") as f:
@@ -216,8 +224,8 @@ def test_get_detects_a_corrupt_part_and_starts_over(updl: Callable[..., subproce
 
 
 def test_a_second_get_to_the_same_destination_is_refused(
-        updl: Callable[..., subprocess.Popen[str]], remote: Path,
-        relay: Relay, tmp_path: Path) -> None:
+    updl: Callable[..., subprocess.Popen[str]], remote: Path, relay: Relay, tmp_path: Path
+) -> None:
     part = cut_get(updl, relay, tmp_path)
     with open(part, "rb") as held:  # as a running `updl get` to out.bin holds it
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
@@ -226,8 +234,7 @@ def test_a_second_get_to_the_same_destination_is_refused(
     assert not (tmp_path / "out.bin").exists()
 
 
-def test_stdout_download_is_unchanged(updl: Callable[..., subprocess.Popen[str]], remote: Path,
-                                      tmp_path: Path) -> None:
+def test_stdout_download_is_unchanged(updl: Callable[..., subprocess.Popen[str]], remote: Path, tmp_path: Path) -> None:
     process = updl("get", "data.bin", "-o", "-", text=False)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err

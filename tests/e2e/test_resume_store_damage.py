@@ -13,14 +13,16 @@ OTHER = b"\xff" * 5000
 
 
 def test_a_damaged_resume_store_is_ignored_with_one_warning(
-        live_server: LiveServer, token: str, run_updl, tmp_path: Path) -> None:
+    live_server: LiveServer, token: str, run_updl, tmp_path: Path
+) -> None:
     # Issue 8 item 7: a store that parses as JSON but holds nonsense broke every `updl get`.
     with updl.Client(live_server.url, token) as client:
         client.upload(_source(tmp_path, "x", OTHER), "x")
     store = Path(os.environ["XDG_CACHE_HOME"]) / "updl" / "resume.json"
     store.parent.mkdir(parents=True, exist_ok=True)
-    store.write_text(json.dumps({"version": 1, "uploads": {"k": {"url": "/tus/1", "expires": "soon"}},
-                                 "downloads": {}}))
+    store.write_text(
+        json.dumps({"version": 1, "uploads": {"k": {"url": "/tus/1", "expires": "soon"}}, "downloads": {}})
+    )
     result = run_updl(live_server, token, "get", "x", "-o", str(tmp_path / "x.out"))
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("updl: warning:")]

@@ -77,7 +77,8 @@ def client(live_server: LiveServer, token: str) -> Iterator[updl.Client]:
 
 @pytest.mark.parametrize("change", CHANGES)
 def test_multipart_upload_of_a_changing_file_is_refused_and_nothing_stored(
-        client: updl.Client, source: Path, change: str) -> None:
+    client: updl.Client, source: Path, change: str
+) -> None:
     with pytest.raises(updl.SourceChangedError, match="changed while"):
         client.upload(source, "changing.bin", on_progress=change_once(source, CHANGES[change]))
     with pytest.raises(updl.NotFoundError):
@@ -99,23 +100,25 @@ def test_an_open_file_object_that_changes_is_refused_too(client: updl.Client, so
         client.info("object.bin")
 
 
-def test_a_retry_rereads_the_file_and_stores_its_new_content(live_server: LiveServer, token: str,
-                                                             source: Path, tmp_path: Path) -> None:
+def test_a_retry_rereads_the_file_and_stores_its_new_content(
+    live_server: LiveServer, token: str, source: Path, tmp_path: Path
+) -> None:
     retried: list[updl.RetryEvent] = []
     with updl.Client(live_server.url, token, retry=updl.RetryPolicy(retries=1), sleep=lambda _s: None) as c:
-        info = c.upload(source, "retried.bin", on_progress=change_once(source, rewrite),
-                        on_retry=retried.append)
+        info = c.upload(source, "retried.bin", on_progress=change_once(source, rewrite), on_retry=retried.append)
         c.download("retried.bin", tmp_path / "back.bin")
     assert [type(e.error) for e in retried] == [updl.SourceChangedError]
     assert info.md5 == md5_hex(source) == md5_hex(tmp_path / "back.bin")
 
 
 @pytest.mark.parametrize("retries", [0, 1])
-def test_resumable_upload_of_a_changing_file(live_server: LiveServer, token: str, source: Path,
-                                             tmp_path: Path, retries: int) -> None:
+def test_resumable_upload_of_a_changing_file(
+    live_server: LiveServer, token: str, source: Path, tmp_path: Path, retries: int
+) -> None:
     """tus: refused before the last PATCH; a retry starts a new upload of the new content."""
-    settings = dataclasses.replace(load_settings(live_server.url, token), resumable_threshold=0,
-                                   resumable_chunk_size=256 * 1024)
+    settings = dataclasses.replace(
+        load_settings(live_server.url, token), resumable_threshold=0, resumable_chunk_size=256 * 1024
+    )
     with updl.Client(settings=settings, retry=updl.RetryPolicy(retries=retries), sleep=lambda _s: None) as c:
         upload = lambda: c.upload(source, "tus.bin", on_progress=change_once(source, rewrite))  # noqa: E731
         if retries == 0:

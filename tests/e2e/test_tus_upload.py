@@ -65,8 +65,9 @@ def bytes_read(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], list[int]]:
 @pytest.fixture
 def client(live_server: LiveServer, token: str) -> Iterator[updl.Client]:
     """A client that sends every file over tus in 1 MiB PATCHes, without retrying."""
-    settings = dataclasses.replace(load_settings(live_server.url, token),
-                                   resumable_threshold=0, resumable_chunk_size=MIB)
+    settings = dataclasses.replace(
+        load_settings(live_server.url, token), resumable_threshold=0, resumable_chunk_size=MIB
+    )
     with updl.Client(settings=settings) as made:
         yield made
 
@@ -74,8 +75,11 @@ def client(live_server: LiveServer, token: str) -> Iterator[updl.Client]:
 Request = Callable[..., requests.Response]
 
 
-def spy(monkeypatch: pytest.MonkeyPatch, client: updl.Client,
-        wrap: Callable[[Request, str, str, dict[str, Any]], requests.Response]) -> list[str]:
+def spy(
+    monkeypatch: pytest.MonkeyPatch,
+    client: updl.Client,
+    wrap: Callable[[Request, str, str, dict[str, Any]], requests.Response],
+) -> list[str]:
     """Route the client's requests through ``wrap(send, method, path, kwargs)``; log them."""
     transport = client._transport
     send: Request = type(transport).request.__get__(transport)  # unwrapped, even when re-spied
@@ -97,9 +101,12 @@ def is_final_patch(method: str, kwargs: dict[str, Any]) -> bool:
     return method == "PATCH" and "Upload-Md5" in kwargs.get("headers", {})
 
 
-def test_a_fresh_upload_reads_the_file_once(client: updl.Client, make_file: Callable[..., Path],
-                                            bytes_read: Callable[[Path], list[int]],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fresh_upload_reads_the_file_once(
+    client: updl.Client,
+    make_file: Callable[..., Path],
+    bytes_read: Callable[[Path], list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     source = make_file("once.bin", SIZE)
     counter = bytes_read(source)
     log = spy(monkeypatch, client, passthrough)
@@ -113,13 +120,15 @@ def test_a_fresh_upload_reads_the_file_once(client: updl.Client, make_file: Call
 
 
 def test_a_resumed_upload_hashes_the_sent_prefix_and_sends_the_rest(
-        client: updl.Client, make_file: Callable[..., Path],
-        bytes_read: Callable[[Path], list[int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    client: updl.Client,
+    make_file: Callable[..., Path],
+    bytes_read: Callable[[Path], list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     source = make_file("resumed.bin", SIZE)
     patches = 0
 
-    def drop_after_two(send: Request, method: str, path: str,
-                       kwargs: dict[str, Any]) -> requests.Response:
+    def drop_after_two(send: Request, method: str, path: str, kwargs: dict[str, Any]) -> requests.Response:
         nonlocal patches
         if method == "PATCH":
             patches += 1
@@ -138,13 +147,12 @@ def test_a_resumed_upload_hashes_the_sent_prefix_and_sends_the_rest(
     assert counter[0] == SIZE  # the 2 MiB the server has are read again, only to hash them
 
 
-def test_a_lost_last_answer_is_learned_from_head(client: updl.Client,
-                                                 make_file: Callable[..., Path],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lost_last_answer_is_learned_from_head(
+    client: updl.Client, make_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = make_file("lost.bin", SIZE)
 
-    def lose_the_last_answer(send: Request, method: str, path: str,
-                             kwargs: dict[str, Any]) -> requests.Response:
+    def lose_the_last_answer(send: Request, method: str, path: str, kwargs: dict[str, Any]) -> requests.Response:
         response = send(method, path, **kwargs)
         if is_final_patch(method, kwargs):
             raise ConnectionFailedError("killed before reading the answer")
@@ -161,13 +169,12 @@ def test_a_lost_last_answer_is_learned_from_head(client: updl.Client,
 
 
 def test_on_a_mismatch_the_server_refuses_and_the_client_deletes_nothing(
-        client: updl.Client, make_file: Callable[..., Path],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    client: updl.Client, make_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     earlier = client.upload(make_file("kept.bin", 1000), "same.bin")
     source = make_file("new.bin", SIZE)
 
-    def corrupt_the_md5(send: Request, method: str, path: str,
-                        kwargs: dict[str, Any]) -> requests.Response:
+    def corrupt_the_md5(send: Request, method: str, path: str, kwargs: dict[str, Any]) -> requests.Response:
         if is_final_patch(method, kwargs):
             kwargs["headers"] = {**kwargs["headers"], "Upload-Md5": "0" * 32}
         return send(method, path, **kwargs)
@@ -181,12 +188,15 @@ def test_on_a_mismatch_the_server_refuses_and_the_client_deletes_nothing(
 
 
 def test_another_clients_newer_version_is_left_alone(
-        client: updl.Client, live_server: LiveServer, token: str,
-        make_file: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    client: updl.Client,
+    live_server: LiveServer,
+    token: str,
+    make_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     source, other = make_file("mine.bin", SIZE), make_file("theirs.bin", 2000)
 
-    def race_after_completion(send: Request, method: str, path: str,
-                              kwargs: dict[str, Any]) -> requests.Response:
+    def race_after_completion(send: Request, method: str, path: str, kwargs: dict[str, Any]) -> requests.Response:
         response = send(method, path, **kwargs)
         if is_final_patch(method, kwargs):  # another client replaces the file right away
             with updl.Client(live_server.url, token) as theirs:

@@ -40,8 +40,7 @@ def pattern_file(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def stored(live_server: LiveServer, token: str, pattern_file: Callable[..., Path]
-           ) -> Callable[..., Path]:
+def stored(live_server: LiveServer, token: str, pattern_file: Callable[..., Path]) -> Callable[..., Path]:
     """``stored(name, size)``: a file uploaded with the updl SDK; returns the local original."""
 
     def store(name: str = "stored.bin", size: int = 3 * MIB + 5) -> Path:
@@ -65,9 +64,14 @@ def tus_js() -> Callable[..., dict[str, Any]]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (HERE / "node_modules" / "tus-js-client" / "package.json").exists():
             npm = require_tool("npm")
-            result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                                    cwd=HERE, capture_output=True, text=True, timeout=300,
-                                    stdin=subprocess.DEVNULL)
+            result = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=HERE,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                stdin=subprocess.DEVNULL,
+            )
             assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
 
     def run(**args: Any) -> dict[str, Any]:

@@ -13,11 +13,23 @@ from tests.support.api import url_name
 def aria2c(server: LiveServer, token: str, name: str, dest: Path, *args: str) -> str:
     """Download ``name`` to ``dest`` with aria2c; return its debug log (every request it sent)."""
     log = dest.parent / "aria2c.log"
-    result = run_tool(require_tool("aria2c"), "--quiet", "--max-tries=1", "--allow-overwrite=true",
-                      "--auto-file-renaming=false", "--log", str(log), "--log-level=debug",
-                      f"--header=Authorization: Bearer {token}",
-                      "--dir", str(dest.parent), "--out", dest.name, *args,
-                      f"{server.url}/files/{url_name(name)}")
+    result = run_tool(
+        require_tool("aria2c"),
+        "--quiet",
+        "--max-tries=1",
+        "--allow-overwrite=true",
+        "--auto-file-renaming=false",
+        "--log",
+        str(log),
+        "--log-level=debug",
+        f"--header=Authorization: Bearer {token}",
+        "--dir",
+        str(dest.parent),
+        "--out",
+        dest.name,
+        *args,
+        f"{server.url}/files/{url_name(name)}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr + log.read_text(errors="replace")
     return log.read_text(errors="replace")
 
@@ -27,8 +39,7 @@ def ranges_requested(log: str) -> list[str]:
     return re.findall(r"^Range: (bytes=\S*)", log, flags=re.MULTILINE)
 
 
-def test_aria2c_downloads_the_stored_bytes(live_server: LiveServer, token: str, stored,
-                                           tmp_path: Path) -> None:
+def test_aria2c_downloads_the_stored_bytes(live_server: LiveServer, token: str, stored, tmp_path: Path) -> None:
     source = stored("a/plain.bin", 2 * MIB + 1)
     dest = tmp_path / "out" / "plain.bin"
     dest.parent.mkdir()
@@ -37,8 +48,9 @@ def test_aria2c_downloads_the_stored_bytes(live_server: LiveServer, token: str, 
     assert same_bytes(dest, source)
 
 
-def test_aria2c_split_download_fetches_several_ranges(live_server: LiveServer, token: str,
-                                                          stored, tmp_path: Path) -> None:
+def test_aria2c_split_download_fetches_several_ranges(
+    live_server: LiveServer, token: str, stored, tmp_path: Path
+) -> None:
     source = stored("split.bin", 8 * MIB + 3)
     dest = tmp_path / "out" / "split.bin"
     dest.parent.mkdir()
@@ -51,8 +63,7 @@ def test_aria2c_split_download_fetches_several_ranges(live_server: LiveServer, t
     assert starts - {0}, f"expected ranged requests for later segments, got {sorted(starts)}"
 
 
-def test_aria2c_continues_a_partial_download(live_server: LiveServer, token: str, stored,
-                                             tmp_path: Path) -> None:
+def test_aria2c_continues_a_partial_download(live_server: LiveServer, token: str, stored, tmp_path: Path) -> None:
     source = stored("cont.bin", 3 * MIB + 5)
     dest = tmp_path / "out" / "cont.bin"
     dest.parent.mkdir()

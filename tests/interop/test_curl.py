@@ -79,18 +79,26 @@ def b64(md5: str) -> str:
 
 
 def test_multipart_upload_as_the_readme_shows_then_updl_get(
-        live_server: LiveServer, token: str, pattern_file, run_updl, tmp_path: Path) -> None:
+    live_server: LiveServer, token: str, pattern_file, run_updl, tmp_path: Path
+) -> None:
     source = pattern_file("app.tar.gz", 2 * MIB + 7)
     # As README.md shows:
     # curl -H "Authorization: Bearer $UPDL_TOKEN" -F file=@app.tar.gz -F md5=... $UPDL_URL/upload
-    result = run_tool(require_tool("curl"), "-sS", "--fail-with-body",
-                      "-H", f"Authorization: Bearer {token}",
-                      "-F", f"file=@{source}", "-F", f"md5={md5_hex(source)}",
-                      f"{live_server.url}/upload")
+    result = run_tool(
+        require_tool("curl"),
+        "-sS",
+        "--fail-with-body",
+        "-H",
+        f"Authorization: Bearer {token}",
+        "-F",
+        f"file=@{source}",
+        "-F",
+        f"md5={md5_hex(source)}",
+        f"{live_server.url}/upload",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     info = json.loads(result.stdout)
-    assert (info["name"], info["size"], info["md5"]) == ("app.tar.gz", source.stat().st_size,
-                                                         md5_hex(source))
+    assert (info["name"], info["size"], info["md5"]) == ("app.tar.gz", source.stat().st_size, md5_hex(source))
 
     dest = tmp_path / "out" / "app.tar.gz"
     dest.parent.mkdir()
@@ -100,10 +108,12 @@ def test_multipart_upload_as_the_readme_shows_then_updl_get(
 
 
 def test_multipart_name_part_overrides_the_filename(
-        live_server: LiveServer, curl: Curl, pattern_file, api: Api, tmp_path: Path) -> None:
+    live_server: LiveServer, curl: Curl, pattern_file, api: Api, tmp_path: Path
+) -> None:
     source = pattern_file("local.bin", 70_000)
-    reply = curl("/upload", "-F", "name=builds/42/app.bin", "-F", f"file=@{source}",
-                 "-F", f"md5={md5_hex(source).upper()}")
+    reply = curl(
+        "/upload", "-F", "name=builds/42/app.bin", "-F", f"file=@{source}", "-F", f"md5={md5_hex(source).upper()}"
+    )
     assert reply.status == 200
     assert reply.json()["name"] == "builds/42/app.bin"
     assert api.names() == ["builds/42/app.bin"]
@@ -111,37 +121,45 @@ def test_multipart_name_part_overrides_the_filename(
     assert same_bytes(tmp_path / "copy", source)
 
 
-def test_multipart_with_a_wrong_md5_is_409_json_and_nothing_is_stored(
-        curl: Curl, pattern_file, api: Api) -> None:
+def test_multipart_with_a_wrong_md5_is_409_json_and_nothing_is_stored(curl: Curl, pattern_file, api: Api) -> None:
     source = pattern_file("bad.bin", MIB)
     wrong = flipped(md5_hex(source))
     reply = curl("/upload", "-F", f"file=@{source}", "-F", f"md5={wrong}")
     assert reply.status == 409
-    assert reply.json() == {"error": "checksum failed - please attempt reuploading",
-                            "expected": wrong, "actual": md5_hex(source)}
+    assert reply.json() == {
+        "error": "checksum failed - please attempt reuploading",
+        "expected": wrong,
+        "actual": md5_hex(source),
+    }
     assert api.names() == []
 
 
 @pytest.mark.parametrize("stdin", [False, True], ids=["T-file", "T-stdin-chunked"])
-def test_put_with_curl_T(live_server: LiveServer, curl: Curl, pattern_file, api: Api,
-                         tmp_path: Path, stdin: bool) -> None:
+def test_put_with_curl_T(
+    live_server: LiveServer, curl: Curl, pattern_file, api: Api, tmp_path: Path, stdin: bool
+) -> None:
     source = pattern_file("put.bin", MIB + 1)
     # `-T -` reads stdin, so curl sends it chunked (no Content-Length): the server must stream it.
-    reply = curl(f"/files/{url_name('dir/put.bin')}", "-T", "-" if stdin else str(source),
-                 "-H", f"Content-MD5: {b64(md5_hex(source))}", stdin=source if stdin else None)
+    reply = curl(
+        f"/files/{url_name('dir/put.bin')}",
+        "-T",
+        "-" if stdin else str(source),
+        "-H",
+        f"Content-MD5: {b64(md5_hex(source))}",
+        stdin=source if stdin else None,
+    )
     assert reply.status == 200
     info = reply.json()
-    assert (info["name"], info["size"], info["md5"]) == ("dir/put.bin", source.stat().st_size,
-                                                         md5_hex(source))
+    assert (info["name"], info["size"], info["md5"]) == ("dir/put.bin", source.stat().st_size, md5_hex(source))
     sdk_download(live_server, api.token, "dir/put.bin", tmp_path / "copy")
     assert same_bytes(tmp_path / "copy", source)
 
 
-def test_put_with_a_wrong_content_md5_is_409_json_and_nothing_is_stored(
-        curl: Curl, pattern_file, api: Api) -> None:
+def test_put_with_a_wrong_content_md5_is_409_json_and_nothing_is_stored(curl: Curl, pattern_file, api: Api) -> None:
     source = pattern_file("bad-put.bin", MIB)
-    reply = curl(f"/files/{url_name('bad-put.bin')}", "-T", str(source),
-                 "-H", f"Content-MD5: {b64(flipped(md5_hex(source)))}")
+    reply = curl(
+        f"/files/{url_name('bad-put.bin')}", "-T", str(source), "-H", f"Content-MD5: {b64(flipped(md5_hex(source)))}"
+    )
     assert reply.status == 409
     body = reply.json()
     assert body["error"] == "checksum failed - please attempt reuploading"
@@ -182,7 +200,8 @@ def test_curl_C_on_a_complete_file_changes_nothing(curl: Curl, stored, tmp_path:
 
 
 def test_curl_C_with_if_range_never_splices_two_versions(
-        live_server: LiveServer, token: str, stored, pattern_file, tmp_path: Path) -> None:
+    live_server: LiveServer, token: str, stored, pattern_file, tmp_path: Path
+) -> None:
     old = stored("changing.bin", MIB + 5)
     new = pattern_file("changing-v2.bin", MIB + 5)
     with updl.Client(live_server.url, token) as client:
@@ -191,16 +210,34 @@ def test_curl_C_with_if_range_never_splices_two_versions(
     write_prefix(old, partial, 1000)
     # The file changed since the partial download: If-Range makes the server send all of the
     # new version (200), which curl refuses to append (exit 33) instead of mixing versions.
-    result = run_tool(require_tool("curl"), "-sS", "-C", "-", "-o", str(partial),
-                      "-H", f'If-Range: "{md5_hex(old)}"', "-H", f"Authorization: Bearer {token}",
-                      f"{live_server.url}/files/{url_name('changing.bin')}")
+    result = run_tool(
+        require_tool("curl"),
+        "-sS",
+        "-C",
+        "-",
+        "-o",
+        str(partial),
+        "-H",
+        f'If-Range: "{md5_hex(old)}"',
+        "-H",
+        f"Authorization: Bearer {token}",
+        f"{live_server.url}/files/{url_name('changing.bin')}",
+    )
     assert result.returncode == 33, result.stderr
     assert partial.stat().st_size == 1000
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/files"), ("GET", "/files/x.bin"),
-                                          ("HEAD", "/files/x.bin"), ("POST", "/upload"),
-                                          ("DELETE", "/files/x.bin"), ("POST", "/tus/")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/files"),
+        ("GET", "/files/x.bin"),
+        ("HEAD", "/files/x.bin"),
+        ("POST", "/upload"),
+        ("DELETE", "/files/x.bin"),
+        ("POST", "/tus/"),
+    ],
+)
 def test_no_token_is_401_with_a_json_body(curl: Curl, method: str, path: str) -> None:
     tus = ["-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Length: 1"] if path == "/tus/" else []
     # curl -I sends HEAD, whose answer has no body: only its headers can be checked.
@@ -214,12 +251,15 @@ def test_no_token_is_401_with_a_json_body(curl: Curl, method: str, path: str) ->
 RANGES_SIZE = MIB + 77
 
 
-@pytest.mark.parametrize("spec, first, last", [
-    ("0-99", 0, 99),
-    ("100-", 100, RANGES_SIZE - 1),
-    ("-100", RANGES_SIZE - 100, RANGES_SIZE - 1),  # the last 100 bytes
-    (f"{MIB - 6}-{MIB + 4}", MIB - 6, MIB + 4),
-])
+@pytest.mark.parametrize(
+    "spec, first, last",
+    [
+        ("0-99", 0, 99),
+        ("100-", 100, RANGES_SIZE - 1),
+        ("-100", RANGES_SIZE - 100, RANGES_SIZE - 1),  # the last 100 bytes
+        (f"{MIB - 6}-{MIB + 4}", MIB - 6, MIB + 4),
+    ],
+)
 def test_curl_r_byte_ranges(curl: Curl, stored, spec: str, first: int, last: int) -> None:
     source = stored("ranges.bin", RANGES_SIZE)
     size = source.stat().st_size
@@ -260,10 +300,12 @@ def test_curl_etag_save_then_compare_gets_304(curl: Curl, stored, tmp_path: Path
     assert same_bytes(again.body, source)  # a 304 has no body: the cached copy stays
 
 
-@pytest.mark.parametrize("name", ["with space.txt", "ünïcödé/ファイル.bin", "percent%41.bin",
-                                  "q?x=1#frag.bin", "+plus&amp;.bin"])
-def test_names_that_need_percent_encoding(live_server: LiveServer, curl: Curl, pattern_file,
-                                          api: Api, tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    "name", ["with space.txt", "ünïcödé/ファイル.bin", "percent%41.bin", "q?x=1#frag.bin", "+plus&amp;.bin"]
+)
+def test_names_that_need_percent_encoding(
+    live_server: LiveServer, curl: Curl, pattern_file, api: Api, tmp_path: Path, name: str
+) -> None:
     source = pattern_file("enc.bin", 5000)
     reply = curl(f"/files/{url_name(name)}", "-T", str(source))
     assert reply.status == 200
@@ -273,10 +315,10 @@ def test_names_that_need_percent_encoding(live_server: LiveServer, curl: Curl, p
     assert same_bytes(tmp_path / "copy", source)
 
 
-@pytest.mark.parametrize("path", ["/files/a/../b.bin", "/files/a/./b.bin", "/files/a//b.bin",
-                                  "/files/a%2F..%2Fb.bin", "/files/%2E%2E/b.bin"])
-def test_dot_segments_sent_as_is_are_refused_as_json(curl: Curl, pattern_file, api: Api,
-                                                     path: str) -> None:
+@pytest.mark.parametrize(
+    "path", ["/files/a/../b.bin", "/files/a/./b.bin", "/files/a//b.bin", "/files/a%2F..%2Fb.bin", "/files/%2E%2E/b.bin"]
+)
+def test_dot_segments_sent_as_is_are_refused_as_json(curl: Curl, pattern_file, api: Api, path: str) -> None:
     source = pattern_file("hostile.bin", 100)
     # --path-as-is: curl would otherwise resolve the dot segments itself.
     reply = curl(path, "--path-as-is", "-T", str(source))
@@ -285,20 +327,16 @@ def test_dot_segments_sent_as_is_are_refused_as_json(curl: Curl, pattern_file, a
     assert api.names() == []
 
 
-@pytest.mark.parametrize("args, status", [(["-X", "GET"], 404), (["-X", "DELETE"], 404),
-                                          (["-X", "PATCH"], 405)])
-def test_errors_on_unknown_names_and_methods_are_json(curl: Curl, args: list[str],
-                                                      status: int) -> None:
+@pytest.mark.parametrize("args, status", [(["-X", "GET"], 404), (["-X", "DELETE"], 404), (["-X", "PATCH"], 405)])
+def test_errors_on_unknown_names_and_methods_are_json(curl: Curl, args: list[str], status: int) -> None:
     reply = curl(f"/files/{url_name('missing.bin')}", *args)
     assert reply.status == status
     assert isinstance(reply.json()["error"], str)
 
 
-def test_http_1_0_upload_and_download(live_server: LiveServer, curl: Curl, pattern_file,
-                                      api: Api) -> None:
+def test_http_1_0_upload_and_download(live_server: LiveServer, curl: Curl, pattern_file, api: Api) -> None:
     source = pattern_file("old.bin", MIB + 3)
-    put = curl(f"/files/{url_name('old.bin')}", "-0", "-T", str(source),
-               "-H", f"Content-MD5: {b64(md5_hex(source))}")
+    put = curl(f"/files/{url_name('old.bin')}", "-0", "-T", str(source), "-H", f"Content-MD5: {b64(md5_hex(source))}")
     assert put.status == 200
     get = curl(f"/files/{url_name('old.bin')}", "-0")
     assert get.status == 200
@@ -315,11 +353,17 @@ def test_an_upload_over_the_size_limit_is_413_json(server_factory, pattern_file,
     if how == "multipart":
         args = ["-F", f"file=@{source}", "-F", f"md5={md5_hex(source)}", f"{server.url}/upload"]
     else:  # from stdin, no Content-Length: the server can refuse only once it has read past MIB
-        args = ["-T", str(source) if how == "T-file" else "-",
-                f"{server.url}/files/{url_name('huge.bin')}"]
-    result = run_tool(require_tool("curl"), "-sS", "-w", "\n%{http_code}",
-                      "-H", f"Authorization: Bearer {token}", *args,
-                      stdin=source if how == "T-stdin-chunked" else None)
+        args = ["-T", str(source) if how == "T-file" else "-", f"{server.url}/files/{url_name('huge.bin')}"]
+    result = run_tool(
+        require_tool("curl"),
+        "-sS",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        f"Authorization: Bearer {token}",
+        *args,
+        stdin=source if how == "T-stdin-chunked" else None,
+    )
     assert result.returncode == 0, result.stderr
     body, _, status = result.stdout.rpartition("\n")
     assert status == "413"

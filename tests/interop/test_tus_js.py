@@ -26,23 +26,28 @@ def upload(live_server: LiveServer, token: str, tus_js) -> Callable[..., dict[st
     """``upload(path, metadata, **options)``: one run of tus-js-client as this test's user."""
 
     def run(path: Path, metadata: dict[str, str], **options: Any) -> dict[str, Any]:
-        return tus_js(endpoint=f"{live_server.url}/tus/", token=token, path=str(path),
-                      metadata=metadata, **options)
+        return tus_js(endpoint=f"{live_server.url}/tus/", token=token, path=str(path), metadata=metadata, **options)
 
     return run
 
 
 def tus_head(url: str, token: str) -> requests.Response:
     """``HEAD`` of a tus upload URL, as tus asks for an upload's state."""
-    return requests.head(url, headers={"Authorization": f"Bearer {token}",
-                                       "Tus-Resumable": "1.0.0"}, timeout=30)
+    return requests.head(url, headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}, timeout=30)
 
 
 @pytest.mark.parametrize("chunk_size", [None, MIB], ids=["default-settings", "1MiB-chunks"])
 @pytest.mark.parametrize("key", ["name", "filename"])
 def test_upload_with_md5_metadata_then_updl_download(
-        live_server: LiveServer, token: str, upload, pattern_file, api: Api, tmp_path: Path,
-        chunk_size: int | None, key: str) -> None:
+    live_server: LiveServer,
+    token: str,
+    upload,
+    pattern_file,
+    api: Api,
+    tmp_path: Path,
+    chunk_size: int | None,
+    key: str,
+) -> None:
     source = pattern_file("tus.bin", SIZE)
     options = {} if chunk_size is None else {"chunkSize": chunk_size}
     result = upload(source, {key: "uploads/tus.bin", "md5": md5_hex(source)}, **options)
@@ -59,7 +64,8 @@ def test_upload_with_md5_metadata_then_updl_download(
 
 
 def test_upload_without_md5_is_stored_with_the_servers_md5(
-        live_server: LiveServer, token: str, upload, pattern_file, tmp_path: Path) -> None:
+    live_server: LiveServer, token: str, upload, pattern_file, tmp_path: Path
+) -> None:
     source = pattern_file("plain.bin", SIZE)
     result = upload(source, {"filename": "plain.bin"}, chunkSize=MIB)
     assert result["ok"], result
@@ -70,8 +76,7 @@ def test_upload_without_md5_is_stored_with_the_servers_md5(
 
 def test_a_wrong_md5_fails_with_409_and_nothing_is_stored(upload, pattern_file, api: Api) -> None:
     source = pattern_file("bad.bin", SIZE)
-    result = upload(source, {"name": "bad.bin", "md5": flipped(md5_hex(source))}, chunkSize=MIB,
-                    retryDelays=None)
+    result = upload(source, {"name": "bad.bin", "md5": flipped(md5_hex(source))}, chunkSize=MIB, retryDelays=None)
     assert not result["ok"]
     assert result["status"] == 409, result
     assert "response code: 409" in result["error"]
@@ -79,8 +84,8 @@ def test_a_wrong_md5_fails_with_409_and_nothing_is_stored(upload, pattern_file, 
 
 
 def test_an_aborted_upload_resumes_in_a_new_process(
-        live_server: LiveServer, token: str, upload, pattern_file, api: Api,
-        tmp_path: Path) -> None:
+    live_server: LiveServer, token: str, upload, pattern_file, api: Api, tmp_path: Path
+) -> None:
     source = pattern_file("resume.bin", SIZE)
     storage = tmp_path / "tus-urls.json"
     metadata = {"name": "resume.bin", "md5": md5_hex(source)}
@@ -101,14 +106,14 @@ def test_an_aborted_upload_resumes_in_a_new_process(
 
 
 @pytest.mark.parametrize("chunk_size", [None, MIB], ids=["one-request", "1MiB-chunks"])
-def test_upload_data_during_creation(live_server: LiveServer, token: str, upload, pattern_file,
-                                     tmp_path: Path, chunk_size: int | None) -> None:
+def test_upload_data_during_creation(
+    live_server: LiveServer, token: str, upload, pattern_file, tmp_path: Path, chunk_size: int | None
+) -> None:
     # creation-with-upload: the POST carries the first chunk (with default settings, the whole
     # file, so the 201 itself completes the upload and must carry the completion headers).
     source = pattern_file("early.bin", SIZE)
     options = {} if chunk_size is None else {"chunkSize": chunk_size}
-    result = upload(source, {"name": "early.bin", "md5": md5_hex(source)},
-                    uploadDataDuringCreation=True, **options)
+    result = upload(source, {"name": "early.bin", "md5": md5_hex(source)}, uploadDataDuringCreation=True, **options)
     assert result["ok"], result
     assert result["headers"]["ETag"] == f'"{md5_hex(source)}"'
     assert result["headers"]["Upload-Md5"] == md5_hex(source)
@@ -118,8 +123,7 @@ def test_upload_data_during_creation(live_server: LiveServer, token: str, upload
 
 def test_a_terminated_upload_is_gone(token: str, upload, pattern_file, api: Api) -> None:
     source = pattern_file("gone.bin", SIZE)
-    result = upload(source, {"name": "gone.bin"}, chunkSize=MIB, abortAfterChunks=1,
-                    terminate=True)
+    result = upload(source, {"name": "gone.bin"}, chunkSize=MIB, abortAfterChunks=1, terminate=True)
     assert result["aborted"] and "error" not in result, result  # DELETE answered 204
     assert tus_head(result["url"], token).status_code == 404
     assert api.names() == []
@@ -133,13 +137,13 @@ def test_an_invalid_name_is_refused_at_creation(upload, pattern_file, api: Api) 
     assert api.names() == []
 
 
-def test_a_file_over_the_size_limit_is_refused_at_creation(server_factory, tus_js, pattern_file
-                                                           ) -> None:
+def test_a_file_over_the_size_limit_is_refused_at_creation(server_factory, tus_js, pattern_file) -> None:
     server = server_factory("--max-size", str(MIB))
     token = server.add_user("limited")
     source = pattern_file("huge.bin", MIB + 1)
-    result = tus_js(endpoint=f"{server.url}/tus/", token=token, path=str(source),
-                    metadata={"name": "huge.bin"}, retryDelays=None)
+    result = tus_js(
+        endpoint=f"{server.url}/tus/", token=token, path=str(source), metadata={"name": "huge.bin"}, retryDelays=None
+    )
     assert (result["ok"], result["status"], result["chunks"]) == (False, 413, []), result
     assert Api(server.url, token).names() == []
 
@@ -151,8 +155,13 @@ def test_parallel_uploads_are_refused_and_store_nothing(upload, pattern_file, ap
     # half the file under the name. The parts carry the name as a user would have to (the
     # server needs one at creation) but no MD5: the whole file's MD5 is not theirs.
     source = pattern_file("parallel.bin", SIZE)
-    result = upload(source, {"name": "parallel.bin", "md5": md5_hex(source)}, parallelUploads=2,
-                    metadataForPartialUploads={"name": "parallel.bin"}, retryDelays=None)
+    result = upload(
+        source,
+        {"name": "parallel.bin", "md5": md5_hex(source)},
+        parallelUploads=2,
+        metadataForPartialUploads={"name": "parallel.bin"},
+        retryDelays=None,
+    )
     assert not result["ok"], result
     assert 400 <= (result["status"] or 0) < 500, result
     assert f"response code: {result['status']}" in result["error"]

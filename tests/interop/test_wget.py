@@ -14,15 +14,22 @@ from tests.support.api import url_name
 
 def wget(server: LiveServer, token: str, name: str, cwd: Path, *args: str) -> str:
     """Run ``wget -S`` for ``name`` in ``cwd`` (it saves under the URL's last segment); its log."""
-    result = run_tool(require_tool("wget"), "-S", "--no-verbose", "--tries=1",
-                      "--header", f"Authorization: Bearer {token}", *args,
-                      f"{server.url}/files/{url_name(name)}", cwd=cwd)
+    result = run_tool(
+        require_tool("wget"),
+        "-S",
+        "--no-verbose",
+        "--tries=1",
+        "--header",
+        f"Authorization: Bearer {token}",
+        *args,
+        f"{server.url}/files/{url_name(name)}",
+        cwd=cwd,
+    )
     assert result.returncode == 0, result.stderr
     return result.stderr  # -S prints the server's response headers there
 
 
-def test_wget_downloads_the_stored_bytes(live_server: LiveServer, token: str, stored,
-                                         tmp_path: Path) -> None:
+def test_wget_downloads_the_stored_bytes(live_server: LiveServer, token: str, stored, tmp_path: Path) -> None:
     source = stored("dir/w.bin", 2 * MIB + 9)
     log = wget(live_server, token, "dir/w.bin", tmp_path)
     assert "HTTP/1.1 200" in log
@@ -30,8 +37,9 @@ def test_wget_downloads_the_stored_bytes(live_server: LiveServer, token: str, st
 
 
 @pytest.mark.parametrize("have", [1, 2 * MIB, 3 * MIB + 4])
-def test_wget_c_continues_a_partial_download(live_server: LiveServer, token: str, stored,
-                                             tmp_path: Path, have: int) -> None:
+def test_wget_c_continues_a_partial_download(
+    live_server: LiveServer, token: str, stored, tmp_path: Path, have: int
+) -> None:
     source = stored("w.bin", 3 * MIB + 5)
     size = source.stat().st_size
     write_prefix(source, tmp_path / "w.bin", have)
@@ -42,8 +50,7 @@ def test_wget_c_continues_a_partial_download(live_server: LiveServer, token: str
     assert same_bytes(tmp_path / "w.bin", source)
 
 
-def test_wget_c_on_a_complete_file_changes_nothing(live_server: LiveServer, token: str, stored,
-                                                   tmp_path: Path) -> None:
+def test_wget_c_on_a_complete_file_changes_nothing(live_server: LiveServer, token: str, stored, tmp_path: Path) -> None:
     source = stored("done.bin", MIB + 5)
     shutil.copyfile(source, tmp_path / "done.bin")
     log = wget(live_server, token, "done.bin", tmp_path, "-c")

@@ -39,10 +39,9 @@ def postgres_url() -> str:
     """The maintenance URL of the test cluster; skip (or, with ``CI=true``, fail) without one."""
     url = os.environ.get(ENV_VAR, "")
     if not url:
-        message = (f"{ENV_VAR} is not set; run: eval \"$(bash scripts/start-postgres.sh)\"")
+        message = f'{ENV_VAR} is not set; run: eval "$(bash scripts/start-postgres.sh)"'
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {ENV_VAR} is not set: .ci/run must start PostgreSQL "
-                        f"({message})")
+            pytest.fail(f"CI=true but {ENV_VAR} is not set: .ci/run must start PostgreSQL ({message})")
         pytest.skip(message)
     if not url.startswith("postgresql"):
         pytest.fail(f"{ENV_VAR} must be a postgresql+psycopg:// URL, not {url!r}")
@@ -80,16 +79,20 @@ def s3_endpoint() -> Iterator[str]:
 def bucket(s3_endpoint: str) -> Bucket:
     """A new, empty bucket."""
     boto3 = pytest.importorskip("boto3")
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     name = f"updl-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=name)
     return Bucket(s3_endpoint, name, client)
 
 
 @pytest.fixture
-def s3_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        Callable[..., LiveServer]]:
+def s3_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LiveServer]]:
     """Start ``updl-server run --storage s3://...`` processes: ``start(bucket, *args, data_dir=)``."""
     started: list[LiveServer] = []
 
@@ -97,7 +100,8 @@ def s3_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         server = LiveServer(
             data_dir=data_dir or tmp_path_factory.mktemp("s3-server-data"),
             args=("--storage", bucket.storage, "--s3-endpoint-url", bucket.endpoint, *args),
-            env=AWS_ENV)
+            env=AWS_ENV,
+        )
         server.start()
         started.append(server)
         return server

@@ -23,9 +23,15 @@ from tests.support.api import TIMEOUT, Api, multipart
 if TYPE_CHECKING:
     from tests.support.live_server import LiveServer
 
-PROTECTED = [("POST", "/upload"), ("PUT", "/files/a.txt"), ("GET", "/files"),
-             ("GET", "/info/a.txt"), ("GET", "/files/a.txt"), ("HEAD", "/files/a.txt"),
-             ("DELETE", "/files/a.txt")]
+PROTECTED = [
+    ("POST", "/upload"),
+    ("PUT", "/files/a.txt"),
+    ("GET", "/files"),
+    ("GET", "/info/a.txt"),
+    ("GET", "/files/a.txt"),
+    ("HEAD", "/files/a.txt"),
+    ("DELETE", "/files/a.txt"),
+]
 
 
 def test_health_needs_no_token(live_server: LiveServer) -> None:
@@ -45,21 +51,25 @@ def _bad_credentials(token: str) -> list[dict[str, str]]:
         {"Authorization": "Bearer"},
         {"Authorization": "Bearer nonsense"},
         {"Authorization": "Bearer updl_0123456789abcdef_" + "x" * 43},  # unknown id
-        {"Authorization": f"Bearer updl_{token_id}_" + "x" * 43},       # right id, wrong secret
+        {"Authorization": f"Bearer updl_{token_id}_" + "x" * 43},  # right id, wrong secret
         {"Authorization": f"Bearer {token}x"},
     ]
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_every_protected_route_answers_401(live_server: LiveServer, token: str, method: str,
-                                           path: str) -> None:
+def test_every_protected_route_answers_401(live_server: LiveServer, token: str, method: str, path: str) -> None:
     """Missing, malformed, unknown or wrong tokens get a JSON 401 with the challenge."""
     api = Api(live_server.url, token)
     api.upload("a.txt", b"secret")
     body, content_type = multipart([("md5", b"0" * 32), ("file", b"x", "a.txt")])
     for headers in _bad_credentials(token):
-        response = requests.request(method, live_server.url + path, timeout=TIMEOUT, data=body,
-                                    headers={"Content-Type": content_type, **headers})
+        response = requests.request(
+            method,
+            live_server.url + path,
+            timeout=TIMEOUT,
+            data=body,
+            headers={"Content-Type": content_type, **headers},
+        )
         assert response.status_code == 401, (headers, response.text)
         assert response.headers["WWW-Authenticate"] == "Bearer"
         if method != "HEAD":
@@ -105,8 +115,7 @@ def test_add_user_twice_points_to_new_token(live_server: LiveServer) -> None:
     assert Api(live_server.url, token).names() == ["mine.txt"]
 
 
-@pytest.mark.parametrize("args", [("new-token", "nobody"), ("add-user", "bad/name"),
-                                  ("add-user", "x" * 65)])
+@pytest.mark.parametrize("args", [("new-token", "nobody"), ("add-user", "bad/name"), ("add-user", "x" * 65)])
 def test_user_commands_refuse(live_server: LiveServer, args: tuple[str, ...]) -> None:
     """Unknown users and invalid user names exit 1 with a message and no stdout."""
     result = _server_command(live_server, *args)
@@ -120,15 +129,17 @@ class BrokenCatalog(Catalog):
 
     error: Exception = RuntimeError("database went away")
 
-    def list_files(self, owner_id: int, *, prefix: str = "", after: str | None = None,
-                   limit: int = 1000) -> list[FileRecord]:
+    def list_files(
+        self, owner_id: int, *, prefix: str = "", after: str | None = None, limit: int = 1000
+    ) -> list[FileRecord]:
         """Fail like a lost database connection."""
         raise self.error
 
 
 # An I/O error other than a full disk is a 500 too (only a full disk is a 507).
-@pytest.mark.parametrize("error", [RuntimeError("database went away"),
-                                   OSError(errno.EIO, "Input/output error")], ids=repr)
+@pytest.mark.parametrize(
+    "error", [RuntimeError("database went away"), OSError(errno.EIO, "Input/output error")], ids=repr
+)
 def test_unexpected_failure_is_json_500(tmp_path: Path, error: Exception) -> None:
     """An unexpected exception becomes the contract's JSON 500 (driven in-process over ASGI)."""
     catalog = BrokenCatalog(f"sqlite:///{tmp_path / 'updl.db'}")
@@ -145,10 +156,20 @@ def test_unexpected_failure_is_json_500(tmp_path: Path, error: Exception) -> Non
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": "/files", "raw_path": b"/files", "query_string": b"",
-             "root_path": "", "server": ("test", 80), "client": ("test", 1),
-             "headers": [(b"authorization", f"Bearer {token.text}".encode())]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/files",
+        "raw_path": b"/files",
+        "query_string": b"",
+        "root_path": "",
+        "server": ("test", 80),
+        "client": ("test", 1),
+        "headers": [(b"authorization", f"Bearer {token.text}".encode())],
+    }
     with pytest.raises(type(error)):  # re-raised after answering, so the server logs it
         asyncio.run(app(scope, receive, send))
     catalog.close()
@@ -157,8 +178,7 @@ def test_unexpected_failure_is_json_500(tmp_path: Path, error: Exception) -> Non
     assert json.loads(sent[1]["body"]) == {"error": "internal server error"}
 
 
-def test_db_url_puts_the_catalog_elsewhere(server_factory: Callable[..., LiveServer],
-                                           tmp_path: Path) -> None:
+def test_db_url_puts_the_catalog_elsewhere(server_factory: Callable[..., LiveServer], tmp_path: Path) -> None:
     """``--db-url`` moves the catalog out of the data dir; the blobs stay in it."""
     db = tmp_path / "elsewhere" / "catalog.db"
     db.parent.mkdir()

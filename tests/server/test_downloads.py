@@ -49,8 +49,7 @@ def test_list_prefix_is_plain_text(api: Api) -> None:
     assert api.names("A") == []
 
 
-@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "-1"}, {"limit": "many"},
-                                    {"cursor": "%%%"}])
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "-1"}, {"limit": "many"}, {"cursor": "%%%"}])
 def test_list_bad_parameters_are_400(api: Api, params: dict[str, str]) -> None:
     """A non-positive or non-numeric limit, or a forged cursor, is a 400."""
     response = api.request("GET", "/files", params=params)
@@ -79,8 +78,7 @@ def test_get_returns_bytes_and_headers(api: Api) -> None:
     assert headers["Content-Length"] == str(len(data))
     assert headers["Accept-Ranges"] == "bytes"
     assert headers["Content-Type"] == "application/octet-stream"
-    assert parsedate_to_datetime(headers["Last-Modified"]).strftime("%Y-%m-%dT%H:%M:%S") \
-        == info["created"][:19]
+    assert parsedate_to_datetime(headers["Last-Modified"]).strftime("%Y-%m-%dT%H:%M:%S") == info["created"][:19]
     accessed = api.request("GET", "/info/dir/big.bin").json()["last_accessed"]
     assert accessed is not None and accessed >= info["created"]
 
@@ -90,11 +88,15 @@ def test_ranges(api: Api) -> None:
     data = bytes(range(256)) * 40  # 10240 bytes
     api.upload("r.bin", data)
     etag = f'"{md5_hex(data)}"'
-    for header, start, end in [("bytes=0-99", 0, 99), ("bytes=10000-", 10000, 10239),
-                               ("bytes=-40", 10200, 10239), ("bytes=10200-99999", 10200, 10239)]:
+    for header, start, end in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=10000-", 10000, 10239),
+        ("bytes=-40", 10200, 10239),
+        ("bytes=10200-99999", 10200, 10239),
+    ]:
         response = api.get("r.bin", Range=header)
         assert response.status_code == 206, header
-        assert response.content == data[start:end + 1]
+        assert response.content == data[start : end + 1]
         assert response.headers["Content-Range"] == f"bytes {start}-{end}/{len(data)}"
         assert response.headers["Content-Length"] == str(end - start + 1)
         assert response.headers["ETag"] == etag

@@ -54,8 +54,7 @@ def test_uploads_on_a_full_disk_answer_507_and_keep_nothing(disk: FullDisk) -> N
     check_507(disk.api.put("new.bin", DATA), disk)
     check_507(disk.api.put("empty.bin", b""), disk)  # no blocks to write: the database refuses
     check_507(disk.api.put("old.bin", DATA), disk)
-    check_507(disk.api.post_parts([("md5", md5_hex(DATA).encode()), ("file", DATA, "form.bin")]),
-              disk)
+    check_507(disk.api.post_parts([("md5", md5_hex(DATA).encode()), ("file", DATA, "form.bin")]), disk)
     patch = disk.api.request("PATCH", path, data=DATA, headers={**STREAM, "Upload-Offset": "0"})
     check_507(patch, disk)
     assert patch.headers["Tus-Resumable"] == "1.0.0"

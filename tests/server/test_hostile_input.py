@@ -24,9 +24,11 @@ def test_odd_limit_is_400(api: Api, limit: str) -> None:
     assert response.json()["field"] == "limit"
 
 
-@pytest.mark.parametrize("spec", ["\u00b2-", "-\u00b2", "0-\u00b2", "9" * 5000 + "-",
-                                  "-" + "9" * 5000, "0-" + "9" * 5000, "0-" + "1" * 20],
-                         ids=lambda s: repr(s[:24]))
+@pytest.mark.parametrize(
+    "spec",
+    ["\u00b2-", "-\u00b2", "0-\u00b2", "9" * 5000 + "-", "-" + "9" * 5000, "0-" + "9" * 5000, "0-" + "1" * 20],
+    ids=lambda s: repr(s[:24]),
+)
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_odd_range_is_ignored(api: Api, spec: str, method: str) -> None:
     """A Range whose positions are not ASCII digits, or too long, is ignored (RFC 9110): 200, all."""
@@ -43,8 +45,9 @@ def test_odd_range_is_ignored(api: Api, spec: str, method: str) -> None:
 @pytest.mark.parametrize("length", ODD_NUMBERS, ids=lambda s: repr(s[:24]))
 def test_odd_upload_length_is_400(api: Api, length: str) -> None:
     """tus creation with an odd ``Upload-Length``: 400 naming the header, nothing created."""
-    response = api.request("POST", "/tus/", headers={
-        **TUS, "Upload-Length": length, "Upload-Metadata": metadata(name="odd.bin")})
+    response = api.request(
+        "POST", "/tus/", headers={**TUS, "Upload-Length": length, "Upload-Metadata": metadata(name="odd.bin")}
+    )
     assert response.status_code == 400, response.text
     assert response.json()["field"] == "Upload-Length"
     assert response.headers["Tus-Resumable"] == "1.0.0"
@@ -66,8 +69,7 @@ REPLACEMENT = "x/\ufffd"  # what a server that decodes with errors="replace" mak
 
 
 @pytest.mark.parametrize("escape", ["%ff", "%fe", "%c3", "%ed%a0%80", "%c0%af"])
-def test_put_of_a_name_that_is_not_utf8_is_400(api: Api, live_server: LiveServer,
-                                               escape: str) -> None:
+def test_put_of_a_name_that_is_not_utf8_is_400(api: Api, live_server: LiveServer, escape: str) -> None:
     """Invalid UTF-8 (a stray byte, a cut sequence, a surrogate, an overlong '/') is a 400
     naming the URL, and nothing is stored: ``%ff`` and ``%fe`` never become one U+FFFD file."""
     response = api.request("PUT", f"/files/x/{escape}", data=b"bytes")
@@ -77,10 +79,17 @@ def test_put_of_a_name_that_is_not_utf8_is_400(api: Api, live_server: LiveServer
     assert temp_files(live_server.data_dir) == []
 
 
-@pytest.mark.parametrize(("method", "url"), [
-    ("GET", "/files/x/%ff"), ("HEAD", "/files/x/%ff"), ("DELETE", "/files/x/%fe"),
-    ("GET", "/info/x/%ff"), ("GET", "/files?prefix=x/%ff"), ("GET", "/files?prefix=x&cursor=%ff"),
-])
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/files/x/%ff"),
+        ("HEAD", "/files/x/%ff"),
+        ("DELETE", "/files/x/%fe"),
+        ("GET", "/info/x/%ff"),
+        ("GET", "/files?prefix=x/%ff"),
+        ("GET", "/files?prefix=x&cursor=%ff"),
+    ],
+)
 def test_reading_a_name_that_is_not_utf8_is_400(api: Api, method: str, url: str) -> None:
     """Every route refuses invalid UTF-8 in the path or query, even with a U+FFFD file stored."""
     api.upload(REPLACEMENT, b"not yours")
@@ -95,10 +104,8 @@ def test_reading_a_name_that_is_not_utf8_is_400(api: Api, method: str, url: str)
 def test_tus_and_multipart_names_that_are_not_utf8_are_400(api: Api) -> None:
     """The same rule where the name travels in the body or in Upload-Metadata."""
     bad = base64.b64encode(b"x/\xff").decode()
-    tus = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": "1",
-                                                "Upload-Metadata": f"name {bad}"})
+    tus = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": "1", "Upload-Metadata": f"name {bad}"})
     assert tus.status_code == 400 and "UTF-8" in tus.json()["error"]
-    form = api.post_parts([("name", b"x/\xff"), ("md5", md5_hex(b"1").encode()),
-                           ("file", b"1", "f")])
+    form = api.post_parts([("name", b"x/\xff"), ("md5", md5_hex(b"1").encode()), ("file", b"1", "f")])
     assert form.status_code == 400 and "UTF-8" in form.json()["error"]
     assert api.names() == []

@@ -36,8 +36,22 @@ def test_users_are_isolated(live_server: LiveServer, api: Api) -> None:
     assert api.names() == ["shared/name.txt"]
 
 
-HOSTILE = ["../x", "a/../../x", "/abs", "a//b", "a\\b", "a\x00b", "a\nb", "n" * 1025, ".",
-           "a/./b", "..", "a/..", "trailing/", "\x7f"]
+HOSTILE = [
+    "../x",
+    "a/../../x",
+    "/abs",
+    "a//b",
+    "a\\b",
+    "a\x00b",
+    "a\nb",
+    "n" * 1025,
+    ".",
+    "a/./b",
+    "..",
+    "a/..",
+    "trailing/",
+    "\x7f",
+]
 
 
 def _not_db(path: Path) -> bool:
@@ -54,15 +68,17 @@ def test_hostile_names_are_refused_and_create_nothing(live_server: LiveServer, a
     for name in HOSTILE:
         attempts = {
             "PUT": api.put(name, data),
-            "POST name": api.post_parts([("name", name.encode()), ("md5", md5_hex(data).encode()),
-                                         ("file", data, "ok.txt")]),
-            "POST name after file": api.post_parts([("file", data, "ok.txt"),
-                                                    ("md5", md5_hex(data).encode()),
-                                                    ("name", name.encode())]),
+            "POST name": api.post_parts(
+                [("name", name.encode()), ("md5", md5_hex(data).encode()), ("file", data, "ok.txt")]
+            ),
+            "POST name after file": api.post_parts(
+                [("file", data, "ok.txt"), ("md5", md5_hex(data).encode()), ("name", name.encode())]
+            ),
         }
         if "\n" not in name and "\x00" not in name:  # a header cannot carry those
-            attempts["POST filename"] = api.post_parts([("md5", md5_hex(data).encode()),
-                                                        ("file", data, name.replace("\\", "\\\\"))])
+            attempts["POST filename"] = api.post_parts(
+                [("md5", md5_hex(data).encode()), ("file", data, name.replace("\\", "\\\\"))]
+            )
         for how, response in attempts.items():
             assert response.status_code == 400, (name, how, response.text)
             assert response.json()["error"].startswith("invalid name: "), (name, how)

@@ -42,10 +42,11 @@ def test_storage_imports_nothing_from_starlette() -> None:
     for path in (PACKAGE / "storage").glob("*.py"):
         assert from_package(imported_modules(path), "starlette") == set(), path
     # Nor through what it imports: load every storage module in a fresh interpreter.
-    code = ("import sys, updl_server.storage, updl_server.storage.s3; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'updl')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          check=False)
+    code = (
+        "import sys, updl_server.storage, updl_server.storage.s3; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'updl')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 

@@ -19,8 +19,7 @@ import pytest
 import requests
 from updl_server.connections import descriptor_budget
 
-from tests.support.api import (Api, partial_temp_exists, raw_request, read_response, start_raw_put,
-                               temp_files)
+from tests.support.api import Api, partial_temp_exists, raw_request, read_response, start_raw_put, temp_files
 from tests.support.waiting import wait_for
 from tests.support.tus import created, offset_of, patch, staging
 
@@ -73,8 +72,7 @@ def test_default_header_limit_is_64_kib(live_server: LiveServer) -> None:
     assert requests.get(f"{live_server.url}/health", timeout=10).status_code == 200
 
 
-def test_oversized_heads_get_431_and_normal_ones_still_work(
-        server_factory: Callable[..., LiveServer]) -> None:
+def test_oversized_heads_get_431_and_normal_ones_still_work(server_factory: Callable[..., LiveServer]) -> None:
     server = server_factory(*SMALL_LIMITS)
     oversized = [
         head_of("X-Big: " + "a" * (HEADER_LIMIT + 1)),  # one header
@@ -110,7 +108,8 @@ def test_slow_heads_are_answered_408_and_closed(server_factory: Callable[..., Li
 
 
 def test_stalled_body_is_dropped_with_its_temp_file(
-        server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]) -> None:
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     server = server_factory(*SMALL_LIMITS)
     api = make_api(server)
     sock = start_raw_put(api, "stalled.bin", 4_000_000, os.urandom(1_500_000))
@@ -124,17 +123,22 @@ def test_stalled_body_is_dropped_with_its_temp_file(
 def start_stalling_patch(server: LiveServer, api: Api, path: str, data: bytes) -> socket.socket:
     """A PATCH of ``data`` at 0 that sends 2 MiB and stops, once it holds the upload."""
     sock = connect(api)
-    sock.sendall((f"PATCH {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {api.token}\r\n"
-                  "Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
-                  f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n").encode()
-                 + data[:2 * 1024 * 1024])  # over one ~1 MiB write batch: bytes reach staging
+    sock.sendall(
+        (
+            f"PATCH {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {api.token}\r\n"
+            "Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n"
+        ).encode()
+        + data[: 2 * 1024 * 1024]
+    )  # over one ~1 MiB write batch: bytes reach staging
     staged = staging(server) / path.rsplit("/", 1)[1]
     wait_for(lambda: staged.stat().st_size > 0, "the PATCH to hold the upload and write")
     return sock
 
 
-def test_stalled_tus_patch_releases_its_upload(server_factory: Callable[..., LiveServer],
-                                               make_api: Callable[[LiveServer], Api]) -> None:
+def test_stalled_tus_patch_releases_its_upload(
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     server = server_factory(*SMALL_LIMITS)
     api = make_api(server)
     data = os.urandom(3 * 1024 * 1024)
@@ -150,7 +154,8 @@ def test_stalled_tus_patch_releases_its_upload(server_factory: Callable[..., Liv
 
 
 def test_busy_upload_says_when_a_stalled_writer_lets_go(
-        server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]) -> None:
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     server = server_factory("--body-timeout", "30")
     api = make_api(server)
     data = os.urandom(3 * 1024 * 1024)
@@ -164,8 +169,7 @@ def test_busy_upload_says_when_a_stalled_writer_lets_go(
         sock.close()
 
 
-def test_connections_over_the_cap_get_503_then_are_closed_at_once(
-        server_factory: Callable[..., LiveServer]) -> None:
+def test_connections_over_the_cap_get_503_then_are_closed_at_once(server_factory: Callable[..., LiveServer]) -> None:
     server = server_factory("--max-connections", "2")
     held = [connect(server) for _ in range(2)]  # accepted in order, before the next ones
     try:
@@ -183,37 +187,44 @@ def test_connections_over_the_cap_get_503_then_are_closed_at_once(
     finally:
         for sock in held:
             sock.close()
-    wait_for(lambda: requests.get(f"{server.url}/health", timeout=10).status_code == 200,
-             "the server to serve again once the connections are gone")
+    wait_for(
+        lambda: requests.get(f"{server.url}/health", timeout=10).status_code == 200,
+        "the server to serve again once the connections are gone",
+    )
 
 
-def test_each_request_on_a_connection_has_its_own_head_budget(
-        server_factory: Callable[..., LiveServer]) -> None:
+def test_each_request_on_a_connection_has_its_own_head_budget(server_factory: Callable[..., LiveServer]) -> None:
     server = server_factory(*SMALL_LIMITS)
     with requests.Session() as session:  # one kept-alive connection
         for _ in range(3):
-            response = session.get(f"{server.url}/health", timeout=10,
-                                   headers={"X-Fits": "e" * (HEADER_LIMIT - 200)})
+            response = session.get(f"{server.url}/health", timeout=10, headers={"X-Fits": "e" * (HEADER_LIMIT - 200)})
             assert response.status_code == 200
 
 
-@pytest.mark.parametrize(("soft", "hard", "expected"), [
-    (1024, 1_048_576, (4256, 1000)),  # raised to what 1000 connections need
-    (8192, 8192, (8192, 1000)),  # already enough: left alone
-    (1024, RLIM_INFINITY, (4256, 1000)),
-    (RLIM_INFINITY, RLIM_INFINITY, (RLIM_INFINITY, 1000)),
-    (1024, 1024, (1024, 192)),  # cannot be raised: fewer connections
-    (100, 100, (100, 1)),
-])
+@pytest.mark.parametrize(
+    ("soft", "hard", "expected"),
+    [
+        (1024, 1_048_576, (4256, 1000)),  # raised to what 1000 connections need
+        (8192, 8192, (8192, 1000)),  # already enough: left alone
+        (1024, RLIM_INFINITY, (4256, 1000)),
+        (RLIM_INFINITY, RLIM_INFINITY, (RLIM_INFINITY, 1000)),
+        (1024, 1024, (1024, 192)),  # cannot be raised: fewer connections
+        (100, 100, (100, 1)),
+    ],
+)
 def test_descriptor_budget(soft: int, hard: int, expected: tuple[int, int]) -> None:
     assert descriptor_budget(1000, soft, hard) == expected
 
 
-@pytest.mark.parametrize("head", [
-    "GET /files/\xff HTTP/1.1\r\n",
-    "PUT /files/a HTTP/1.1\r\nContent-Length: abc\r\n",
-    "PUT /files/a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
-], ids=["raw byte in the URL", "Content-Length not a number", "two Content-Lengths"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        "GET /files/\xff HTTP/1.1\r\n",
+        "PUT /files/a HTTP/1.1\r\nContent-Length: abc\r\n",
+        "PUT /files/a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
+    ],
+    ids=["raw byte in the URL", "Content-Length not a number", "two Content-Lengths"],
+)
 def test_requests_the_parser_refuses_get_a_json_400(api: Api, head: str) -> None:
     """Even the HTTP parser's refusals carry a JSON body, like every other error."""
     with raw_request(api, head) as sock:

@@ -31,15 +31,16 @@ def test_round_trip_lives_in_postgres(pg_server: LiveServer, pg_database: str) -
     api = Api(pg_server.url, pg_server.add_user("alice"))
     first = api.upload("docs/a.txt", b"alpha")
     data = os.urandom(200_000)
-    posted = api.request("POST", "/upload", files={"file": ("b.bin", data)},
-                         data={"md5": md5_hex(data)})
+    posted = api.request("POST", "/upload", files={"file": ("b.bin", data)}, data={"md5": md5_hex(data)})
     assert posted.status_code == 200, posted.text
     assert api.names() == ["b.bin", "docs/a.txt"]
     assert api.request("GET", "/info/docs/a.txt").json() == first
     got = api.get("b.bin")
     assert got.content == data and got.headers["ETag"] == f'"{md5_hex(data)}"'
     assert sorted(pg_rows(pg_database, "SELECT name, md5 FROM files")) == [
-        ("b.bin", md5_hex(data)), ("docs/a.txt", md5_hex(b"alpha"))]
+        ("b.bin", md5_hex(data)),
+        ("docs/a.txt", md5_hex(b"alpha")),
+    ]
     assert api.request("DELETE", "/files/b.bin").status_code == 204
     assert api.get("b.bin").status_code == 404
     assert api.request("DELETE", "/files/b.bin").status_code == 404
@@ -113,9 +114,13 @@ def test_pagination(pg_server: LiveServer) -> None:
 
 
 def _server_command(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([console_script("updl-server"), *args, "--data-dir",
-                           str(server.data_dir), *server.db_args()],
-                          capture_output=True, text=True, env=clean_env(), timeout=60)
+    return subprocess.run(
+        [console_script("updl-server"), *args, "--data-dir", str(server.data_dir), *server.db_args()],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
 
 
 def test_add_user_and_new_token(pg_server: LiveServer) -> None:
@@ -160,6 +165,7 @@ def test_put_file_hands_out_each_replaced_location_once(catalog_url: str) -> Non
                     _, replaced = catalog.put_file(owner, "x", 1, "0" * 32, location)
                     done.append((location, replaced))
                 return done
+
             return run
 
         results = all_at_once([writer(i) for i in range(writers)])

@@ -29,8 +29,7 @@ def etag(data: bytes) -> str:
 
 def refused(name: str, current: bytes | None) -> dict[str, object]:
     """The 412 body for ``name`` whose current content is ``current`` (``None``: absent)."""
-    return {"error": "precondition failed", "name": name,
-            "current_md5": None if current is None else md5_hex(current)}
+    return {"error": "precondition failed", "name": name, "current_md5": None if current is None else md5_hex(current)}
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
@@ -91,18 +90,19 @@ def test_post_upload_honours_conditions(api: Api, live_server: LiveServer) -> No
     api.upload("p.bin", b"current")
     blobs = len(committed_blobs(live_server.data_dir))
     data = b"replacement"
-    for parts in ([("name", b"p.bin"), ("md5", md5_hex(data).encode()), ("file", data, "f")],
-                  [("file", data, "p.bin"), ("md5", md5_hex(data).encode())]):
+    for parts in (
+        [("name", b"p.bin"), ("md5", md5_hex(data).encode()), ("file", data, "f")],
+        [("file", data, "p.bin"), ("md5", md5_hex(data).encode())],
+    ):
         body, content_type = multipart(parts)
-        response = api.request("POST", "/upload", data=body,
-                               headers={"Content-Type": content_type, "If-None-Match": "*"})
+        response = api.request(
+            "POST", "/upload", data=body, headers={"Content-Type": content_type, "If-None-Match": "*"}
+        )
         assert (response.status_code, response.json()) == (412, refused("p.bin", b"current"))
     assert len(committed_blobs(live_server.data_dir)) == blobs  # the commit-time refusal too
     assert temp_files(live_server.data_dir) == []
-    body, content_type = multipart([("name", b"p.bin"), ("md5", md5_hex(data).encode()),
-                                    ("file", data, "f")])
-    ok = api.request("POST", "/upload", data=body, headers={
-        "Content-Type": content_type, "If-Match": etag(b"current")})
+    body, content_type = multipart([("name", b"p.bin"), ("md5", md5_hex(data).encode()), ("file", data, "f")])
+    ok = api.request("POST", "/upload", data=body, headers={"Content-Type": content_type, "If-Match": etag(b"current")})
     assert ok.status_code == 200, ok.text
     assert api.get("p.bin").content == data
 
@@ -110,8 +110,9 @@ def test_post_upload_honours_conditions(api: Api, live_server: LiveServer) -> No
 def test_put_is_refused_before_the_body(api: Api) -> None:
     """With ``Expect: 100-continue`` the 412 comes instead of ``100 Continue``: no byte is read."""
     api.upload("early.bin", b"exists")
-    sock = raw_request(api, "PUT /files/early.bin HTTP/1.1\r\nIf-None-Match: *\r\n"
-                             "Expect: 100-continue\r\nContent-Length: 5000000\r\n")
+    sock = raw_request(
+        api, "PUT /files/early.bin HTTP/1.1\r\nIf-None-Match: *\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n"
+    )
     with sock:
         assert status_line(sock) == b"HTTP/1.1 412 Precondition Failed"
 
@@ -121,13 +122,19 @@ def test_post_with_name_first_is_refused_before_the_file_ends(api: Api) -> None:
     storing at once and drains a bounded amount), not after a body that never ends."""
     api.upload("early.bin", b"exists")
     boundary = uuid.uuid4().hex
-    start = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nearly.bin\r\n"
-             f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n"
-             "Content-Type: application/octet-stream\r\n\r\n").encode()
+    start = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nearly.bin\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
     declared = 64 * 1024 * 1024  # more than will ever be sent
-    sock = raw_request(api, "POST /upload HTTP/1.1\r\nIf-None-Match: *\r\n"
-                             f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                             f"Content-Length: {declared}\r\n", start)
+    sock = raw_request(
+        api,
+        "POST /upload HTTP/1.1\r\nIf-None-Match: *\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {declared}\r\n",
+        start,
+    )
 
     def send_most_of_the_file() -> None:
         chunk = b"\0" * 65536
@@ -146,8 +153,7 @@ def test_post_with_name_first_is_refused_before_the_file_ends(api: Api) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def racing_server(request: pytest.FixtureRequest,
-                  server_factory: Callable[..., LiveServer]) -> LiveServer:
+def racing_server(request: pytest.FixtureRequest, server_factory: Callable[..., LiveServer]) -> LiveServer:
     """A fresh server on each kind of catalog."""
     if request.param == "sqlite":
         return server_factory()
@@ -166,8 +172,7 @@ def test_racing_creates_one_wins(racing_server: LiveServer) -> None:
         assert statuses == [200, 412], (round_, [r.text for r in responses])
         winner = next(r.json() for r in responses if r.status_code == 200)
         loser = next(r.json() for r in responses if r.status_code == 412)
-        assert loser == {"error": "precondition failed", "name": name,
-                         "current_md5": winner["md5"]}
+        assert loser == {"error": "precondition failed", "name": name, "current_md5": winner["md5"]}
         assert md5_hex(api.get(name).content) == winner["md5"]
         assert len(committed_blobs(racing_server.data_dir)) == round_ + 1
     assert temp_files(racing_server.data_dir) == []

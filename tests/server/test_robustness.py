@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 DEADLINE = 15.0
 
 
-
 def test_cut_off_upload_leaves_nothing(live_server: LiveServer, api: Api) -> None:
     """A PUT cut off mid-body leaves no file and no temporary blob."""
     sock = start_raw_put(api, "cut.bin", 4_000_000, os.urandom(1_500_000))
@@ -37,14 +36,22 @@ def test_cut_off_upload_leaves_nothing(live_server: LiveServer, api: Api) -> Non
 def test_cut_off_multipart_upload_leaves_nothing(live_server: LiveServer, api: Api) -> None:
     """A multipart upload cut off mid-file leaves no file and no temporary blob."""
     parts = urlsplit(api.base)
-    body_start = (b"--B\r\nContent-Disposition: form-data; name=\"md5\"\r\n\r\n" + b"0" * 32 +
-                  b"\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.bin\""
-                  b"\r\n\r\n" + os.urandom(1_500_000))
+    body_start = (
+        b'--B\r\nContent-Disposition: form-data; name="md5"\r\n\r\n'
+        + b"0" * 32
+        + b'\r\n--B\r\nContent-Disposition: form-data; name="file"; filename="m.bin"'
+        b"\r\n\r\n" + os.urandom(1_500_000)
+    )
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    sock.sendall((f"POST /upload HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                  f"Authorization: Bearer {api.token}\r\n"
-                  "Content-Type: multipart/form-data; boundary=B\r\n"
-                  "Content-Length: 4000000\r\n\r\n").encode() + body_start)
+    sock.sendall(
+        (
+            f"POST /upload HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Authorization: Bearer {api.token}\r\n"
+            "Content-Type: multipart/form-data; boundary=B\r\n"
+            "Content-Length: 4000000\r\n\r\n"
+        ).encode()
+        + body_start
+    )
     wait_for(lambda: partial_temp_exists(live_server.data_dir), "the upload to reach the disk")
     sock.close()
     wait_for(lambda: temp_files(live_server.data_dir) == [], "the temporary blob to be removed")
@@ -52,7 +59,8 @@ def test_cut_off_multipart_upload_leaves_nothing(live_server: LiveServer, api: A
 
 
 def test_killed_server_leaves_no_temp_litter_after_restart(
-        server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]) -> None:
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     """kill -9 mid-upload leaves a temporary file that the restart sweeps away."""
     server = server_factory()
     api = make_api(server)
@@ -72,8 +80,7 @@ def test_killed_server_leaves_no_temp_litter_after_restart(
     assert api.upload("after.bin", b"fine")["size"] == 4
 
 
-def test_startup_sweep(server_factory: Callable[..., LiveServer],
-                       make_api: Callable[[LiveServer], Api]) -> None:
+def test_startup_sweep(server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]) -> None:
     """Startup removes dead processes' temp dirs and old orphans, sparing live and recent ones."""
     server = server_factory()
     api = make_api(server)

@@ -37,8 +37,9 @@ def owner_dirs(bucket: Bucket) -> set[str]:
     return {BLOB_KEY.match(k).group(1) for k in keys}  # type: ignore[union-attr]
 
 
-def test_round_trip_lays_blobs_out_by_user(bucket: Bucket, s3_server_factory: StartS3,
-                                           make_api: Callable[[LiveServer], Api]) -> None:
+def test_round_trip_lays_blobs_out_by_user(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api]
+) -> None:
     server = s3_server_factory(bucket)
     alice, bob = make_api(server), make_api(server)
     data = os.urandom(300_000)
@@ -59,9 +60,9 @@ def test_round_trip_lays_blobs_out_by_user(bucket: Bucket, s3_server_factory: St
     assert alice.get("dir/a.bin").status_code == 404
 
 
-def test_large_upload_is_a_multipart_object(bucket: Bucket, s3_server_factory: StartS3,
-                                            make_api: Callable[[LiveServer], Api],
-                                            tmp_path: Path) -> None:
+def test_large_upload_is_a_multipart_object(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api], tmp_path: Path
+) -> None:
     server = s3_server_factory(bucket)
     api = make_api(server)
     source = tmp_path / "big.bin"
@@ -77,8 +78,8 @@ def test_large_upload_is_a_multipart_object(bucket: Bucket, s3_server_factory: S
 
 
 def test_mismatch_leaves_no_object_and_no_multipart_upload(
-        bucket: Bucket, s3_server_factory: StartS3,
-        make_api: Callable[[LiveServer], Api]) -> None:
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api]
+) -> None:
     api = make_api(s3_server_factory(bucket))
     data = os.urandom(12 * MIB)
     wrong = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
@@ -89,23 +90,30 @@ def test_mismatch_leaves_no_object_and_no_multipart_upload(
     assert api.names() == []
 
 
-def test_too_large_upload_leaves_nothing(bucket: Bucket, s3_server_factory: StartS3,
-                                         make_api: Callable[[LiveServer], Api]) -> None:
+def test_too_large_upload_leaves_nothing(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api]
+) -> None:
     api = make_api(s3_server_factory(bucket, "--max-size", str(11 * MIB)))
-    response = api.request("PUT", "/files/big.bin",
-                           data=iter([os.urandom(MIB) for _ in range(12)]))  # chunked: no length
+    response = api.request(
+        "PUT", "/files/big.bin", data=iter([os.urandom(MIB) for _ in range(12)])
+    )  # chunked: no length
     assert response.status_code == 413, response.text
     assert bucket.blob_keys() == [] and bucket.uploads_in_progress() == []
 
 
-def test_cut_off_upload_leaves_no_multipart_upload(bucket: Bucket, s3_server_factory: StartS3,
-                                                   make_api: Callable[[LiveServer], Api]) -> None:
+def test_cut_off_upload_leaves_no_multipart_upload(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api]
+) -> None:
     api = make_api(s3_server_factory(bucket))
     parts = urlsplit(api.base)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    sock.sendall((f"PUT /files/cut.bin HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                  f"Authorization: Bearer {api.token}\r\nContent-Length: {20 * MIB}\r\n\r\n"
-                  ).encode() + os.urandom(11 * MIB))
+    sock.sendall(
+        (
+            f"PUT /files/cut.bin HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Authorization: Bearer {api.token}\r\nContent-Length: {20 * MIB}\r\n\r\n"
+        ).encode()
+        + os.urandom(11 * MIB)
+    )
     wait_for(lambda: bucket.uploads_in_progress() != [], "a part to reach the bucket")
     sock.close()
     wait_for(lambda: bucket.uploads_in_progress() == [], "the multipart upload to be aborted")
@@ -113,8 +121,9 @@ def test_cut_off_upload_leaves_no_multipart_upload(bucket: Bucket, s3_server_fac
     assert api.names() == []
 
 
-def test_replace_deletes_the_old_object(bucket: Bucket, s3_server_factory: StartS3,
-                                        make_api: Callable[[LiveServer], Api]) -> None:
+def test_replace_deletes_the_old_object(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api]
+) -> None:
     api = make_api(s3_server_factory(bucket))
     api.upload("f.bin", b"first version")
     [old] = bucket.blob_keys()
@@ -126,24 +135,28 @@ def test_replace_deletes_the_old_object(bucket: Bucket, s3_server_factory: Start
 
 def tus_upload(api: Api, name: str, data: bytes, sizes: list[int]) -> None:
     """Create a tus upload of ``data`` and send it in PATCHes of ``sizes`` bytes."""
-    meta = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}"
-                    for k, v in {"name": name, "md5": md5_hex(data)}.items())
-    created = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": str(len(data)),
-                                                    "Upload-Metadata": meta})
+    meta = ",".join(
+        f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in {"name": name, "md5": md5_hex(data)}.items()
+    )
+    created = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta})
     assert created.status_code == 201, created.text
     path = "/tus/" + created.headers["Location"].rsplit("/tus/", 1)[1]
     offset = 0
     for size in sizes:
-        response = api.request("PATCH", path, data=data[offset:offset + size], headers={
-            **TUS, "Content-Type": "application/offset+octet-stream",
-            "Upload-Offset": str(offset)})
+        response = api.request(
+            "PATCH",
+            path,
+            data=data[offset : offset + size],
+            headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)},
+        )
         assert response.status_code == 204, response.text
         offset += size
     assert offset == len(data)
 
 
-def test_tus_uploads_compose_and_verify_on_s3(bucket: Bucket, s3_server_factory: StartS3,
-                                              make_api: Callable[[LiveServer], Api]) -> None:
+def test_tus_uploads_compose_and_verify_on_s3(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api]
+) -> None:
     api = make_api(s3_server_factory(bucket))
     big = os.urandom(13 * MIB)
     tus_upload(api, "big.bin", big, [6 * MIB, 6 * MIB, MIB])  # composed with UploadPartCopy
@@ -156,23 +169,26 @@ def test_tus_uploads_compose_and_verify_on_s3(bucket: Bucket, s3_server_factory:
     assert bucket.uploads_in_progress() == []
 
 
-def test_tus_mismatch_keeps_nothing_on_s3(bucket: Bucket, s3_server_factory: StartS3,
-                                          make_api: Callable[[LiveServer], Api]) -> None:
+def test_tus_mismatch_keeps_nothing_on_s3(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api]
+) -> None:
     api = make_api(s3_server_factory(bucket))
-    meta = (f"name {base64.b64encode(b'x.bin').decode()},"
-            f"md5 {base64.b64encode(md5_hex(b'other').encode()).decode()}")
-    created = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": "3",
-                                                    "Upload-Metadata": meta})
+    meta = f"name {base64.b64encode(b'x.bin').decode()},md5 {base64.b64encode(md5_hex(b'other').encode()).decode()}"
+    created = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": "3", "Upload-Metadata": meta})
     path = "/tus/" + created.headers["Location"].rsplit("/tus/", 1)[1]
-    response = api.request("PATCH", path, data=b"abc", headers={
-        **TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"})
+    response = api.request(
+        "PATCH",
+        path,
+        data=b"abc",
+        headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
+    )
     assert response.status_code == 409, response.text
     assert bucket.keys() == []
 
 
-def test_presigned_download_is_verified_by_the_sdk(bucket: Bucket, s3_server_factory: StartS3,
-                                                   make_api: Callable[[LiveServer], Api],
-                                                   tmp_path: Path) -> None:
+def test_presigned_download_is_verified_by_the_sdk(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api], tmp_path: Path
+) -> None:
     server = s3_server_factory(bucket, "--s3-presign-downloads")
     api = make_api(server)
     data = os.urandom(12 * MIB + 3)  # multipart: the bucket's ETag is not the MD5
@@ -191,13 +207,17 @@ def test_presigned_download_is_verified_by_the_sdk(bucket: Bucket, s3_server_fac
     assert api.request("HEAD", "/files/big.bin").status_code == 200  # HEAD is answered here
 
 
-@pytest.mark.parametrize("name, encoded", [
-    ("site/evil.html", "evil.html"),
-    ("docs/r\u00e9sum\u00e9 \"final\"; x.svg", "r%C3%A9sum%C3%A9%20%22final%22%3B%20x.svg"),
-], ids=["html", "unicode-and-quotes"])
-def test_presigned_download_is_an_attachment(bucket: Bucket, s3_server_factory: StartS3,
-                                             make_api: Callable[[LiveServer], Api], name: str,
-                                             encoded: str) -> None:
+@pytest.mark.parametrize(
+    "name, encoded",
+    [
+        ("site/evil.html", "evil.html"),
+        ('docs/r\u00e9sum\u00e9 "final"; x.svg', "r%C3%A9sum%C3%A9%20%22final%22%3B%20x.svg"),
+    ],
+    ids=["html", "unicode-and-quotes"],
+)
+def test_presigned_download_is_an_attachment(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api], name: str, encoded: str
+) -> None:
     server = s3_server_factory(bucket, "--s3-presign-downloads")
     api = make_api(server)
     data = b"<!doctype html><script>alert(1)</script>"
@@ -212,7 +232,8 @@ def test_presigned_download_is_an_attachment(bucket: Bucket, s3_server_factory: 
 
 
 def test_two_servers_on_one_bucket_and_database_are_one_service(
-        bucket: Bucket, s3_server_factory: StartS3, tmp_path: Path) -> None:
+    bucket: Bucket, s3_server_factory: StartS3, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     first = s3_server_factory(bucket, "--db-url", db)
     second = s3_server_factory(bucket, "--db-url", db)
@@ -231,8 +252,7 @@ def test_two_servers_on_one_bucket_and_database_are_one_service(
 def test_sweep_aborts_stale_multipart_uploads_and_removes_orphans(bucket: Bucket) -> None:
     from updl_server.storage.s3 import S3BlobStore
 
-    store = S3BlobStore(bucket.name, PREFIX, client=bucket.client, orphan_grace=0,
-                        multipart_grace=0)
+    store = S3BlobStore(bucket.name, PREFIX, client=bucket.client, orphan_grace=0, multipart_grace=0)
     stale = bucket.client.create_multipart_upload(Bucket=bucket.name, Key=f"{PREFIX}/1/x")
     outside = bucket.client.create_multipart_upload(Bucket=bucket.name, Key="elsewhere/x")
     kept, orphan = store.begin(1), store.begin(1)
@@ -280,6 +300,5 @@ def test_storage_option_is_checked(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(main, ["run", "--data-dir", str(tmp_path), "--storage", "ftp://x"])
     assert result.exit_code == 2 and "s3://BUCKET/PREFIX" in result.output
-    result = CliRunner().invoke(main, ["run", "--data-dir", str(tmp_path),
-                                       "--s3-presign-downloads"])
+    result = CliRunner().invoke(main, ["run", "--data-dir", str(tmp_path), "--s3-presign-downloads"])
     assert result.exit_code == 2 and "--storage" in result.output

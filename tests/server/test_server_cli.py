@@ -11,8 +11,9 @@ from tests.support.live_server import clean_env, console_script
 
 
 def server_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([console_script("updl-server"), *args], capture_output=True, text=True,
-                          env=clean_env(), cwd=cwd, timeout=60)
+    return subprocess.run(
+        [console_script("updl-server"), *args], capture_output=True, text=True, env=clean_env(), cwd=cwd, timeout=60
+    )
 
 
 def test_add_user_in_a_new_data_dir_warns_and_names_it(tmp_path: Path) -> None:
@@ -20,8 +21,10 @@ def test_add_user_in_a_new_data_dir_warns_and_names_it(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("updl_") and first.stdout.count("\n") == 1  # the token, alone
     where = tmp_path.resolve() / "updl-data"
-    assert first.stderr == (f"updl-server: warning: data dir {where} had no database: created a new one for "
-                            f"user 'alice'; the token works only with a server run with --data-dir {where}\n")
+    assert first.stderr == (
+        f"updl-server: warning: data dir {where} had no database: created a new one for "
+        f"user 'alice'; the token works only with a server run with --data-dir {where}\n"
+    )
     second = server_cli("add-user", "bob", "--data-dir", "updl-data", cwd=tmp_path)
     assert second.returncode == 0
     assert second.stderr == f"updl-server: added user 'bob' to data dir {where}\n"

@@ -16,12 +16,18 @@ from tests.support.live_server import LiveServer
 from tests.support.api import Api, md5_hex
 from tests.support.tus import STREAM, TUS, create, created, metadata, offset_of, patch, staging
 
+
 def test_options_advertises_the_protocol(live_server: LiveServer) -> None:
     response = requests.options(f"{live_server.url}/tus/", timeout=10)
     assert response.status_code == 204
     assert response.headers["Tus-Version"] == "1.0.0"
     assert set(response.headers["Tus-Extension"].split(",")) == {
-        "creation", "creation-with-upload", "checksum", "termination", "expiration"}
+        "creation",
+        "creation-with-upload",
+        "checksum",
+        "termination",
+        "expiration",
+    }
     assert response.headers["Tus-Checksum-Algorithm"] == "crc32,md5,sha1,sha256"
     assert int(response.headers["Tus-Max-Size"]) == 10 * 1024**3
 
@@ -29,9 +35,9 @@ def test_options_advertises_the_protocol(live_server: LiveServer) -> None:
 def test_chunks_with_checksums_become_a_verified_file(api: Api) -> None:
     data = os.urandom(400_000)
     path = created(api, len(data), "dir/big.bin", md5=md5_hex(data))
-    for algorithm, (start, end) in zip(("md5", "sha1", "sha256", "crc32"),
-                                       ((0, 100_000), (100_000, 200_000), (200_000, 300_000),
-                                        (300_000, 400_000))):
+    for algorithm, (start, end) in zip(
+        ("md5", "sha1", "sha256", "crc32"), ((0, 100_000), (100_000, 200_000), (200_000, 300_000), (300_000, 400_000))
+    ):
         response = patch(api, path, start, data[start:end], algorithm)
         assert response.status_code == 204, response.text
         assert response.headers["Upload-Offset"] == str(end)
@@ -51,8 +57,12 @@ def test_protocol_errors_are_json_and_leave_the_offset(api: Api) -> None:
     path = created(api, len(data))
     assert patch(api, path, 0, data[:400]).status_code == 204
     cases = [
-        (api.request("PATCH", path, data=data[400:], headers={**STREAM, "Upload-Offset": "400",
-                                                              "Tus-Resumable": "0.2.2"}), 412),
+        (
+            api.request(
+                "PATCH", path, data=data[400:], headers={**STREAM, "Upload-Offset": "400", "Tus-Resumable": "0.2.2"}
+            ),
+            412,
+        ),
         (api.request("HEAD", path), 412),
         (patch(api, path, 0, data[:400]), 409),
         (patch(api, path, 400, data[400:], digest=b"\0" * 16), 460),
@@ -77,8 +87,11 @@ def test_whole_file_md5_mismatch_keeps_nothing(api: Api) -> None:
     path = created(api, len(data), md5="0" * 32)
     response = patch(api, path, 0, data)
     assert response.status_code == 409
-    assert response.json() == {"error": "checksum failed - please attempt reuploading",
-                               "expected": "0" * 32, "actual": md5_hex(data)}
+    assert response.json() == {
+        "error": "checksum failed - please attempt reuploading",
+        "expected": "0" * 32,
+        "actual": md5_hex(data),
+    }
     assert api.names() == []
     assert api.request("HEAD", path, headers=TUS).status_code == 404
 
@@ -88,18 +101,26 @@ def test_upload_md5_on_the_completing_patch_is_verified_before_commit(api: Api) 
     data = os.urandom(300_000)
     path = created(api, len(data), "late.bin")
     assert patch(api, path, 0, data[:100_000]).status_code == 204
-    wrong = api.request("PATCH", path, data=data[100_000:], headers={
-        **STREAM, "Upload-Offset": "100000", "Upload-Md5": "0" * 32})
+    wrong = api.request(
+        "PATCH", path, data=data[100_000:], headers={**STREAM, "Upload-Offset": "100000", "Upload-Md5": "0" * 32}
+    )
     assert wrong.status_code == 409
-    assert wrong.json() == {"error": "checksum failed - please attempt reuploading",
-                            "expected": "0" * 32, "actual": md5_hex(data)}
+    assert wrong.json() == {
+        "error": "checksum failed - please attempt reuploading",
+        "expected": "0" * 32,
+        "actual": md5_hex(data),
+    }
     assert api.names() == []  # refused before commit: nothing listed, the upload is gone
     assert api.request("HEAD", path, headers=TUS).status_code == 404
 
     path = created(api, len(data), "late.bin")
     assert patch(api, path, 0, data[:100_000]).status_code == 204
-    done = api.request("PATCH", path, data=data[100_000:], headers={
-        **STREAM, "Upload-Offset": "100000", "Upload-Md5": md5_hex(data).upper()})
+    done = api.request(
+        "PATCH",
+        path,
+        data=data[100_000:],
+        headers={**STREAM, "Upload-Offset": "100000", "Upload-Md5": md5_hex(data).upper()},
+    )
     assert done.status_code == 204, done.text
     assert done.headers["Upload-Md5"] == md5_hex(data)
     assert api.get("late.bin").content == data
@@ -122,13 +143,19 @@ def test_upload_md5_only_on_the_patch_that_completes(api: Api) -> None:
 
 def test_upload_md5_on_a_creation_that_completes(api: Api) -> None:
     data = os.urandom(2000)
-    headers = {**STREAM, "Upload-Length": str(len(data)),
-               "Upload-Metadata": metadata(name="at-once.bin")}
+    headers = {**STREAM, "Upload-Length": str(len(data)), "Upload-Metadata": metadata(name="at-once.bin")}
     wrong = api.request("POST", "/tus/", data=data, headers={**headers, "Upload-Md5": "0" * 32})
     assert wrong.status_code == 409 and api.names() == []
-    bodiless = api.request("POST", "/tus/", headers={
-        **TUS, "Upload-Length": "10", "Upload-Md5": md5_hex(data),
-        "Upload-Metadata": metadata(name="at-once.bin")})
+    bodiless = api.request(
+        "POST",
+        "/tus/",
+        headers={
+            **TUS,
+            "Upload-Length": "10",
+            "Upload-Md5": md5_hex(data),
+            "Upload-Metadata": metadata(name="at-once.bin"),
+        },
+    )
     assert bodiless.status_code == 400
     right = api.request("POST", "/tus/", data=data, headers={**headers, "Upload-Md5": md5_hex(data)})
     assert right.status_code == 201 and right.headers["Upload-Md5"] == md5_hex(data)
@@ -144,7 +171,8 @@ def test_without_any_md5_the_file_is_stored_as_received(api: Api) -> None:
 
 
 def test_a_completed_upload_answers_head_until_it_expires(
-        server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]) -> None:
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     server = server_factory()
     api = make_api(server)
     data = os.urandom(2000)
@@ -176,8 +204,9 @@ def test_a_completed_upload_answers_head_until_it_expires(
     engine.dispose()
 
 
-def test_creation_rules(api: Api, server_factory: Callable[..., LiveServer],
-                        make_api: Callable[[LiveServer], Api]) -> None:
+def test_creation_rules(
+    api: Api, server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     assert create(api, 10, "../x").status_code == 400
     assert create(api, 10, "ok", md5="nothex").status_code == 400
     assert api.request("POST", "/tus/", headers={**TUS, "Upload-Length": "10"}).status_code == 400
@@ -192,10 +221,17 @@ def test_creation_rules(api: Api, server_factory: Callable[..., LiveServer],
 
 def test_filename_metadata_and_creation_with_upload(api: Api) -> None:
     data = os.urandom(2000)
-    response = api.request("POST", "/tus/", data=data, headers={
-        **STREAM, "Upload-Length": str(len(data)),
-        "Upload-Metadata": metadata(filename="from-filename.bin", md5=md5_hex(data)),
-        "Upload-Checksum": "sha1 " + base64.b64encode(hashlib.sha1(data).digest()).decode()})
+    response = api.request(
+        "POST",
+        "/tus/",
+        data=data,
+        headers={
+            **STREAM,
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata(filename="from-filename.bin", md5=md5_hex(data)),
+            "Upload-Checksum": "sha1 " + base64.b64encode(hashlib.sha1(data).digest()).decode(),
+        },
+    )
     assert response.status_code == 201, response.text
     assert response.headers["Upload-Offset"] == str(len(data))
     assert api.get("from-filename.bin").content == data
@@ -215,8 +251,9 @@ def test_uploads_belong_to_their_creator(api: Api, live_server: LiveServer) -> N
     assert offset_of(api, path) == 0
 
 
-def test_termination_deletes_the_staged_bytes(server_factory: Callable[..., LiveServer],
-                                              make_api: Callable[[LiveServer], Api]) -> None:
+def test_termination_deletes_the_staged_bytes(
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     server = server_factory()
     api = make_api(server)
     path = created(api, 100)
@@ -227,8 +264,9 @@ def test_termination_deletes_the_staged_bytes(server_factory: Callable[..., Live
     assert list(staging(server).iterdir()) == []
 
 
-def test_expired_uploads_answer_410_and_are_swept(server_factory: Callable[..., LiveServer],
-                                                  make_api: Callable[[LiveServer], Api]) -> None:
+def test_expired_uploads_answer_410_and_are_swept(
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     server = server_factory()
     api = make_api(server)
     first, second, alive = created(api, 100), created(api, 100), created(api, 100)
@@ -236,9 +274,10 @@ def test_expired_uploads_answer_410_and_are_swept(server_factory: Callable[..., 
     assert "GMT" in response.headers["Upload-Expires"]
     engine = sqlalchemy.create_engine(f"sqlite:///{server.data_dir.resolve() / 'updl.db'}")
     with engine.begin() as conn:
-        conn.execute(sqlalchemy.text("UPDATE tus_uploads SET expires = '2000-01-01 00:00:00' "
-                                     "WHERE id IN (:a, :b)"),
-                     {"a": first.rsplit("/", 1)[1], "b": second.rsplit("/", 1)[1]})
+        conn.execute(
+            sqlalchemy.text("UPDATE tus_uploads SET expires = '2000-01-01 00:00:00' WHERE id IN (:a, :b)"),
+            {"a": first.rsplit("/", 1)[1], "b": second.rsplit("/", 1)[1]},
+        )
     engine.dispose()
     gone = patch(api, first, 0, b"x")
     assert gone.status_code == 410 and gone.json()["error"] == "upload expired"
@@ -249,8 +288,9 @@ def test_expired_uploads_answer_410_and_are_swept(server_factory: Callable[..., 
     assert Api(server.url, api.token).request("HEAD", second, headers=TUS).status_code == 404
 
 
-def test_concurrent_patch_is_refused_with_423(server_factory: Callable[..., LiveServer],
-                                              make_api: Callable[[LiveServer], Api]) -> None:
+def test_concurrent_patch_is_refused_with_423(
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
     server = server_factory()
     api = make_api(server)
     data = os.urandom(3 * 1024 * 1024)
@@ -264,8 +304,9 @@ def test_concurrent_patch_is_refused_with_423(server_factory: Callable[..., Live
         yield data[half:]
 
     result: dict[str, requests.Response] = {}
-    first = threading.Thread(target=lambda: result.setdefault(
-        "first", patch(api, path, 0, slow_body(), algorithm=None)))
+    first = threading.Thread(
+        target=lambda: result.setdefault("first", patch(api, path, 0, slow_body(), algorithm=None))
+    )
     first.start()
     staged = staging(server) / path.rsplit("/", 1)[1]
     for _ in range(3000):  # bounded poll: the first PATCH holds the upload once bytes land
@@ -310,11 +351,14 @@ def test_tuspy_client_interoperates(api: Api, tmp_path: Path) -> None:
     data = os.urandom(700_000)
     source = tmp_path / "via-tuspy.bin"
     source.write_bytes(data)
-    client = tus_client.TusClient(f"{api.base}/tus/",
-                                  headers={"Authorization": f"Bearer {api.token}"})
+    client = tus_client.TusClient(f"{api.base}/tus/", headers={"Authorization": f"Bearer {api.token}"})
     with open(source, "rb") as stream:  # given a path, tuspy opens the file and never closes it
-        uploader = client.uploader(file_stream=stream, chunk_size=256 * 1024, upload_checksum=True,
-                                   metadata={"filename": "via-tuspy.bin", "md5": md5_hex(data)})
+        uploader = client.uploader(
+            file_stream=stream,
+            chunk_size=256 * 1024,
+            upload_checksum=True,
+            metadata={"filename": "via-tuspy.bin", "md5": md5_hex(data)},
+        )
         uploader.upload()
     assert "via-tuspy.bin" in api.names()
     got = api.get("via-tuspy.bin")

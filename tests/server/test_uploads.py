@@ -25,8 +25,7 @@ def content_md5(data: bytes) -> str:
 
 
 @pytest.mark.parametrize("md5_first", [True, False])
-def test_post_upload_stores_verified_file(api: Api, live_server: LiveServer,
-                                          md5_first: bool) -> None:
+def test_post_upload_stores_verified_file(api: Api, live_server: LiveServer, md5_first: bool) -> None:
     """A verified multipart upload (md5 before or after the file) is stored as sent."""
     data = os.urandom(300_000) + b"\r\n--not-a-boundary\r\n"
     md5_part, file_part = ("md5", md5_hex(data).encode()), ("file", data, "report.bin")
@@ -45,9 +44,12 @@ def test_post_upload_stores_verified_file(api: Api, live_server: LiveServer,
 def test_post_upload_like_curl_with_name_override_and_unknown_parts(api: Api) -> None:
     """A curl-style form works; `name` overrides the filename; unknown parts are ignored."""
     data = b"hello world\n"
-    response = api.request("POST", "/upload", files={"file": ("local.txt", data)},
-                           data={"md5": md5_hex(data).upper(), "name": "dir/remote.txt",
-                                 "comment": "ignored"})
+    response = api.request(
+        "POST",
+        "/upload",
+        files={"file": ("local.txt", data)},
+        data={"md5": md5_hex(data).upper(), "name": "dir/remote.txt", "comment": "ignored"},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "dir/remote.txt"
     assert api.names() == ["dir/remote.txt"]
@@ -59,8 +61,11 @@ def test_post_upload_wrong_md5_is_409_and_keeps_nothing(api: Api, live_server: L
     wrong = "0123456789ABCDEF0123456789abcdef"
     response = api.post_parts([("file", data, "bad.bin"), ("md5", wrong.encode())])
     assert response.status_code == 409
-    assert response.json() == {"error": "checksum failed - please attempt reuploading",
-                               "expected": wrong, "actual": md5_hex(data)}
+    assert response.json() == {
+        "error": "checksum failed - please attempt reuploading",
+        "expected": wrong,
+        "actual": md5_hex(data),
+    }
     assert api.names() == []
     assert api.get("bad.bin").status_code == 404
     assert temp_files(live_server.data_dir) == []
@@ -81,10 +86,8 @@ BAD_BODIES: dict[str, list[Part]] = {
     "missing file": [("md5", md5_hex(GOOD).encode())],
     "md5 too short": [("file", GOOD, "f.bin"), ("md5", b"abc")],
     "md5 not hex": [("file", GOOD, "f.bin"), ("md5", b"g" * 32)],
-    "two file parts": [("file", GOOD, "f.bin"), ("file", GOOD, "g.bin"),
-                       ("md5", md5_hex(GOOD).encode())],
-    "huge text part": [("file", GOOD, "f.bin"), ("md5", md5_hex(GOOD).encode()),
-                       ("name", b"n" * 5000)],
+    "two file parts": [("file", GOOD, "f.bin"), ("file", GOOD, "g.bin"), ("md5", md5_hex(GOOD).encode())],
+    "huge text part": [("file", GOOD, "f.bin"), ("md5", md5_hex(GOOD).encode()), ("name", b"n" * 5000)],
     "no name at all": [("file", GOOD, ""), ("md5", md5_hex(GOOD).encode())],
 }
 
@@ -178,8 +181,7 @@ LIMIT = 100_000
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Api]]:
     """A server started with ``--max-size 100000`` (module-wide: ``server_factory`` is per test)."""
-    server = LiveServer(data_dir=tmp_path_factory.mktemp("small-server"),
-                        args=("--max-size", str(LIMIT)))
+    server = LiveServer(data_dir=tmp_path_factory.mktemp("small-server"), args=("--max-size", str(LIMIT)))
     server.start()
     yield server, Api(server.url, server.add_user("small"))
     server.stop()
@@ -206,14 +208,15 @@ class TestSizeLimit:
 
     LIMIT = LIMIT
     NEVER_SENT = 10**12  # declared, never sent: far more than the server ever drains
-    FILE_HEAD = (b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
-                 b"Content-Type: application/octet-stream\r\n\r\n")
+    FILE_HEAD = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n"
+    )
 
     def check_413(self, status: int, body: bytes, server: LiveServer, api: Api) -> None:
         """The contract's 413, and nothing stored or left behind."""
         assert status == 413, body
-        assert json.loads(body) == {"error": "file exceeds the server's size limit",
-                                    "max_size": self.LIMIT}
+        assert json.loads(body) == {"error": "file exceeds the server's size limit", "max_size": self.LIMIT}
         assert api.names() == []
         assert temp_files(server.data_dir) == []
 
@@ -221,18 +224,15 @@ class TestSizeLimit:
         """A file of exactly max_size bytes is accepted by both routes."""
         _, api = small
         data = os.urandom(self.LIMIT)
-        assert api.post_parts([("file", data, "fits.bin"),
-                               ("md5", md5_hex(data).encode())]).status_code == 200
+        assert api.post_parts([("file", data, "fits.bin"), ("md5", md5_hex(data).encode())]).status_code == 200
         assert api.put("fits-too.bin", data).status_code == 200
         for name in ("fits.bin", "fits-too.bin"):
             assert api.request("DELETE", f"/files/{name}").status_code == 204
 
-    def test_put_refused_by_content_length_with_expect(self, small: tuple[LiveServer, Api]
-                                                       ) -> None:
+    def test_put_refused_by_content_length_with_expect(self, small: tuple[LiveServer, Api]) -> None:
         """``Expect: 100-continue`` and a Content-Length over the limit: 413, not 100 Continue."""
         server, api = small
-        head = (f"PUT /files/big.bin HTTP/1.1\r\nExpect: 100-continue\r\n"
-                f"Content-Length: {self.LIMIT + 1}\r\n")
+        head = f"PUT /files/big.bin HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {self.LIMIT + 1}\r\n"
         with raw_request(api, head) as sock:
             self.check_413(*read_response(sock), server, api)
 
@@ -243,21 +243,24 @@ class TestSizeLimit:
         with raw_request(api, head, b"\0" * 1000) as sock:
             self.check_413(*read_response(sock), server, api)
 
-    def test_multipart_refused_by_content_length_with_expect(
-            self, small: tuple[LiveServer, Api]) -> None:
+    def test_multipart_refused_by_content_length_with_expect(self, small: tuple[LiveServer, Api]) -> None:
         """A multipart body over the limit plus the framing allowance: 413, not 100 Continue."""
         server, api = small
-        head = ("POST /upload HTTP/1.1\r\nExpect: 100-continue\r\n"
-                "Content-Type: multipart/form-data; boundary=B\r\n"
-                f"Content-Length: {self.LIMIT + 70 * 1024}\r\n")
+        head = (
+            "POST /upload HTTP/1.1\r\nExpect: 100-continue\r\n"
+            "Content-Type: multipart/form-data; boundary=B\r\n"
+            f"Content-Length: {self.LIMIT + 70 * 1024}\r\n"
+        )
         with raw_request(api, head) as sock:
             self.check_413(*read_response(sock), server, api)
 
     def test_multipart_refused_by_content_length(self, small: tuple[LiveServer, Api]) -> None:
         """A multipart body declaring far more than the limit is refused without waiting for it."""
         server, api = small
-        head = ("POST /upload HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\n"
-                f"Content-Length: {self.NEVER_SENT}\r\n")
+        head = (
+            "POST /upload HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+            f"Content-Length: {self.NEVER_SENT}\r\n"
+        )
         with raw_request(api, head, self.FILE_HEAD + b"\0" * 1000) as sock:
             self.check_413(*read_response(sock), server, api)
 
@@ -272,8 +275,9 @@ class TestSizeLimit:
     def test_multipart_refused_while_streaming(self, small: tuple[LiveServer, Api]) -> None:
         """A chunked multipart body whose file part passes the limit and never ends: 413."""
         server, api = small
-        head = ("POST /upload HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\n"
-                "Transfer-Encoding: chunked\r\n")
+        head = (
+            "POST /upload HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n"
+        )
         with raw_request(api, head) as sock:
             sock.sendall(b"%x\r\n%s\r\n" % (len(self.FILE_HEAD), self.FILE_HEAD))
             send_chunks(sock, self.LIMIT + DRAIN_LIMIT + 1024 * 1024)
@@ -282,7 +286,6 @@ class TestSizeLimit:
     def test_chunked_put_refused_while_streaming(self, small: tuple[LiveServer, Api]) -> None:
         """A chunked PUT is refused as soon as the stream passes the limit, though it never ends."""
         server, api = small
-        with raw_request(api, "PUT /files/big.bin HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
-                         ) as sock:
+        with raw_request(api, "PUT /files/big.bin HTTP/1.1\r\nTransfer-Encoding: chunked\r\n") as sock:
             send_chunks(sock, self.LIMIT + DRAIN_LIMIT + 1024 * 1024)
             self.check_413(*read_response(sock), server, api)

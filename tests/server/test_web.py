@@ -22,14 +22,15 @@ from tests.support.api import Api
 ROOT = Path(__file__).parents[2]
 STATIC = ROOT / "server" / "updl_server" / "web" / "static"
 ORIGIN = "http://app.example:8080"
-TUS_HEADERS = ("authorization, tus-resumable, upload-length, upload-metadata, upload-md5, "
-               "content-type")
+TUS_HEADERS = "authorization, tus-resumable, upload-length, upload-metadata, upload-md5, content-type"
 
 
-def preflight(url: str, origin: str, method: str = "POST",
-              headers: str = TUS_HEADERS) -> requests.Response:
-    return requests.options(url, headers={"Origin": origin, "Access-Control-Request-Method": method,
-                                          "Access-Control-Request-Headers": headers}, timeout=30)
+def preflight(url: str, origin: str, method: str = "POST", headers: str = TUS_HEADERS) -> requests.Response:
+    return requests.options(
+        url,
+        headers={"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers},
+        timeout=30,
+    )
 
 
 def test_the_page_and_its_policy(live_server: LiveServer) -> None:
@@ -42,18 +43,21 @@ def test_the_page_and_its_policy(live_server: LiveServer) -> None:
     assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "<script>" not in page.text  # every script is a file of its own
-    for src in ("/web/app.js", "/web/vendor/tus.min.js", "/web/md5-worker.js",
-                "/web/vendor/hash-wasm-md5.umd.min.js", "/web/app.css"):
+    for src in (
+        "/web/app.js",
+        "/web/vendor/tus.min.js",
+        "/web/md5-worker.js",
+        "/web/vendor/hash-wasm-md5.umd.min.js",
+        "/web/app.css",
+    ):
         answer = requests.get(live_server.url + src, timeout=30)
         assert answer.status_code == 200, src
-        assert answer.headers["Content-Type"].startswith(
-            "text/css" if src.endswith(".css") else "text/javascript"), src
+        assert answer.headers["Content-Type"].startswith("text/css" if src.endswith(".css") else "text/javascript"), src
         assert answer.headers["Content-Security-Policy"] == policy  # the worker's own policy
     assert requests.get(live_server.url + "/web/nope.js", timeout=30).status_code == 404
 
 
-def test_api_answers_are_sandboxed_and_files_are_attachments(live_server: LiveServer,
-                                                             api: Api) -> None:
+def test_api_answers_are_sandboxed_and_files_are_attachments(live_server: LiveServer, api: Api) -> None:
     api.upload("page.html", b"<script>alert(1)</script>")
     for method in ("GET", "HEAD"):
         answer = api.request(method, "/files/page.html")
@@ -73,9 +77,11 @@ def test_api_answers_are_sandboxed_and_files_are_attachments(live_server: LiveSe
 def test_no_cors_by_default(live_server: LiveServer, api: Api) -> None:
     answer = preflight(f"{live_server.url}/tus/", ORIGIN)
     assert "Access-Control-Allow-Origin" not in answer.headers
-    listing = requests.get(f"{live_server.url}/files", timeout=30,
-                           headers={"Origin": ORIGIN,
-                                    "Authorization": api.session.headers["Authorization"]})
+    listing = requests.get(
+        f"{live_server.url}/files",
+        timeout=30,
+        headers={"Origin": ORIGIN, "Authorization": api.session.headers["Authorization"]},
+    )
     assert listing.status_code == 200 and "Access-Control-Allow-Origin" not in listing.headers
 
 
@@ -98,12 +104,22 @@ def test_cors_for_the_configured_origin(server_factory: Callable[..., LiveServer
     token = server.add_user("cors")
     api = Api(server.url, token)
     api.upload("a.bin", b"abc")
-    answer = requests.get(f"{server.url}/files/a.bin", timeout=30,
-                          headers={"Origin": ORIGIN, "Authorization": f"Bearer {token}"})
+    answer = requests.get(
+        f"{server.url}/files/a.bin", timeout=30, headers={"Origin": ORIGIN, "Authorization": f"Bearer {token}"}
+    )
     assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
     exposed = answer.headers["Access-Control-Expose-Headers"].lower()
-    for header in ("etag", "content-md5", "upload-offset", "upload-md5", "location",
-                   "tus-resumable", "upload-length", "upload-expires", "content-range"):
+    for header in (
+        "etag",
+        "content-md5",
+        "upload-offset",
+        "upload-md5",
+        "location",
+        "tus-resumable",
+        "upload-length",
+        "upload-expires",
+        "content-range",
+    ):
         assert header in exposed, header
     assert "Access-Control-Allow-Credentials" not in answer.headers  # tokens, never cookies
     # An error answer carries it too, so a page can read the server's message.
@@ -113,22 +129,24 @@ def test_cors_for_the_configured_origin(server_factory: Callable[..., LiveServer
 
 
 def test_cors_origin_from_the_environment(tmp_path: Path) -> None:
-    server = LiveServer(data_dir=tmp_path / "data",
-                        env={"UPDL_SERVER_CORS_ORIGIN": f"{ORIGIN} https://b.example"})
+    server = LiveServer(data_dir=tmp_path / "data", env={"UPDL_SERVER_CORS_ORIGIN": f"{ORIGIN} https://b.example"})
     server.start()
     try:
         for origin in (ORIGIN, "https://b.example"):
-            assert preflight(f"{server.url}/tus/", origin).headers[
-                "Access-Control-Allow-Origin"] == origin
+            assert preflight(f"{server.url}/tus/", origin).headers["Access-Control-Allow-Origin"] == origin
     finally:
         server.stop()
 
 
 @pytest.mark.parametrize("origin", ["ftp://x.example", "http://x.example/path", "x.example", ""])
 def test_a_bad_cors_origin_is_a_usage_error(origin: str, tmp_path: Path) -> None:
-    result = subprocess.run([console_script("updl-server"), "run", "--data-dir", str(tmp_path),
-                             "--cors-origin", origin], capture_output=True, text=True,
-                            env=clean_env(), timeout=60)
+    result = subprocess.run(
+        [console_script("updl-server"), "run", "--data-dir", str(tmp_path), "--cors-origin", origin],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "not an origin" in result.stderr
 
@@ -141,6 +159,5 @@ def test_the_page_ships_in_the_package() -> None:
     files = [p.relative_to(package).as_posix() for p in STATIC.rglob("*") if p.is_file()]
     assert "web/static/vendor/tus.min.js" in files
     assert "web/static/vendor/licenses/tus-js-client-4.3.1.txt" in files
-    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) and f.count("/") == p.count("/")
-                                             for p in patterns)]
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) and f.count("/") == p.count("/") for p in patterns)]
     assert unshipped == []

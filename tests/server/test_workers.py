@@ -69,7 +69,6 @@ def test_two_processes_are_one_service(servers: list[LiveServer]) -> None:
     assert committed_blobs(one_server.data_dir) == []
 
 
-
 def _children(pid: int) -> list[int]:
     """Child process ids of ``pid`` (Linux)."""
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()

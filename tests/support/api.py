@@ -28,8 +28,9 @@ def url_name(name: str) -> str:
     return quote(name, safe="/").replace(".", "%2E")
 
 
-def multipart(parts: Iterable[tuple[str, bytes] | tuple[str, bytes, str]],
-              boundary: str | None = None) -> tuple[bytes, str]:
+def multipart(
+    parts: Iterable[tuple[str, bytes] | tuple[str, bytes, str]], boundary: str | None = None
+) -> tuple[bytes, str]:
     """A multipart/form-data body from ``(field, value[, filename])`` parts, and its type."""
     boundary = boundary or uuid.uuid4().hex
     out = bytearray()
@@ -67,8 +68,7 @@ class Api:
         """``PUT /files/{name}`` with a raw body."""
         return self.request("PUT", f"/files/{url_name(name)}", data=data, headers=headers)
 
-    def post_parts(self, parts: Iterable[tuple[str, bytes] | tuple[str, bytes, str]]
-                   ) -> requests.Response:
+    def post_parts(self, parts: Iterable[tuple[str, bytes] | tuple[str, bytes, str]]) -> requests.Response:
         """``POST /upload`` with a hand-built multipart body."""
         body, content_type = multipart(parts)
         return self.request("POST", "/upload", data=body, headers={"Content-Type": content_type})
@@ -110,8 +110,7 @@ def raw_request(api: Api, head: str, body: bytes = b"") -> socket.socket:
     """
     parts = urlsplit(api.base)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=RAW_TIMEOUT)
-    sock.sendall(f"{head}Host: {parts.netloc}\r\nAuthorization: Bearer {api.token}\r\n\r\n"
-                 .encode() + body)
+    sock.sendall(f"{head}Host: {parts.netloc}\r\nAuthorization: Bearer {api.token}\r\n\r\n".encode() + body)
     return sock
 
 
@@ -135,8 +134,7 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
         received += chunk
     head, _, body = received.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    fields = {name.strip().lower(): value.strip()
-              for name, _, value in (line.partition(":") for line in lines[1:])}
+    fields = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
     length = int(fields.get("content-length", "0"))
     while len(body) < length:
         chunk = sock.recv(65536)

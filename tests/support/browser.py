@@ -16,12 +16,20 @@ CHROMIUM = "/usr/bin/chromium"
 INSTALL_HINT = "run: bash scripts/install-browser.sh (apt-get install chromium)"
 # Without the background-networking flags Chromium tries to reach Google's services, and a
 # closed network refuses its connections; QUIC and the GPU are of no use headless.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 30_000  # any one wait on the page: a hang fails the test instead of the session
 UPLOAD_TIMEOUT_MS = 90_000  # a 30 MB upload (hash, then send) on a loaded CI machine
 MIB = 1024 * 1024
-VENDOR = (Path(__file__).parents[2] / "server" / "updl_server" / "web" / "static" / "vendor")
+VENDOR = Path(__file__).parents[2] / "server" / "updl_server" / "web" / "static" / "vendor"
 
 
 def missing(message: str) -> None:
@@ -58,7 +66,6 @@ def sign_in(page: Any, url: str, token: str) -> None:
     page.get_by_label("Token").fill(token)
     page.get_by_label("Token").press("Enter")
     page.locator("#app").wait_for(state="visible")
-
 
 
 # Chromium's save dialog cannot be clicked by Playwright: this stand-in answers

@@ -21,8 +21,9 @@ class FakeClock:
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
     """``updl --url URL --token TOKEN ARGS`` in-process, never sleeping, on a still clock."""
     runner = CliRunner()
-    return runner.invoke(cli, ["--url", URL, "--token", TOKEN, *args], env=env,
-                         obj=Environment(sleep=lambda s: None, clock=FakeClock()))
+    return runner.invoke(
+        cli, ["--url", URL, "--token", TOKEN, *args], env=env, obj=Environment(sleep=lambda s: None, clock=FakeClock())
+    )
 
 
 def error_line(result: Result) -> str:

@@ -48,9 +48,13 @@ class FullDisk:
 def mount_tmpfs(mount_point: Path) -> None:
     """Mount a ``DISK_SIZE`` tmpfs at ``mount_point``; skip (fail with ``CI=true``) if not allowed."""
     try:
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0700",
-                                 "tmpfs", str(mount_point)], capture_output=True, text=True,
-                                check=False, timeout=60)
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0700", "tmpfs", str(mount_point)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         problem = result.stderr.strip() if result.returncode != 0 else None
     except OSError as exc:  # no mount(8) at all
         problem = str(exc)

@@ -45,8 +45,7 @@ def write_pattern(path: Path, size: int, seed: str) -> Path:
     with open(path, "wb") as fh:
         counter, left = 0, size
         while left:
-            block = b"".join(hashlib.sha256(f"{seed}/{counter + i}".encode()).digest()
-                             for i in range(2048))  # 64 KiB
+            block = b"".join(hashlib.sha256(f"{seed}/{counter + i}".encode()).digest() for i in range(2048))  # 64 KiB
             counter += 2048
             fh.write(block[:left])
             left -= min(left, len(block))
@@ -79,9 +78,7 @@ def sdk_download(server: LiveServer, token: str, name: str, dest: Path) -> updl.
         return client.download(name, dest)
 
 
-def run_tool(*cmd: str, cwd: Path | None = None,
-             stdin: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_tool(*cmd: str, cwd: Path | None = None, stdin: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a client to completion (bounded), capturing its output; ``stdin``: a file to feed it."""
     with open(stdin, "rb") if stdin else open(os.devnull, "rb") as feed:
-        return subprocess.run(list(cmd), capture_output=True, text=True, cwd=cwd, timeout=TIMEOUT,
-                              stdin=feed)
+        return subprocess.run(list(cmd), capture_output=True, text=True, cwd=cwd, timeout=TIMEOUT, stdin=feed)

@@ -54,11 +54,26 @@ class LiveServer:
 
     def start(self) -> None:
         """Start the server and block until it reports the URL it listens on."""
-        cmd = [console_script("updl-server"), "run", "--host", "127.0.0.1", "--port", "0",
-               "--data-dir", str(self.data_dir), "--log-level", "warning", *self.args]
+        cmd = [
+            console_script("updl-server"),
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "warning",
+            *self.args,
+        ]
         self.process = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=clean_env(**self.env),
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(**self.env),
         )
         ready = threading.Event()
         self.log = []
@@ -129,9 +144,11 @@ class LiveServer:
     def add_user_with_command(self, name: str) -> str:
         """Create a user with the ``updl-server add-user`` console script and return its token."""
         result = subprocess.run(
-            [console_script("updl-server"), "add-user", name, "--data-dir", str(self.data_dir),
-             *self.db_args()],
-            capture_output=True, text=True, env=clean_env(**self.env), timeout=60,
+            [console_script("updl-server"), "add-user", name, "--data-dir", str(self.data_dir), *self.db_args()],
+            capture_output=True,
+            text=True,
+            env=clean_env(**self.env),
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()

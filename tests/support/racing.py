@@ -42,8 +42,9 @@ def all_at_once(jobs: list[Callable[[], object]], timeout: float = DEADLINE) -> 
     return results
 
 
-def race_puts(apis: list[Api], name: str, contents: list[bytes],
-              headers: dict[str, str] | None = None) -> list[requests.Response]:
+def race_puts(
+    apis: list[Api], name: str, contents: list[bytes], headers: dict[str, str] | None = None
+) -> list[requests.Response]:
     """PUT ``contents[i]`` to ``name`` through ``apis[i]``, every body half sent before any ends.
 
     Each upload is held mid-body until all have started, so their commits race.

@@ -23,8 +23,14 @@ from typing import Literal
 class Relay:
     """Relays 127.0.0.1:<port> to 127.0.0.1:<target_port>."""
 
-    def __init__(self, target_port: int, *, corrupt: Literal["once", "always"] | None = None,
-                 stall_up_after: int | None = None, cut_down_after: int | None = None) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        *,
+        corrupt: Literal["once", "always"] | None = None,
+        stall_up_after: int | None = None,
+        cut_down_after: int | None = None,
+    ) -> None:
         self.target_port = target_port
         self.corrupt = corrupt
         self.stall_up_after = stall_up_after
@@ -107,7 +113,7 @@ class Relay:
                     return data
                 at = data.index(b"\x00")
                 self.flipped = 1
-                return data[:at] + b"\x01" + data[at + 1:]
+                return data[:at] + b"\x01" + data[at + 1 :]
             self.flipped += data.count(b"\x00")
             return data.replace(b"\x00", b"\x01")
 

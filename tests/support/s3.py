@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 PREFIX = "updl/blobs"
 DEADLINE = 15.0
 
@@ -45,6 +43,5 @@ class Bucket:
 
     def uploads_in_progress(self) -> list[dict[str, Any]]:
         """Multipart uploads not completed or aborted."""
-        uploads: list[dict[str, Any]] = self.client.list_multipart_uploads(
-            Bucket=self.name).get("Uploads", [])
+        uploads: list[dict[str, Any]] = self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", [])
         return uploads

@@ -22,8 +22,9 @@ def metadata(**values: str) -> str:
 
 
 def create(api: Api, length: int, name: str = "big.bin", **meta: str) -> requests.Response:
-    return api.request("POST", "/tus/", headers={
-        **TUS, "Upload-Length": str(length), "Upload-Metadata": metadata(name=name, **meta)})
+    return api.request(
+        "POST", "/tus/", headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": metadata(name=name, **meta)}
+    )
 
 
 def created(api: Api, length: int, name: str = "big.bin", **meta: str) -> str:
@@ -34,13 +35,15 @@ def created(api: Api, length: int, name: str = "big.bin", **meta: str) -> str:
     return "/tus/" + response.headers["Location"].rsplit("/tus/", 1)[1]
 
 
-def patch(api: Api, path: str, offset: int, data: Any, algorithm: str | None = "md5",
-          digest: bytes | None = None) -> requests.Response:
+def patch(
+    api: Api, path: str, offset: int, data: Any, algorithm: str | None = "md5", digest: bytes | None = None
+) -> requests.Response:
     headers = {**STREAM, "Upload-Offset": str(offset)}
     if algorithm is not None:
         if digest is None:
-            digest = (zlib.crc32(data).to_bytes(4, "big") if algorithm == "crc32"
-                      else hashlib.new(algorithm, data).digest())
+            digest = (
+                zlib.crc32(data).to_bytes(4, "big") if algorithm == "crc32" else hashlib.new(algorithm, data).digest()
+            )
         headers["Upload-Checksum"] = f"{algorithm} {base64.b64encode(digest).decode()}"
     return api.request("PATCH", path, data=data, headers=headers)
 

@@ -11,6 +11,7 @@ from responses.registries import OrderedRegistry
 from tests.support.scripted import TOKEN, URL, SleepRecorder
 from updl import Client, RetryPolicy
 
+
 @pytest.fixture
 def server() -> Iterator[responses.RequestsMock]:
     """A scripted server: registered answers are used once each, in order."""

@@ -23,8 +23,9 @@ from updl.sdk.selection import select_files
 from tests.support.scripted import URL, file_info
 
 
-@pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/passwd", "C:evil", "a\\b", "a//b", "./a", "a/",
-                                  "tab\there", ""])
+@pytest.mark.parametrize(
+    "name", ["../x", "a/../../x", "/etc/passwd", "C:evil", "a\\b", "a//b", "./a", "a/", "tab\there", ""]
+)
 def test_names_that_could_escape_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(UnsafeNameError):
         destination(tmp_path, name)
@@ -41,12 +42,18 @@ def test_symlink_out_of_the_directory_is_refused(tmp_path: Path) -> None:
 
 def test_plan_downloads_with_manifest(tmp_path: Path) -> None:
     when = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    files = [FileInfo("p/a/b.bin", 1, "a" * 32, when), FileInfo("p/extra", 1, "b" * 32, when),
-             FileInfo("p/../up", 1, "c" * 32, when)]
+    files = [
+        FileInfo("p/a/b.bin", 1, "a" * 32, when),
+        FileInfo("p/extra", 1, "b" * 32, when),
+        FileInfo("p/../up", 1, "c" * 32, when),
+    ]
     tasks, decided = plan_downloads(files, "p", tmp_path, [Entry("a" * 32, "a/b.bin"), Entry("d" * 32, "gone")])
     assert [(t.name, t.path, t.expected) for t in tasks] == [("p/a/b.bin", tmp_path / "a/b.bin", {"md5": "a" * 32})]
     assert sorted((o.task.name, o.status) for o in decided) == [
-        ("p/../up", "failed"), ("p/extra", "skipped"), ("p/gone", "failed")]
+        ("p/../up", "failed"),
+        ("p/extra", "skipped"),
+        ("p/gone", "failed"),
+    ]
     assert describe(next(o.error for o in decided if o.task.name == "p/gone"))[0] == ExitCode.NOT_FOUND
 
 
@@ -62,7 +69,8 @@ def test_digesting_file_hashes_the_last_attempt_once() -> None:
 
 
 def test_upload_batch_continues_after_a_failure_and_collects_sha256(
-        server: responses.RequestsMock, client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: responses.RequestsMock, client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("a", "b", "c"):
         (tmp_path / name).write_bytes(name.encode() * 10)

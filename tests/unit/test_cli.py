@@ -41,8 +41,9 @@ def test_put_ok_plain_progress(server: responses.RequestsMock, source: Path) -> 
     assert "\r" not in result.stderr
     assert result.stderr.splitlines() == ["updl: uploading app.tar.gz (244.1 KiB)"]  # progress: stderr
     # The result: stdout.
-    assert re.fullmatch(rf"uploaded app.tar.gz 244.1 KiB in \d+\.\ds, md5 {hashlib.md5(DATA).hexdigest()}\n",
-                        result.stdout)
+    assert re.fullmatch(
+        rf"uploaded app.tar.gz 244.1 KiB in \d+\.\ds, md5 {hashlib.md5(DATA).hexdigest()}\n", result.stdout
+    )
 
 
 def test_put_json_and_quiet(server: responses.RequestsMock, source: Path, tmp_path: Path) -> None:
@@ -55,17 +56,24 @@ def test_put_json_and_quiet(server: responses.RequestsMock, source: Path, tmp_pa
     *rows, summary = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["name"], r["status"]) for r in rows] == [("app.tar.gz", "uploaded"), ("b.bin", "uploaded")]
     assert rows[0]["md5"] == hashlib.md5(DATA).hexdigest()
-    assert summary["summary"] | {"seconds": 0} == {"uploaded": 2, "skipped": 0, "failed": 0,
-                                                   "bytes": len(DATA) + 2, "seconds": 0}
+    assert summary["summary"] | {"seconds": 0} == {
+        "uploaded": 2,
+        "skipped": 0,
+        "failed": 0,
+        "bytes": len(DATA) + 2,
+        "seconds": 0,
+    }
 
 
 def test_put_401_exit_3(server: responses.RequestsMock, source: Path) -> None:
     server.post(UPLOAD, status=401, json={"error": "invalid token"}, headers={"WWW-Authenticate": "Bearer"})
     result = run("put", str(source))
     assert result.exit_code == 3
-    assert error_line(result) == ("updl: error: the server rejected the token; check that it belongs to this "
-                                  "server: `updl-server add-user NAME` must run with the server's own --data-dir "
-                                  "(or --db-url), and its token be passed with --token or UPDL_TOKEN")
+    assert error_line(result) == (
+        "updl: error: the server rejected the token; check that it belongs to this "
+        "server: `updl-server add-user NAME` must run with the server's own --data-dir "
+        "(or --db-url), and its token be passed with --token or UPDL_TOKEN"
+    )
 
 
 def test_get_404_exit_4(server: responses.RequestsMock, tmp_path: Path) -> None:
@@ -92,7 +100,8 @@ def test_put_checksum_mismatch_exit_5_with_retry_lines(server: responses.Request
     assert len(retries) == 3
     assert retries[0].startswith(
         "updl: app.tar.gz: checksum mismatch (server: checksum failed - please attempt reuploading), "
-        "retrying (attempt 2 of 4) in ")
+        "retrying (attempt 2 of 4) in "
+    )
     assert error_line(result).endswith("(after 4 attempts)")
 
 
@@ -101,12 +110,15 @@ def test_put_unreachable_exit_6(server: responses.RequestsMock, source: Path) ->
         server.post(UPLOAD, body=requests.ConnectionError("[Errno 111] Connection refused"))
     result = run("put", "--retries", "1", str(source))
     assert result.exit_code == 6
-    assert error_line(result) == (f"updl: error: cannot reach the server at {URL}: connection refused; "
-                                  "check --url / UPDL_URL and that the server is running (after 2 attempts)")
+    assert error_line(result) == (
+        f"updl: error: cannot reach the server at {URL}: connection refused; "
+        "check --url / UPDL_URL and that the server is running (after 2 attempts)"
+    )
 
 
-def test_get_ok_default_destination(server: responses.RequestsMock, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_ok_default_destination(
+    server: responses.RequestsMock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     server.get(URL + "/files/build/app.bin", body=DATA, headers=download_headers(DATA))
     result = run("--json", "get", "build/app.bin")
@@ -139,7 +151,9 @@ def test_info_and_rm(server: responses.RequestsMock) -> None:
     removed = run("--json", "rm", "a", "b")
     assert removed.exit_code == 0
     assert [json.loads(line) for line in removed.stdout.splitlines()] == [
-        {"name": "a", "deleted": True}, {"name": "b", "deleted": True}]
+        {"name": "a", "deleted": True},
+        {"name": "b", "deleted": True},
+    ]
 
 
 def test_interrupt_exit_130(server: responses.RequestsMock, source: Path) -> None:
@@ -171,8 +185,7 @@ def test_help_documents_exit_codes() -> None:
 
 
 def test_python_dash_m() -> None:
-    done = subprocess.run([sys.executable, "-m", "updl", "--version"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-m", "updl", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "0.1.0" in done.stdout
 
 

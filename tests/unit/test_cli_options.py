@@ -19,11 +19,14 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), obj=Environment(sleep=lambda s: None))
 
 
-@pytest.mark.parametrize("args", [
-    ("ls", "--json", "--url", URL, "--token", TOKEN),
-    ("--json", "ls", "--url", URL, "--token", TOKEN),
-    ("--url", URL, "ls", "--token", TOKEN, "--json"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ls", "--json", "--url", URL, "--token", TOKEN),
+        ("--json", "ls", "--url", URL, "--token", TOKEN),
+        ("--url", URL, "ls", "--token", TOKEN, "--json"),
+    ],
+)
 def test_global_options_before_or_after_the_command(server: responses.RequestsMock, args: tuple[str, ...]) -> None:
     server.get(URL + "/files", json=PAGE)
     result = invoke(*args)
@@ -55,8 +58,7 @@ def test_version_stays_a_group_option() -> None:
     assert invoke("ls", "--version").exit_code == 2
 
 
-@pytest.mark.parametrize(("typed", "meant"), [("upload", "put"), ("download", "get"), ("delete", "rm"),
-                                              ("list", "ls")])
+@pytest.mark.parametrize(("typed", "meant"), [("upload", "put"), ("download", "get"), ("delete", "rm"), ("list", "ls")])
 def test_other_tools_command_names_point_to_updl_s(typed: str, meant: str) -> None:
     result = invoke(typed, "x")
     assert result.exit_code == 2

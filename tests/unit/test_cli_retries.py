@@ -36,16 +36,16 @@ def always_busy(server: responses.RequestsMock, method: str, url: str) -> None:
 
 
 @pytest.mark.parametrize("retries", [0, 2])
-def test_get_sends_exactly_retries_plus_one_gets(server: responses.RequestsMock, tmp_path: Path,
-                                                 retries: int) -> None:
+def test_get_sends_exactly_retries_plus_one_gets(server: responses.RequestsMock, tmp_path: Path, retries: int) -> None:
     always_busy(server, "GET", FILE)
     result = run("get", "--retries", str(retries), "build/app.bin", "-o", str(tmp_path / "out"))
     assert len(server.calls) == retries + 1
     assert result.exit_code == describe(ServerError("x"))[0] != ExitCode.OK
     lines = retry_lines(result.stderr)
-    assert [(line.startswith("updl: build/app.bin: server error 503"),
-             line.split(", retrying ")[1].rsplit(" in ", 1)[0]) for line in lines] == [
-        (True, f"(attempt {n} of {retries + 1})") for n in range(2, retries + 2)]
+    assert [
+        (line.startswith("updl: build/app.bin: server error 503"), line.split(", retrying ")[1].rsplit(" in ", 1)[0])
+        for line in lines
+    ] == [(True, f"(attempt {n} of {retries + 1})") for n in range(2, retries + 2)]
     last = error_line(result)
     assert "server error 503" in last
     assert last.endswith(f" (after {retries + 1} attempts)") if retries else "(after" not in last
@@ -70,13 +70,17 @@ def test_put_retry_after_an_hour_fails_at_once(server: responses.RequestsMock, t
     assert "asked to wait 3600s" in error_line(result)
 
 
-@pytest.mark.parametrize("args, method, url, answer", [
-    (("info", "a"), "GET", URL + "/info/a", {"json": file_info("a", b"abc")}),
-    (("ls",), "GET", URL + "/files", {"json": {"files": [file_info("a", b"abc")], "next_cursor": None}}),
-    (("rm", "a"), "DELETE", URL + "/files/a", {"status": 204}),
-])
-def test_info_ls_rm_retry_with_a_line_each(server: responses.RequestsMock, args: tuple[str, ...],
-                                           method: str, url: str, answer: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "args, method, url, answer",
+    [
+        (("info", "a"), "GET", URL + "/info/a", {"json": file_info("a", b"abc")}),
+        (("ls",), "GET", URL + "/files", {"json": {"files": [file_info("a", b"abc")], "next_cursor": None}}),
+        (("rm", "a"), "DELETE", URL + "/files/a", {"status": 204}),
+    ],
+)
+def test_info_ls_rm_retry_with_a_line_each(
+    server: responses.RequestsMock, args: tuple[str, ...], method: str, url: str, answer: dict[str, object]
+) -> None:
     for _ in range(2):
         server.add(method, url, status=503, json={"error": "busy"})
     server.add(method, url, **answer)
@@ -84,7 +88,9 @@ def test_info_ls_rm_retry_with_a_line_each(server: responses.RequestsMock, args:
     assert result.exit_code == 0, result.stderr
     assert len(server.calls) == 3
     assert [line.split(", retrying ")[1].rsplit(" in ", 1)[0] for line in retry_lines(result.stderr)] == [
-        "(attempt 2 of 4)", "(attempt 3 of 4)"]
+        "(attempt 2 of 4)",
+        "(attempt 3 of 4)",
+    ]
 
 
 def test_quiet_hides_the_retry_lines(server: responses.RequestsMock) -> None:
@@ -112,12 +118,16 @@ def test_unreachable_get_counts_real_attempts(refusing_port: int, tmp_path: Path
     assert error_line(result).endswith("(after 3 attempts)")
 
 
-@pytest.mark.parametrize("args, method, url", [
-    (("get", "a", "b"), "HEAD", URL + "/files/a"),  # the HEAD that plans several NAMEs
-    (("get", "--prefix", "x"), "GET", URL + "/files"),  # the listing that plans --prefix
-])
-def test_get_retries_covers_the_planning_requests(server: responses.RequestsMock, tmp_path: Path,
-                                                  args: tuple[str, ...], method: str, url: str) -> None:
+@pytest.mark.parametrize(
+    "args, method, url",
+    [
+        (("get", "a", "b"), "HEAD", URL + "/files/a"),  # the HEAD that plans several NAMEs
+        (("get", "--prefix", "x"), "GET", URL + "/files"),  # the listing that plans --prefix
+    ],
+)
+def test_get_retries_covers_the_planning_requests(
+    server: responses.RequestsMock, tmp_path: Path, args: tuple[str, ...], method: str, url: str
+) -> None:
     always_busy(server, method, url)
     result = run(*args, "--retries", "1", "-o", str(tmp_path))
     assert len(server.calls) == 2 and result.exit_code != 0

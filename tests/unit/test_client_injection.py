@@ -21,8 +21,10 @@ def test_clone_keeps_the_session_factory_and_the_resume_store(tmp_path: Path) ->
 
     store = ResumeStore(tmp_path / "resume.json")
     settings = Settings(url=URL, token=TOKEN)
-    with Client(settings=settings, retry=RetryPolicy(retries=1), session_factory=factory,
-                resume_store=store) as client, client.clone() as clone:
+    with (
+        Client(settings=settings, retry=RetryPolicy(retries=1), session_factory=factory, resume_store=store) as client,
+        client.clone() as clone,
+    ):
         assert len(made) == 2 and made[0] is not made[1]  # each client its own session (not thread-safe)
         assert clone._transport.session is made[1] and clone._resume is store is client._resume
         assert clone.retry == client.retry and clone.settings is settings

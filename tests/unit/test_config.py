@@ -81,12 +81,15 @@ def test_default_config_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert load_settings().url == "http://xdg:5"  # reads os.environ when called
 
 
-@pytest.mark.parametrize("text, match", [
-    ("[default\n", "not valid TOML"),
-    ('[default]\nretries = -1\n', "retries"),
-    ('[default]\ntimeout = "x"\n', "timeout"),
-    ('[default]\nurl = "ftp://x"\n', "invalid server URL"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("[default\n", "not valid TOML"),
+        ("[default]\nretries = -1\n", "retries"),
+        ('[default]\ntimeout = "x"\n', "timeout"),
+        ('[default]\nurl = "ftp://x"\n', "invalid server URL"),
+    ],
+)
 def test_bad_config_values(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "c.toml"
     path.write_text(text)

@@ -22,7 +22,8 @@ def test_unknown_key_warns_with_file_profile_and_suggestion(tmp_path: Path) -> N
     with pytest.warns(ConfigWarning) as caught:
         settings = load_settings(profile="ci", environ={}, config_path=path)
     assert [str(w.message) for w in caught] == [
-        f"config file {path} [ci]: unknown key 'tokn' ignored; did you mean 'token'?"]
+        f"config file {path} [ci]: unknown key 'tokn' ignored; did you mean 'token'?"
+    ]
     assert settings.token is None
 
 
@@ -35,8 +36,10 @@ def test_key_outside_any_profile_warns(tmp_path: Path) -> None:
 
 def test_known_keys_do_not_warn(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[default]\nurl = "http://x:1"\ntoken = "t"\nretries = 2\ntimeout = 5\n'
-                    'resumable_threshold = "1MiB"\nresumable_chunk_size = "1MiB"\n')
+    path.write_text(
+        '[default]\nurl = "http://x:1"\ntoken = "t"\nretries = 2\ntimeout = 5\n'
+        'resumable_threshold = "1MiB"\nresumable_chunk_size = "1MiB"\n'
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_settings(environ={}, config_path=path)
@@ -46,8 +49,10 @@ def test_cli_shows_the_warning_on_stderr(server: responses.RequestsMock, tmp_pat
     path = tmp_path / "config.toml"
     path.write_text(f'[default]\nurl = "{URL}"\ntokn = "{TOKEN}"\n')
     server.get(URL + "/files", json={"files": [], "next_cursor": None})
-    result = CliRunner().invoke(cli, ["ls", "--token", TOKEN], env={"UPDL_CONFIG": str(path)},
-                                obj=Environment(sleep=lambda s: None))
+    result = CliRunner().invoke(
+        cli, ["ls", "--token", TOKEN], env={"UPDL_CONFIG": str(path)}, obj=Environment(sleep=lambda s: None)
+    )
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[0] == (
-        f"updl: warning: config file {path} [default]: unknown key 'tokn' ignored; did you mean 'token'?")
+        f"updl: warning: config file {path} [default]: unknown key 'tokn' ignored; did you mean 'token'?"
+    )

@@ -39,15 +39,17 @@ def test_download_lands_verified(server: responses.RequestsMock, client: Client,
     assert_no_litter(tmp_path, "out.bin")
 
 
-def test_directory_destination_gets_the_base_name(server: responses.RequestsMock, client: Client,
-                                                  tmp_path: Path) -> None:
+def test_directory_destination_gets_the_base_name(
+    server: responses.RequestsMock, client: Client, tmp_path: Path
+) -> None:
     serve(server, DATA)
     client.download("build/app.bin", tmp_path)
     assert (tmp_path / "app.bin").read_bytes() == DATA
 
 
-def test_mismatch_every_time_leaves_nothing(server: responses.RequestsMock, client: Client,
-                                            tmp_path: Path, sleeps: SleepRecorder) -> None:
+def test_mismatch_every_time_leaves_nothing(
+    server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder
+) -> None:
     for _ in range(4):
         serve(server, DATA, md5_of=b"other bytes")
     with pytest.raises(ChecksumMismatchError) as info:
@@ -65,8 +67,9 @@ def test_mismatch_then_good(server: responses.RequestsMock, client: Client, tmp_
     assert_no_litter(tmp_path, "out.bin")
 
 
-def test_existing_file_untouched_when_download_fails(server: responses.RequestsMock, client: Client,
-                                                     tmp_path: Path) -> None:
+def test_existing_file_untouched_when_download_fails(
+    server: responses.RequestsMock, client: Client, tmp_path: Path
+) -> None:
     (tmp_path / "out.bin").write_bytes(b"previous")
     for _ in range(4):
         serve(server, DATA, md5_of=b"other")
@@ -76,8 +79,9 @@ def test_existing_file_untouched_when_download_fails(server: responses.RequestsM
     assert_no_litter(tmp_path, "out.bin")
 
 
-def test_truncated_body_is_an_error_and_leaves_nothing(server: responses.RequestsMock, client: Client,
-                                                       tmp_path: Path) -> None:
+def test_truncated_body_is_an_error_and_leaves_nothing(
+    server: responses.RequestsMock, client: Client, tmp_path: Path
+) -> None:
     headers = download_headers(DATA)  # announces the full length and MD5
     for _ in range(4):
         server.get(FILE, body=DATA[:1000], headers=headers)
@@ -100,14 +104,14 @@ class DroppingStream(io.RawIOBase):
         chunk = self._data.read(len(buffer))
         if not chunk:
             raise ConnectionResetError(104, "Connection reset by peer")
-        buffer[:len(chunk)] = chunk
+        buffer[: len(chunk)] = chunk
         return len(chunk)
 
 
-def test_connection_reset_mid_body_then_good(server: responses.RequestsMock, client: Client,
-                                             tmp_path: Path, sleeps: SleepRecorder) -> None:
-    server.get(FILE, body=io.BufferedReader(DroppingStream(DATA, 5000)),
-               headers=download_headers(DATA))
+def test_connection_reset_mid_body_then_good(
+    server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder
+) -> None:
+    server.get(FILE, body=io.BufferedReader(DroppingStream(DATA, 5000)), headers=download_headers(DATA))
     serve(server, DATA)
     retries: list[object] = []
     client.download("build/app.bin", tmp_path / "out.bin", on_retry=retries.append)
@@ -117,7 +121,8 @@ def test_connection_reset_mid_body_then_good(server: responses.RequestsMock, cli
 
 
 def test_connection_refused_on_get_is_retried_by_the_one_loop(
-        server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder) -> None:
+    server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder
+) -> None:
     # No retries below the SDK loop: the client's 3 retries are 4 GETs, each reported.
     for _ in range(4):
         server.get(FILE, body=requests.ConnectionError("[Errno 111] Connection refused"))
@@ -129,8 +134,9 @@ def test_connection_refused_on_get_is_retried_by_the_one_loop(
     assert_no_litter(tmp_path)
 
 
-def test_interrupt_keeps_the_part_file_for_the_next_run(server: responses.RequestsMock,
-                                                        client: Client, tmp_path: Path) -> None:
+def test_interrupt_keeps_the_part_file_for_the_next_run(
+    server: responses.RequestsMock, client: Client, tmp_path: Path
+) -> None:
     serve(server, DATA)
     serve(server, DATA)  # the scripted server ignores Range: the rerun gets 200 and restarts
 
@@ -165,8 +171,7 @@ def test_download_into_file_object(server: responses.RequestsMock, client: Clien
     assert sink.getvalue() == DATA  # rewound and truncated before the second attempt
 
 
-def test_progress_last_event_is_the_size(server: responses.RequestsMock, client: Client,
-                                         tmp_path: Path) -> None:
+def test_progress_last_event_is_the_size(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
     serve(server, DATA, md5_of=b"x")
     serve(server, DATA)
     events: list[ProgressEvent] = []
@@ -175,8 +180,7 @@ def test_progress_last_event_is_the_size(server: responses.RequestsMock, client:
     assert any(b.transferred < a.transferred for a, b in zip(events, events[1:]))
 
 
-def test_get_503_is_retried_by_the_loop(server: responses.RequestsMock, client: Client,
-                                       sleeps: SleepRecorder) -> None:
+def test_get_503_is_retried_by_the_loop(server: responses.RequestsMock, client: Client, sleeps: SleepRecorder) -> None:
     server.get(URL + "/info/a", status=503, json={"error": "busy"})
     server.get(URL + "/info/a", json=file_info("a", b"abc"))
     assert client.info("a").size == 3
@@ -184,10 +188,16 @@ def test_get_503_is_retried_by_the_loop(server: responses.RequestsMock, client: 
 
 
 def test_list_follows_cursor(server: responses.RequestsMock, client: Client) -> None:
-    server.get(URL + "/files", json={"files": [file_info("a", b"1")], "next_cursor": "c1"},
-               match=[responses.matchers.query_param_matcher({"prefix": "x"})])
-    server.get(URL + "/files", json={"files": [file_info("b", b"2")], "next_cursor": None},
-               match=[responses.matchers.query_param_matcher({"prefix": "x", "cursor": "c1"})])
+    server.get(
+        URL + "/files",
+        json={"files": [file_info("a", b"1")], "next_cursor": "c1"},
+        match=[responses.matchers.query_param_matcher({"prefix": "x"})],
+    )
+    server.get(
+        URL + "/files",
+        json={"files": [file_info("b", b"2")], "next_cursor": None},
+        match=[responses.matchers.query_param_matcher({"prefix": "x", "cursor": "c1"})],
+    )
     assert [f.name for f in client.list("x")] == ["a", "b"]
 
 
@@ -216,8 +226,9 @@ class Endless(io.RawIOBase):
         return size
 
 
-def test_a_body_longer_than_announced_is_cut_off(server: responses.RequestsMock, client: Client,
-                                                tmp_path: Path) -> None:
+def test_a_body_longer_than_announced_is_cut_off(
+    server: responses.RequestsMock, client: Client, tmp_path: Path
+) -> None:
     body = Endless()
     server.get(FILE, body=io.BufferedReader(body), headers=download_headers(DATA))
     with pytest.raises(ProtocolError, match="more than the 300000 bytes") as failure:
@@ -227,8 +238,9 @@ def test_a_body_longer_than_announced_is_cut_off(server: responses.RequestsMock,
     assert_no_litter(tmp_path)
 
 
-def test_a_body_longer_than_announced_is_cut_off_in_a_file_object(server: responses.RequestsMock,
-                                                                 client: Client) -> None:
+def test_a_body_longer_than_announced_is_cut_off_in_a_file_object(
+    server: responses.RequestsMock, client: Client
+) -> None:
     body = Endless()
     server.get(FILE, body=io.BufferedReader(body), headers=download_headers(DATA))
     sink = io.BytesIO()
@@ -241,8 +253,7 @@ def listed(data: bytes, size: int | None = None) -> list[FileInfo]:
     return [FileInfo.from_json(file_info("build/app.bin", data, **({} if size is None else {"size": size})))]
 
 
-def test_a_body_longer_than_listed_is_cut_off(server: responses.RequestsMock, client: Client,
-                                             tmp_path: Path) -> None:
+def test_a_body_longer_than_listed_is_cut_off(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
     body = Endless()  # no Content-Length: only the listing knows the size
     headers = {k: v for k, v in download_headers(DATA).items() if k != "Content-Length"}
     server.get(FILE, body=io.BufferedReader(body), headers=headers)
@@ -253,8 +264,7 @@ def test_a_body_longer_than_listed_is_cut_off(server: responses.RequestsMock, cl
     assert_no_litter(tmp_path)
 
 
-def test_a_size_other_than_listed_is_refused(server: responses.RequestsMock, client: Client,
-                                            tmp_path: Path) -> None:
+def test_a_size_other_than_listed_is_refused(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
     serve(server, DATA)
     tasks, _ = plan_downloads(listed(DATA, size=1000), "build/", tmp_path)
     [outcome] = download_batch(client, tasks)

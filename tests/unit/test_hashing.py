@@ -48,7 +48,7 @@ def test_writer_hashes_and_reports() -> None:
     positions: list[int] = []
     writer = HashingWriter(sink, positions.append)
     for i in range(0, len(DATA), 7000):
-        writer.write(DATA[i:i + 7000])
+        writer.write(DATA[i : i + 7000])
     writer.close()  # hashing and writing run on worker threads: close() waits for them
     assert sink.getvalue() == DATA
     assert writer.hexdigest() == hashlib.md5(DATA).hexdigest()
@@ -65,7 +65,7 @@ def test_writer_surfaces_a_failed_write() -> None:
     writer = HashingWriter(FullDisk())
     with pytest.raises(OSError, match="No space left"):
         for i in range(0, len(DATA), 7000):
-            writer.write(DATA[i:i + 7000])
+            writer.write(DATA[i : i + 7000])
         writer.close()
 
 
@@ -79,21 +79,24 @@ def test_md5_of(tmp_path: Path) -> None:
 def test_lazy_md5_field_last_makes_a_correct_body(read_size: int) -> None:
     data = DATA if read_size > 100 else DATA[:3000]  # byte-at-a-time reads are slow
     reader = HashingReader(io.BytesIO(data))
-    encoder = MultipartEncoder(fields=[
-        ("name", "dir/a b.bin"),
-        ("file", ("a b.bin", reader, "application/octet-stream")),
-        ("md5", _DigestField(reader)),
-    ])
+    encoder = MultipartEncoder(
+        fields=[
+            ("name", "dir/a b.bin"),
+            ("file", ("a b.bin", reader, "application/octet-stream")),
+            ("md5", _DigestField(reader)),
+        ]
+    )
     announced = encoder.len
     body = b""
     while chunk := encoder.read(read_size):
         body += chunk
     assert len(body) == announced  # Content-Length was right up front
 
-    message = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {encoder.content_type}\r\n\r\n".encode() + body)
-    parts = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-             for part in message.iter_parts()}
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {encoder.content_type}\r\n\r\n".encode() + body)
+    parts = {
+        part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+        for part in message.iter_parts()
+    }
     assert parts["name"] == b"dir/a b.bin"
     assert parts["file"] == data
     assert parts["md5"] == hashlib.md5(data).hexdigest().encode()

@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "examples").iterdir()),
-             *sorted((ROOT / "scripts").glob("*.sh")), ROOT / "server" / "updl_server" / "cli.py"]
+DOCUMENTS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "examples").iterdir()),
+    *sorted((ROOT / "scripts").glob("*.sh")),
+    ROOT / "server" / "updl_server" / "cli.py",
+]
 PIP_INSTALL = re.compile(r"pip install ([^`\n\"]+(?:\"[^\"\n]*\"[^`\n]*)?)")
 # "updl" on PyPI is an unrelated project (a UniFi Protect archiver); ours are not published.
 OURS = re.compile(r"updl", re.IGNORECASE)
@@ -28,7 +33,8 @@ def test_install_instructions_name_no_pypi_package_of_ours(document: Path) -> No
         for requirement in _requirements(match.group(1).strip().strip("'")):
             local = requirement.startswith((".", "/", "dist/")) or "git+https://" in requirement
             assert local or not OURS.search(requirement), (
-                f"{document.name}: `pip install {match.group(1).strip()}` installs {requirement!r} from PyPI")
+                f"{document.name}: `pip install {match.group(1).strip()}` installs {requirement!r} from PyPI"
+            )
 
 
 def test_distribution_name_is_not_the_unrelated_pypi_updl() -> None:

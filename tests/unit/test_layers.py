@@ -14,8 +14,9 @@ from updl.sdk.progress import ProgressEvent, tqdm_progress
 
 
 def test_sdk_imports_no_ui_library() -> None:
-    code = ("import sys, updl, updl.sdk; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'tqdm', 'click'}))")
+    code = (
+        "import sys, updl, updl.sdk; print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'tqdm', 'click'}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -69,8 +70,9 @@ def imports_of(path: Path) -> list[tuple[str, bool]]:
         elif isinstance(node, ast.ImportFrom):
             base = package.rsplit(".", node.level - 1)[0] if node.level else ""
             module = ".".join(part for part in (base, node.module or "") if part)
-            found += [(f"{module}.{alias.name}" if node.module is None else module, id(node) in top)
-                      for alias in node.names]
+            found += [
+                (f"{module}.{alias.name}" if node.module is None else module, id(node) in top) for alias in node.names
+            ]
     return found
 
 
@@ -103,7 +105,7 @@ def test_the_client_package_has_no_import_cycle() -> None:
     done: set[str] = set()
 
     def visit(name: str) -> None:
-        assert name not in visiting, "import cycle: " + " -> ".join([*visiting[visiting.index(name):], name])
+        assert name not in visiting, "import cycle: " + " -> ".join([*visiting[visiting.index(name) :], name])
         if name in done:
             return
         visiting.append(name)

@@ -75,8 +75,13 @@ def test_verify_reports_ok_failed_missing(tmp_path: Path) -> None:
     seen: list[tuple[str, str]] = []
     with pytest.raises(ChecksumMismatchError, match="1 of 5 files .* FAILED verification \\(1 missing\\)"):
         verify_manifest(tmp_path / "SUMS", tmp_path, on_result=lambda r: seen.append((r.entry.path, r.status)))
-    assert dict(seen) == {"plain.txt": "FAILED", "ünï cödé.txt": "MISSING", "back\\slash.txt": "OK",
-                          "new\nline.txt": "OK", "carriage\rreturn.txt": "OK"}
+    assert dict(seen) == {
+        "plain.txt": "FAILED",
+        "ünï cödé.txt": "MISSING",
+        "back\\slash.txt": "OK",
+        "new\nline.txt": "OK",
+        "carriage\rreturn.txt": "OK",
+    }
     (tmp_path / "plain.txt").write_bytes(b"file 0")
     with pytest.raises(MissingFilesError, match="1 of 5 files .* MISSING"):
         verify_manifest(tmp_path / "SUMS", tmp_path)

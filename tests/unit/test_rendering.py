@@ -15,7 +15,12 @@ MIB = 1024 * 1024
 
 def test_format_size_is_binary_everywhere() -> None:
     assert [format_size(n) for n in (0, 1023, 1024, 20 * MIB, 1536 * MIB)] == [
-        "0 B", "1023 B", "1.0 KiB", "20.0 MiB", "1.5 GiB"]
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "20.0 MiB",
+        "1.5 GiB",
+    ]
     assert format_size(5 * MIB, unit_of=20 * MIB) == "5.0 MiB"
     assert human_size(20 * MIB) == format_size(20 * MIB)
 
@@ -37,8 +42,10 @@ def test_plain_view_says_where_a_resumed_transfer_starts() -> None:
     view.progress(ProgressEvent("big.bin", 12 * MIB, 20 * MIB))
     view.begin("new.bin", "downloading")
     view.progress(ProgressEvent("new.bin", 0, 20 * MIB))
-    assert stream.getvalue().splitlines() == ["updl: uploading big.bin (20.0 MiB), resuming at 12.0 MiB",
-                                              "updl: downloading new.bin (20.0 MiB)"]
+    assert stream.getvalue().splitlines() == [
+        "updl: uploading big.bin (20.0 MiB), resuming at 12.0 MiB",
+        "updl: downloading new.bin (20.0 MiB)",
+    ]
 
 
 def test_rich_view_says_where_a_resumed_transfer_starts() -> None:

@@ -77,18 +77,25 @@ DAMAGED = {
     "not UTF-8": b"\xff\xfe{}",
     "not an object": b"[1, 2]",
     "an expiry that is not a number": json.dumps(
-        {"version": 1, "uploads": {"k": {"url": "/tus/1", "expires": "soon"}}}).encode(),
+        {"version": 1, "uploads": {"k": {"url": "/tus/1", "expires": "soon"}}}
+    ).encode(),
     "a section that is not an object": json.dumps({"version": 2, "uploads": "ab", "downloads": {}}).encode(),
     "an entry without its fields": json.dumps({"version": 2, "uploads": {"k": {}}, "downloads": {}}).encode(),
-    "a temporary file outside the destination's directory": json.dumps({"version": 2, "uploads": {}, "downloads": {
-        "k": {"part": "../../etc/passwd", "device": 1, "inode": 2, "etag": None, "expires": 4e9}}}).encode(),
+    "a temporary file outside the destination's directory": json.dumps(
+        {
+            "version": 2,
+            "uploads": {},
+            "downloads": {"k": {"part": "../../etc/passwd", "device": 1, "inode": 2, "etag": None, "expires": 4e9}},
+        }
+    ).encode(),
     "an unknown version": json.dumps({"version": 99}).encode(),
 }
 
 
 @pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())
 def test_a_damaged_store_is_ignored_with_one_warning_and_rewritten(
-        tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "resume.json"
     path.write_bytes(content)
     store = ResumeStore(path)
@@ -106,8 +113,15 @@ def test_a_version_1_store_keeps_its_uploads(tmp_path: Path, caplog: pytest.LogC
     path = tmp_path / "resume.json"
     source = tmp_path / "f"
     source.write_bytes(b"1")
-    path.write_text(json.dumps({"version": 1, "uploads": {key(source).text(): {
-        "url": "/tus/old", "expires": time.time() + 60}}, "downloads": {"/x.part": {"etag": "e"}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "uploads": {key(source).text(): {"url": "/tus/old", "expires": time.time() + 60}},
+                "downloads": {"/x.part": {"etag": "e"}},
+            }
+        )
+    )
     with caplog.at_level(logging.WARNING, logger="updl"):
         entry = ResumeStore(path).upload(key(source))
     assert entry is not None and entry.url == "/tus/old" and caplog.records == []

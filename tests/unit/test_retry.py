@@ -55,8 +55,7 @@ def test_loop_retries_then_succeeds(sleeps: SleepRecorder) -> None:
             raise ServerError("boom", retry_after=1.5)
         return "ok"
 
-    assert run_with_retries(operation, RetryPolicy(retries=3), name="f", on_retry=events.append,
-                            sleep=sleeps) == "ok"
+    assert run_with_retries(operation, RetryPolicy(retries=3), name="f", on_retry=events.append, sleep=sleeps) == "ok"
     assert calls == [1, 2, 3]
     assert sleeps.delays == [1.5, 1.5]
     assert [(e.attempt, e.next_attempt, e.max_attempts) for e in events] == [(1, 2, 4), (2, 3, 4)]
@@ -85,8 +84,7 @@ def test_non_retryable_raises_at_once(sleeps: SleepRecorder) -> None:
 
 def test_zero_retries_is_one_attempt(sleeps: SleepRecorder) -> None:
     with pytest.raises(ServerError) as info:
-        run_with_retries(lambda n: (_ for _ in ()).throw(ServerError("x")), RetryPolicy(retries=0),
-                         sleep=sleeps)
+        run_with_retries(lambda n: (_ for _ in ()).throw(ServerError("x")), RetryPolicy(retries=0), sleep=sleeps)
     assert info.value.attempts == 1 and sleeps.delays == []
 
 
@@ -96,8 +94,7 @@ FILE = URL + "/files/build/app.bin"
 DATA = bytes(range(256)) * 1000
 
 
-def busy(server: responses.RequestsMock, method: str, url: str, times: int, status: int = 503,
-         **headers: str) -> None:
+def busy(server: responses.RequestsMock, method: str, url: str, times: int, status: int = 503, **headers: str) -> None:
     for _ in range(times):
         server.add(method, url, status=status, json={"error": "busy"}, headers=headers)
 
@@ -118,13 +115,13 @@ def test_retry_after_over_the_cap_fails_at_once(sleeps: SleepRecorder) -> None:
 def test_retry_after_up_to_the_cap_is_waited(sleeps: SleepRecorder) -> None:
     policy = RetryPolicy(retries=1, retry_after_cap=60.0)
     with pytest.raises(ServerError):
-        run_with_retries(lambda n: (_ for _ in ()).throw(ServerError("x", retry_after=60.0)), policy,
-                         sleep=sleeps)
+        run_with_retries(lambda n: (_ for _ in ()).throw(ServerError("x", retry_after=60.0)), policy, sleep=sleeps)
     assert sleeps.delays == [60.0]
 
 
-def test_upload_retry_after_3600_does_not_sleep_an_hour(server: responses.RequestsMock, client: Client,
-                                                        tmp_path: Path, sleeps: SleepRecorder) -> None:
+def test_upload_retry_after_3600_does_not_sleep_an_hour(
+    server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder
+) -> None:
     source = tmp_path / "a.bin"
     source.write_bytes(DATA)
     busy(server, "POST", URL + "/upload", 1, **{"Retry-After": "3600"})
@@ -134,9 +131,9 @@ def test_upload_retry_after_3600_does_not_sleep_an_hour(server: responses.Reques
 
 
 @pytest.mark.parametrize("retries", [0, 2])
-def test_download_sends_exactly_retries_plus_one_gets(server: responses.RequestsMock, client: Client,
-                                                      tmp_path: Path, sleeps: SleepRecorder,
-                                                      retries: int) -> None:
+def test_download_sends_exactly_retries_plus_one_gets(
+    server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder, retries: int
+) -> None:
     busy(server, "GET", FILE, retries + 1)
     events: list[RetryEvent] = []
     with pytest.raises(ServerError) as info:
@@ -146,8 +143,9 @@ def test_download_sends_exactly_retries_plus_one_gets(server: responses.Requests
     assert [e.max_attempts for e in events] == [retries + 1] * retries
 
 
-def test_download_500_is_retried_then_succeeds(server: responses.RequestsMock, client: Client,
-                                               tmp_path: Path, sleeps: SleepRecorder) -> None:
+def test_download_500_is_retried_then_succeeds(
+    server: responses.RequestsMock, client: Client, tmp_path: Path, sleeps: SleepRecorder
+) -> None:
     busy(server, "GET", FILE, 1, status=500)
     server.get(FILE, body=DATA, headers=download_headers(DATA))
     events: list[RetryEvent] = []
@@ -156,8 +154,9 @@ def test_download_500_is_retried_then_succeeds(server: responses.RequestsMock, c
     assert [e.error.status for e in events] == [500] and len(sleeps.delays) == 1
 
 
-def test_download_to_a_pipe_retries_until_bytes_are_written(server: responses.RequestsMock, client: Client,
-                                                            sleeps: SleepRecorder) -> None:
+def test_download_to_a_pipe_retries_until_bytes_are_written(
+    server: responses.RequestsMock, client: Client, sleeps: SleepRecorder
+) -> None:
     class Pipe(io.RawIOBase):
         def __init__(self) -> None:
             self.received = b""
@@ -181,8 +180,9 @@ def test_download_to_a_pipe_retries_until_bytes_are_written(server: responses.Re
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
-def test_info_is_retried_by_the_loop(server: responses.RequestsMock, client: Client,
-                                     sleeps: SleepRecorder, status: int) -> None:
+def test_info_is_retried_by_the_loop(
+    server: responses.RequestsMock, client: Client, sleeps: SleepRecorder, status: int
+) -> None:
     busy(server, "GET", URL + "/info/a", 2, status=status)
     server.get(URL + "/info/a", json=file_info("a", b"abc"))
     events: list[RetryEvent] = []
@@ -190,8 +190,7 @@ def test_info_is_retried_by_the_loop(server: responses.RequestsMock, client: Cli
     assert len(server.calls) == 3 and len(events) == len(sleeps.delays) == 2
 
 
-def test_info_gives_up_after_exactly_the_retries(server: responses.RequestsMock,
-                                                 sleeps: SleepRecorder) -> None:
+def test_info_gives_up_after_exactly_the_retries(server: responses.RequestsMock, sleeps: SleepRecorder) -> None:
     busy(server, "GET", URL + "/info/a", 2)
     with Client(URL, "t", retry=RetryPolicy(retries=1), sleep=sleeps) as client:
         with pytest.raises(ServerError) as info:
@@ -199,8 +198,9 @@ def test_info_gives_up_after_exactly_the_retries(server: responses.RequestsMock,
     assert len(server.calls) == 2 and info.value.attempts == 2 and len(sleeps.delays) == 1
 
 
-def test_client_default_on_retry_reports_body_less_requests(server: responses.RequestsMock,
-                                                            sleeps: SleepRecorder) -> None:
+def test_client_default_on_retry_reports_body_less_requests(
+    server: responses.RequestsMock, sleeps: SleepRecorder
+) -> None:
     busy(server, "HEAD", URL + "/files/a", 1)
     server.head(URL + "/files/a", headers=download_headers(b"abc"))
     events: list[RetryEvent] = []
@@ -210,8 +210,9 @@ def test_client_default_on_retry_reports_body_less_requests(server: responses.Re
     assert [(e.name, e.attempt, e.max_attempts) for e in events] == [("a", 1, 2)]
 
 
-def test_list_retries_the_failed_page_only(server: responses.RequestsMock, client: Client,
-                                           sleeps: SleepRecorder) -> None:
+def test_list_retries_the_failed_page_only(
+    server: responses.RequestsMock, client: Client, sleeps: SleepRecorder
+) -> None:
     server.get(URL + "/files", json={"files": [file_info("a", b"1")], "next_cursor": "c1"})
     busy(server, "GET", URL + "/files", 2)
     server.get(URL + "/files", json={"files": [file_info("b", b"2")], "next_cursor": None})
@@ -229,22 +230,23 @@ def test_delete_is_retried(server: responses.RequestsMock, client: Client, sleep
 
 
 def test_delete_404_on_a_retry_means_the_first_attempt_deleted_it(
-        server: responses.RequestsMock, client: Client, sleeps: SleepRecorder) -> None:
+    server: responses.RequestsMock, client: Client, sleeps: SleepRecorder
+) -> None:
     busy(server, "DELETE", URL + "/files/a", 1, status=502)
     server.delete(URL + "/files/a", status=404, json={"error": "no such file", "name": "a"})
     client.delete("a")
     assert len(server.calls) == 2
 
 
-def test_delete_404_on_the_first_attempt_is_not_found(server: responses.RequestsMock,
-                                                      client: Client) -> None:
+def test_delete_404_on_the_first_attempt_is_not_found(server: responses.RequestsMock, client: Client) -> None:
     server.delete(URL + "/files/a", status=404, json={"error": "no such file", "name": "a"})
     with pytest.raises(NotFoundError):
         client.delete("a")
 
 
-def test_tus_head_is_retried_by_the_same_loop(server: responses.RequestsMock, tmp_path: Path,
-                                              sleeps: SleepRecorder) -> None:
+def test_tus_head_is_retried_by_the_same_loop(
+    server: responses.RequestsMock, tmp_path: Path, sleeps: SleepRecorder
+) -> None:
     source = tmp_path / "big.bin"
     source.write_bytes(DATA)
     upload_url = URL + "/tus/u1"
@@ -252,8 +254,9 @@ def test_tus_head_is_retried_by_the_same_loop(server: responses.RequestsMock, tm
     busy(server, "PATCH", upload_url, 1)  # the attempt fails; the next one asks for the offset
     busy(server, "HEAD", upload_url, 1)  # and that fails too: another retry of the same loop
     server.head(upload_url, headers={"Upload-Offset": "0"})
-    server.patch(upload_url, status=204, headers={
-        "Upload-Offset": str(len(DATA)), "Upload-Md5": hashlib.md5(DATA).hexdigest()})
+    server.patch(
+        upload_url, status=204, headers={"Upload-Offset": str(len(DATA)), "Upload-Md5": hashlib.md5(DATA).hexdigest()}
+    )
     events: list[RetryEvent] = []
     with Client(URL, "t", retry=RetryPolicy(retries=2), sleep=sleeps) as client:
         info = client.upload(source, resumable_threshold=0, on_retry=events.append)
@@ -262,18 +265,24 @@ def test_tus_head_is_retried_by_the_same_loop(server: responses.RequestsMock, tm
     assert [(e.attempt, e.max_attempts) for e in events] == [(1, 3), (2, 3)]
 
 
-def test_tus_423_waits_the_servers_retry_after(server: responses.RequestsMock, tmp_path: Path,
-                                                sleeps: SleepRecorder) -> None:
+def test_tus_423_waits_the_servers_retry_after(
+    server: responses.RequestsMock, tmp_path: Path, sleeps: SleepRecorder
+) -> None:
     """A 423 says when a stalled writer lets go (Retry-After); the retry waits that long, not less."""
     source = tmp_path / "big.bin"
     source.write_bytes(DATA)
     upload_url = URL + "/tus/u1"
     server.post(URL + "/tus/", status=201, headers={"Location": "/tus/u1"})
-    server.patch(upload_url, status=423, headers={"Retry-After": "45"},
-                 json={"error": "another request is writing to this upload"})
+    server.patch(
+        upload_url,
+        status=423,
+        headers={"Retry-After": "45"},
+        json={"error": "another request is writing to this upload"},
+    )
     server.head(upload_url, headers={"Upload-Offset": "0"})
-    server.patch(upload_url, status=204, headers={
-        "Upload-Offset": str(len(DATA)), "Upload-Md5": hashlib.md5(DATA).hexdigest()})
+    server.patch(
+        upload_url, status=204, headers={"Upload-Offset": str(len(DATA)), "Upload-Md5": hashlib.md5(DATA).hexdigest()}
+    )
     events: list[RetryEvent] = []
     with Client(URL, "t", retry=RetryPolicy(retries=1), sleep=sleeps) as client:
         info = client.upload(source, resumable_threshold=0, on_retry=events.append)

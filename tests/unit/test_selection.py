@@ -65,9 +65,16 @@ def test_include_exclude_match_the_relative_path(tree: Path) -> None:
 
 def test_duplicates_and_ignored_files_are_dropped(tree: Path) -> None:
     assert names("dist", "dist/**/*.whl", recursive=True) == [
-        "dist/a.whl", "dist/b.tar.gz", "dist/sub/c.whl", "dist/sub/deep/d.log"]
+        "dist/a.whl",
+        "dist/b.tar.gz",
+        "dist/sub/c.whl",
+        "dist/sub/deep/d.log",
+    ]
     assert names("dist", recursive=True, ignore=["dist/b.tar.gz"]) == [
-        "dist/a.whl", "dist/sub/c.whl", "dist/sub/deep/d.log"]
+        "dist/a.whl",
+        "dist/sub/c.whl",
+        "dist/sub/deep/d.log",
+    ]
     selected = select_files(["top.txt"])
     assert selected[0].size == len(b"top.txt") and selected[0].path == Path("top.txt")
 
@@ -79,6 +86,7 @@ def test_prefix_is_a_directory() -> None:
 
 
 # -- symlinks: not followed below the arguments unless asked (like cp -r, rclone); said, not silent --
+
 
 @pytest.fixture
 def linked(tree: Path) -> Path:
@@ -106,17 +114,23 @@ NOT_FOLLOWED = "symlink to {}: not followed without -L/--follow-symlinks"
 def test_recursive_walk_skips_and_reports_every_symlink(linked: Path) -> None:
     chosen, skipped = unselected("dist", recursive=True)
     assert chosen == ["dist/a.whl", "dist/b.tar.gz", "dist/sub/c.whl", "dist/sub/deep/d.log"]
-    assert skipped == [("dist/a_link.whl", NOT_FOLLOWED.format("a.whl")),
-                       ("dist/dangling", NOT_FOLLOWED.format("nowhere")),
-                       ("dist/key_link", NOT_FOLLOWED.format("../secret/id_rsa")),
-                       ("dist/outside", NOT_FOLLOWED.format("../secret")),
-                       ("dist/sub/up", NOT_FOLLOWED.format(".."))]
+    assert skipped == [
+        ("dist/a_link.whl", NOT_FOLLOWED.format("a.whl")),
+        ("dist/dangling", NOT_FOLLOWED.format("nowhere")),
+        ("dist/key_link", NOT_FOLLOWED.format("../secret/id_rsa")),
+        ("dist/outside", NOT_FOLLOWED.format("../secret")),
+        ("dist/sub/up", NOT_FOLLOWED.format("..")),
+    ]
     assert all(not s.path.is_symlink() for s in select_files(["dist"], recursive=True))
 
 
 def test_globs_do_not_follow_symlinks_either(linked: Path) -> None:
     assert unselected("dist/**", recursive=True)[0] == [
-        "dist/a.whl", "dist/b.tar.gz", "dist/sub/c.whl", "dist/sub/deep/d.log"]
+        "dist/a.whl",
+        "dist/b.tar.gz",
+        "dist/sub/c.whl",
+        "dist/sub/deep/d.log",
+    ]
     chosen, skipped = unselected("dist/**/*.whl")
     assert chosen == ["dist/a.whl", "dist/sub/c.whl"]
     assert [relative for relative, _ in skipped] == ["dist/a_link.whl", "dist/outside", "dist/sub/up"]
@@ -127,10 +141,19 @@ def test_globs_do_not_follow_symlinks_either(linked: Path) -> None:
 
 def test_follow_symlinks_follows_files_and_dirs_but_not_into_a_loop(linked: Path) -> None:
     chosen, skipped = unselected("dist", recursive=True, follow_symlinks=True)
-    assert chosen == ["dist/a.whl", "dist/a_link.whl", "dist/b.tar.gz", "dist/key_link",
-                      "dist/outside/id_rsa", "dist/sub/c.whl", "dist/sub/deep/d.log"]
-    assert skipped == [("dist/dangling", "broken symlink to nowhere"),
-                       ("dist/sub/up", "symlink to ..: a loop, it leads back to a directory above it")]
+    assert chosen == [
+        "dist/a.whl",
+        "dist/a_link.whl",
+        "dist/b.tar.gz",
+        "dist/key_link",
+        "dist/outside/id_rsa",
+        "dist/sub/c.whl",
+        "dist/sub/deep/d.log",
+    ]
+    assert skipped == [
+        ("dist/dangling", "broken symlink to nowhere"),
+        ("dist/sub/up", "symlink to ..: a loop, it leads back to a directory above it"),
+    ]
     chosen, skipped = unselected("dist/**/*.whl", follow_symlinks=True)
     assert chosen == ["dist/a.whl", "dist/a_link.whl", "dist/sub/c.whl"]
     assert skipped == [("dist/sub/up", "symlink to ..: a loop, it leads back to a directory above it")]
@@ -154,9 +177,28 @@ def test_excluded_paths_are_not_reported(linked: Path) -> None:
     assert skipped == [("dist/dangling", NOT_FOLLOWED.format("nowhere"))]
 
 
-@pytest.mark.parametrize("pattern", ["**", "**/*.whl", "dist/**", "dist/**/", "*/", "*", "dist/*/*.whl",
-                                     "./dist/**/*.log", ".*", "**/.h*", ".hidden/**", "dist/**/deep",
-                                     "**/deep/*", "?ist/*", "[dt]*", "dist/**/**/d.log", "nothing/*"])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "**",
+        "**/*.whl",
+        "dist/**",
+        "dist/**/",
+        "*/",
+        "*",
+        "dist/*/*.whl",
+        "./dist/**/*.log",
+        ".*",
+        "**/.h*",
+        ".hidden/**",
+        "dist/**/deep",
+        "**/deep/*",
+        "?ist/*",
+        "[dt]*",
+        "dist/**/**/d.log",
+        "nothing/*",
+    ],
+)
 def test_globs_match_what_the_glob_module_matches_where_there_are_no_symlinks(tree: Path, pattern: str) -> None:
     """updl expands globs itself (to control symlinks); the matching rules are :mod:`glob`'s."""
     for relative in (".hidden/h.whl", "dist/.h.whl", ".top"):
@@ -175,8 +217,7 @@ def test_a_missing_file_is_reported_as_failed_and_the_others_still_selected(tree
     assert missing.error.filename == "nosuch.bin"
 
 
-def test_a_directory_that_cannot_be_listed_is_reported_as_failed(tree: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_directory_that_cannot_be_listed_is_reported_as_failed(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not silently left out. (Tests may run as root, which reads anything: the refusal is simulated.)"""
     real_scandir = os.scandir
 
@@ -190,6 +231,7 @@ def test_a_directory_that_cannot_be_listed_is_reported_as_failed(tree: Path,
     chosen = select_files(["dist"], recursive=True, on_unselected=found.append)
     assert [s.relative for s in chosen] == ["dist/a.whl", "dist/b.tar.gz", "dist/sub/c.whl"]
     assert [(u.relative, u.reason, type(u.error)) for u in found] == [
-        ("dist/sub/deep", "cannot list the directory: Permission denied", PermissionError)]
+        ("dist/sub/deep", "cannot list the directory: Permission denied", PermissionError)
+    ]
     with pytest.raises(PermissionError):
         select_files(["dist"], recursive=True)  # nobody listening: the error is raised

@@ -29,16 +29,20 @@ def answer(status: int, body: dict[str, Any], method: str = "PATCH") -> requests
     return response
 
 
-@pytest.mark.parametrize(("status", "body", "kind", "retryable"), [
-    (409, {"error": "checksum failed", "expected": "a" * 32, "actual": "b" * 32}, ChecksumMismatchError, True),
-    (409, {"error": "moved", "offset": 400, "sent": 0}, OffsetConflictError, False),
-    (409, {"error": "the upload moved on concurrently", "sent": 0}, OffsetConflictError, False),
-    (460, {"error": "checksum mismatch", "offset": 400}, ChecksumMismatchError, True),
-    (416, {"error": "requested range not satisfiable", "size": 3}, RangeNotSatisfiableError, False),
-    (423, {"error": "busy"}, UploadBusyError, True),
-])
-def test_each_status_becomes_one_error(status: int, body: dict[str, Any], kind: type[UpdlError],
-                                       retryable: bool) -> None:
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "retryable"),
+    [
+        (409, {"error": "checksum failed", "expected": "a" * 32, "actual": "b" * 32}, ChecksumMismatchError, True),
+        (409, {"error": "moved", "offset": 400, "sent": 0}, OffsetConflictError, False),
+        (409, {"error": "the upload moved on concurrently", "sent": 0}, OffsetConflictError, False),
+        (460, {"error": "checksum mismatch", "offset": 400}, ChecksumMismatchError, True),
+        (416, {"error": "requested range not satisfiable", "size": 3}, RangeNotSatisfiableError, False),
+        (423, {"error": "busy"}, UploadBusyError, True),
+    ],
+)
+def test_each_status_becomes_one_error(
+    status: int, body: dict[str, Any], kind: type[UpdlError], retryable: bool
+) -> None:
     error = translate(answer(status, body))
     assert type(error) is kind and error.status == status and error.retryable is retryable
 

@@ -25,8 +25,7 @@ from tests.support.scripted import TOKEN, URL, SleepRecorder, file_info
 
 DATA = b"0123456789abcdef" * 40_000  # 640 kB: several encoder reads
 UPLOAD = URL + "/upload"
-MISMATCH = {"error": "checksum failed - please attempt reuploading",
-            "expected": "0" * 32, "actual": "1" * 32}
+MISMATCH = {"error": "checksum failed - please attempt reuploading", "expected": "0" * 32, "actual": "1" * 32}
 
 
 def fields(request: requests.PreparedRequest) -> dict[str, bytes]:
@@ -34,9 +33,12 @@ def fields(request: requests.PreparedRequest) -> dict[str, bytes]:
     body = request.body
     assert isinstance(body, bytes)
     message = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode() + body)
-    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-            for part in message.iter_parts()}
+        f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode() + body
+    )
+    return {
+        part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+        for part in message.iter_parts()
+    }
 
 
 @pytest.fixture
@@ -46,8 +48,7 @@ def source(tmp_path: Path) -> Path:
     return path
 
 
-def test_upload_sends_name_file_md5_and_auth(server: responses.RequestsMock, client: Client,
-                                              source: Path) -> None:
+def test_upload_sends_name_file_md5_and_auth(server: responses.RequestsMock, client: Client, source: Path) -> None:
     server.post(UPLOAD, json=file_info("app.tar.gz", DATA))
     info = client.upload(source)
     assert info.name == "app.tar.gz" and info.md5 == hashlib.md5(DATA).hexdigest()
@@ -55,12 +56,12 @@ def test_upload_sends_name_file_md5_and_auth(server: responses.RequestsMock, cli
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert request.headers["User-Agent"] == "updl/0.1.0"
     assert int(request.headers["Content-Length"]) == len(request.body)
-    assert fields(request) == {"name": b"app.tar.gz", "file": DATA,
-                               "md5": hashlib.md5(DATA).hexdigest().encode()}
+    assert fields(request) == {"name": b"app.tar.gz", "file": DATA, "md5": hashlib.md5(DATA).hexdigest().encode()}
 
 
-def test_503_then_200_sends_a_fresh_complete_body(server: responses.RequestsMock, client: Client,
-                                                   source: Path, sleeps: SleepRecorder) -> None:
+def test_503_then_200_sends_a_fresh_complete_body(
+    server: responses.RequestsMock, client: Client, source: Path, sleeps: SleepRecorder
+) -> None:
     server.post(UPLOAD, status=503, json={"error": "busy"})
     server.post(UPLOAD, json=file_info("build/app", DATA))
     client.upload(source, "build/app")
@@ -72,7 +73,8 @@ def test_503_then_200_sends_a_fresh_complete_body(server: responses.RequestsMock
 
 
 def test_409_every_time_gives_checksum_error_after_4_attempts(
-        server: responses.RequestsMock, client: Client, source: Path, sleeps: SleepRecorder) -> None:
+    server: responses.RequestsMock, client: Client, source: Path, sleeps: SleepRecorder
+) -> None:
     for _ in range(4):
         server.post(UPLOAD, status=409, json=MISMATCH)
     with pytest.raises(ChecksumMismatchError) as info:
@@ -83,16 +85,18 @@ def test_409_every_time_gives_checksum_error_after_4_attempts(
     assert len(sleeps.delays) == 3
 
 
-def test_429_retry_after_is_honoured(server: responses.RequestsMock, client: Client, source: Path,
-                                     sleeps: SleepRecorder) -> None:
+def test_429_retry_after_is_honoured(
+    server: responses.RequestsMock, client: Client, source: Path, sleeps: SleepRecorder
+) -> None:
     server.post(UPLOAD, status=429, json={"error": "slow down"}, headers={"Retry-After": "2"})
     server.post(UPLOAD, json=file_info("app.tar.gz", DATA))
     client.upload(source)
     assert sleeps.delays == [2.0]
 
 
-def test_connection_refused_every_time(server: responses.RequestsMock, client: Client, source: Path,
-                                       sleeps: SleepRecorder) -> None:
+def test_connection_refused_every_time(
+    server: responses.RequestsMock, client: Client, source: Path, sleeps: SleepRecorder
+) -> None:
     for _ in range(4):
         server.post(UPLOAD, body=requests.ConnectionError("[Errno 111] Connection refused"))
     with pytest.raises(ConnectionFailedError) as info:
@@ -102,8 +106,7 @@ def test_connection_refused_every_time(server: responses.RequestsMock, client: C
     assert isinstance(info.value.__cause__, requests.ConnectionError)
 
 
-def test_401_fails_at_once(server: responses.RequestsMock, client: Client, source: Path,
-                           sleeps: SleepRecorder) -> None:
+def test_401_fails_at_once(server: responses.RequestsMock, client: Client, source: Path, sleeps: SleepRecorder) -> None:
     server.post(UPLOAD, status=401, json={"error": "invalid token"})
     with pytest.raises(AuthenticationError, match="updl-server add-user NAME") as info:
         client.upload(source)
@@ -117,16 +120,18 @@ def test_413_is_too_large(server: responses.RequestsMock, client: Client, source
     assert info.value.max_size == 1000 and len(server.calls) == 1
 
 
-def test_server_reporting_another_md5_is_a_mismatch(server: responses.RequestsMock, client: Client,
-                                                    source: Path) -> None:
+def test_server_reporting_another_md5_is_a_mismatch(
+    server: responses.RequestsMock, client: Client, source: Path
+) -> None:
     for _ in range(4):
         server.post(UPLOAD, json=file_info("app.tar.gz", b"something else"))
     with pytest.raises(ChecksumMismatchError):
         client.upload(source)
 
 
-def test_progress_is_absolute_and_restarts_on_retry(server: responses.RequestsMock, client: Client,
-                                                    source: Path) -> None:
+def test_progress_is_absolute_and_restarts_on_retry(
+    server: responses.RequestsMock, client: Client, source: Path
+) -> None:
     server.post(UPLOAD, status=500, json={"error": "internal server error"})
     server.post(UPLOAD, json=file_info("app.tar.gz", DATA))
     events: list[ProgressEvent] = []
@@ -139,8 +144,7 @@ def test_progress_is_absolute_and_restarts_on_retry(server: responses.RequestsMo
     assert {e.attempt for e in events[:drop]} == {1} and {e.attempt for e in events[drop:]} == {2}
 
 
-def test_file_object_uploads_from_its_position_and_is_rewound(server: responses.RequestsMock,
-                                                              client: Client) -> None:
+def test_file_object_uploads_from_its_position_and_is_rewound(server: responses.RequestsMock, client: Client) -> None:
     server.post(UPLOAD, status=502, json={"error": "bad gateway"})
     server.post(UPLOAD, json=file_info("obj", DATA))
     stream = io.BytesIO(b"skip" + DATA)
@@ -159,7 +163,7 @@ def test_pipe_is_spooled_once(server: responses.RequestsMock, client: Client) ->
 
         def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
             chunk = self._data.read(len(buffer))
-            buffer[:len(chunk)] = chunk
+            buffer[: len(chunk)] = chunk
             return len(chunk)
 
     server.post(UPLOAD, status=503, json={"error": "busy"})

@@ -84,9 +84,15 @@ class Outcome:
     def to_json(self, describe: Callable[[BaseException], str] = str) -> dict[str, Any]:
         """The ``--json`` line for this file; ``describe`` turns the error into a message."""
         data: dict[str, Any] = self.info.to_json() if self.info is not None else {}
-        data |= {"name": self.task.name, "path": str(self.task.path), "size": self.size,
-                                "md5": self.md5, "status": self.status, "attempts": self.attempts,
-                                "seconds": round(self.seconds, 3)}
+        data |= {
+            "name": self.task.name,
+            "path": str(self.task.path),
+            "size": self.size,
+            "md5": self.md5,
+            "status": self.status,
+            "attempts": self.attempts,
+            "seconds": round(self.seconds, 3),
+        }
         data.update({k: v for k, v in self.digests.items() if k != "md5"})
         if self.reason:
             data["reason"] = self.reason
@@ -215,8 +221,9 @@ def raise_for_outcomes(outcomes: Sequence[Outcome]) -> None:
     mismatches = [o for o in failures if isinstance(o.error, ChecksumMismatchError)]
     if mismatches:
         first = mismatches[0]
-        raise ChecksumMismatchError(f"{summary}; {len(mismatches)} failed verification, "
-                                    f"first {first.task.name}: {first.error}")
+        raise ChecksumMismatchError(
+            f"{summary}; {len(mismatches)} failed verification, first {first.task.name}: {first.error}"
+        )
     fatal = [o.error for o in failures if isinstance(o.error, FATAL_ERRORS) and o.attempts > 0]
     if fatal:
         raise fatal[0]

@@ -27,8 +27,7 @@ from .progress import ProgressCallback
 from .retry import RetryEvent
 from .selection import normalize_prefix
 
-__all__ = ["destination", "download_batch", "name_problem", "plan_downloads",
-           "plan_named_downloads"]
+__all__ = ["destination", "download_batch", "name_problem", "plan_downloads", "plan_named_downloads"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -73,31 +72,49 @@ def plan_downloads(
     decided: list[Outcome] = []
     seen: set[str] = set()
     for info in files:
-        relative = info.name[len(prefix):]
+        relative = info.name[len(prefix) :]
         seen.add(relative)
         entry = expected.get(relative) if expected is not None else None
         try:
             target = destination(out_dir, relative)
         except UnsafeNameError as error:
-            decided.append(Outcome(Task(info.name, out_dir / "?", relative, info.size), "failed",
-                                   size=info.size, md5=info.md5, error=error))
+            decided.append(
+                Outcome(
+                    Task(info.name, out_dir / "?", relative, info.size),
+                    "failed",
+                    size=info.size,
+                    md5=info.md5,
+                    error=error,
+                )
+            )
             continue
         if expected is not None and entry is None:
-            decided.append(Outcome(Task(info.name, target, relative, info.size), "skipped", size=info.size,
-                                   md5=info.md5, reason="not in the manifest"))
+            decided.append(
+                Outcome(
+                    Task(info.name, target, relative, info.size),
+                    "skipped",
+                    size=info.size,
+                    md5=info.md5,
+                    reason="not in the manifest",
+                )
+            )
             continue
         want = {entry.algorithm: entry.digest} if entry is not None else {}
         tasks.append(Task(info.name, target, relative, info.size, want, info.md5))
     for path, entry in (expected or {}).items():
         if path not in seen:
             missing = Task(prefix + path, out_dir / path, path, None, {entry.algorithm: entry.digest})
-            decided.append(Outcome(missing, "failed", error=MissingFilesError(
-                f"{prefix + path} is listed in the manifest but not on the server")))
+            decided.append(
+                Outcome(
+                    missing,
+                    "failed",
+                    error=MissingFilesError(f"{prefix + path} is listed in the manifest but not on the server"),
+                )
+            )
     return tasks, decided
 
 
-def plan_named_downloads(client: Client, names: Sequence[str],
-                         out_dir: Path) -> tuple[list[Task], list[Outcome]]:
+def plan_named_downloads(client: Client, names: Sequence[str], out_dir: Path) -> tuple[list[Task], list[Outcome]]:
     """Tasks for ``get NAME NAME...``: each file into ``out_dir/<its base name>``.
 
     Asks the server (``HEAD``) for each file's size and MD5 first. A name the
@@ -134,8 +151,11 @@ def plan_named_downloads(client: Client, names: Sequence[str],
 
 def _mismatch(task: Task, algorithm: str, actual: str, where: str) -> ChecksumMismatchError:
     expected = task.expected[algorithm]
-    return ChecksumMismatchError(f"{task.name}: {where} {algorithm} {actual} differs from the manifest's "
-                                 f"{expected}", expected=expected, actual=actual)
+    return ChecksumMismatchError(
+        f"{task.name}: {where} {algorithm} {actual} differs from the manifest's {expected}",
+        expected=expected,
+        actual=actual,
+    )
 
 
 def _download(client: Client, job: Job[Any], *, retries: int | None) -> Outcome:
@@ -146,8 +166,15 @@ def _download(client: Client, job: Job[Any], *, retries: int | None) -> Outcome:
     # The plan checked the path; the download checks again as it opens the directory (anything
     # may have changed since) and stops at the listed size.
     out_dir = task.path.parents[task.relative.count("/")]  # plans build path = out_dir / relative
-    info = client.download(task.name, task.path, on_progress=job.on_progress, on_retry=job.on_retry,
-                           retries=retries, size=task.size, within=out_dir)
+    info = client.download(
+        task.name,
+        task.path,
+        on_progress=job.on_progress,
+        on_retry=job.on_retry,
+        retries=retries,
+        size=task.size,
+        within=out_dir,
+    )
     digests = {"md5": info.md5}
     for algorithm in task.expected:
         if algorithm != "md5":  # one read of the verified file: the server only vouches for MD5
@@ -155,8 +182,7 @@ def _download(client: Client, job: Job[Any], *, retries: int | None) -> Outcome:
         if digests[algorithm] != task.expected[algorithm]:
             os.unlink(task.path)  # a file that fails verification must not look downloaded
             raise _mismatch(task, algorithm, digests[algorithm], "the downloaded")
-    return Outcome(task, "downloaded", size=info.size, md5=info.md5, digests=digests, attempts=job.attempts,
-                   info=info)
+    return Outcome(task, "downloaded", size=info.size, md5=info.md5, digests=digests, attempts=job.attempts, info=info)
 
 
 def download_batch(
@@ -175,5 +201,13 @@ def download_batch(
     def work(worker: Client, job: Job[Any]) -> Outcome:
         return _download(worker, job, retries=retries)
 
-    return run_batch(client, tasks, work, jobs=jobs, on_start=on_start, on_progress=on_progress,
-                     on_retry=on_retry, on_outcome=on_outcome)
+    return run_batch(
+        client,
+        tasks,
+        work,
+        jobs=jobs,
+        on_start=on_start,
+        on_progress=on_progress,
+        on_retry=on_retry,
+        on_outcome=on_outcome,
+    )

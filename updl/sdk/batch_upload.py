@@ -32,26 +32,43 @@ def unselected_outcomes(unselected: Sequence[Unselected], prefix: str | None) ->
     """The outcome of each path the selection left out, decided without sending anything:
     ``failed`` (with the error) for a named file that is missing or a directory that cannot be
     read, ``skipped`` (with the reason) for the rest: symlinks not followed, loops, FIFOs."""
-    return [Outcome(Task(join_prefix(prefix, u.relative), u.path, u.relative),
-                    "failed" if u.error is not None else "skipped", error=u.error,
-                    reason=None if u.error is not None else u.reason)
-            for u in unselected]
+    return [
+        Outcome(
+            Task(join_prefix(prefix, u.relative), u.path, u.relative),
+            "failed" if u.error is not None else "skipped",
+            error=u.error,
+            reason=None if u.error is not None else u.reason,
+        )
+        for u in unselected
+    ]
 
 
-def _upload(client: Client, job: Job[Any], *, algorithms: Sequence[str], skip_existing: bool,
-            retries: int | None, options: Mapping[str, Any]) -> Outcome:
+def _upload(
+    client: Client,
+    job: Job[Any],
+    *,
+    algorithms: Sequence[str],
+    skip_existing: bool,
+    retries: int | None,
+    options: Mapping[str, Any],
+) -> Outcome:
     task = job.task
     digests: dict[str, str] = {}
     if skip_existing:
         digests = digest_file(task.path, {"md5", *algorithms})
         remote = client.head(task.name)
         if remote is not None and remote.md5 == digests["md5"]:
-            return Outcome(task, "skipped", size=remote.size, md5=remote.md5, digests=digests,
-                           reason="unchanged: the server has the same MD5")
+            return Outcome(
+                task,
+                "skipped",
+                size=remote.size,
+                md5=remote.md5,
+                digests=digests,
+                reason="unchanged: the server has the same MD5",
+            )
     job.on_start()
     extra = [a for a in algorithms if a != "md5" and a not in digests]
-    kwargs: dict[str, Any] = {**options, "on_progress": job.on_progress, "on_retry": job.on_retry,
-                              "retries": retries}
+    kwargs: dict[str, Any] = {**options, "on_progress": job.on_progress, "on_retry": job.on_retry, "retries": retries}
     if not extra:
         info = client.upload(task.path, task.name, **kwargs)
     else:
@@ -64,11 +81,12 @@ def _upload(client: Client, job: Job[Any], *, algorithms: Sequence[str], skip_ex
             # The transfer did not read the file front to back (a resumable upload): hash it apart.
             digests.update(digest_file(task.path, {"md5", extra[0]}))
     if digests.get("md5", info.md5) != info.md5:
-        raise SourceChangedError(f"{task.path} changed while being uploaded (md5 {digests['md5']} "
-                                 f"when read, {info.md5} when sent); upload it again")
+        raise SourceChangedError(
+            f"{task.path} changed while being uploaded (md5 {digests['md5']} "
+            f"when read, {info.md5} when sent); upload it again"
+        )
     digests["md5"] = info.md5
-    return Outcome(task, "uploaded", size=info.size, md5=info.md5, digests=digests, attempts=job.attempts,
-                   info=info)
+    return Outcome(task, "uploaded", size=info.size, md5=info.md5, digests=digests, attempts=job.attempts, info=info)
 
 
 def upload_batch(
@@ -94,9 +112,22 @@ def upload_batch(
     """
 
     def work(worker: Client, job: Job[Any]) -> Outcome:
-        return _upload(worker, job, algorithms=algorithms, skip_existing=skip_existing, retries=retries,
-                       options=upload_options or {})
+        return _upload(
+            worker,
+            job,
+            algorithms=algorithms,
+            skip_existing=skip_existing,
+            retries=retries,
+            options=upload_options or {},
+        )
 
-    return run_batch(client, tasks, work, jobs=jobs, on_start=on_start, on_progress=on_progress,
-                     on_retry=on_retry, on_outcome=on_outcome)
-
+    return run_batch(
+        client,
+        tasks,
+        work,
+        jobs=jobs,
+        on_start=on_start,
+        on_progress=on_progress,
+        on_retry=on_retry,
+        on_outcome=on_outcome,
+    )

@@ -86,8 +86,9 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -132,10 +133,17 @@ class Client:
         process (see :mod:`updl.sdk.tus`).
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
-        return uploads.upload(self._transport, self._resume, source, name,
-                              retrier=self._retrier(on_retry, retries), resumable_threshold=threshold,
-                              chunk_size=self.settings.resumable_chunk_size,
-                              on_progress=on_progress, progress=progress)
+        return uploads.upload(
+            self._transport,
+            self._resume,
+            source,
+            name,
+            retrier=self._retrier(on_retry, retries),
+            resumable_threshold=threshold,
+            chunk_size=self.settings.resumable_chunk_size,
+            on_progress=on_progress,
+            progress=progress,
+        )
 
     def download(
         self,
@@ -171,14 +179,21 @@ class Client:
         The returned info comes from the response headers: ``created`` from
         ``Last-Modified`` (second precision), ``last_accessed`` from ``Date``.
         """
-        return downloads.download(self._transport, self._resume, name, dest,
-                                  retrier=self._retrier(on_retry, retries), on_progress=on_progress,
-                                  progress=progress, size=size, within=within)
+        return downloads.download(
+            self._transport,
+            self._resume,
+            name,
+            dest,
+            retrier=self._retrier(on_retry, retries),
+            on_progress=on_progress,
+            progress=progress,
+            size=size,
+            within=within,
+        )
 
     # -- listing, info, delete ------------------------------------------------------------
 
-    def iter_files(self, prefix: str | None = None, *,
-                   on_retry: RetryCallback | None = None) -> Iterator[FileInfo]:
+    def iter_files(self, prefix: str | None = None, *, on_retry: RetryCallback | None = None) -> Iterator[FileInfo]:
         """Yield the caller's files ordered by name (optionally those starting with ``prefix``), page by page.
 
         A failed page is retried on its own; the pages before it are not fetched again.
@@ -194,11 +209,14 @@ class Client:
             params = {key: value for key, value in (("prefix", prefix), ("cursor", cursor)) if value}
             page = self._retrying(
                 lambda _: json_object(self._transport.request("GET", "/files", params=params)),  # noqa: B023 - called in this iteration
-                what, on_retry)
+                what,
+                on_retry,
+            )
             files = [FileInfo.from_json(item) for item in page.get("files", [])]
             if files and files[0].name in first_names:
-                raise ProtocolError(f"the server's listing repeated a page (starting at {files[0].name!r}); "
-                                    "stopped instead of looping")
+                raise ProtocolError(
+                    f"the server's listing repeated a page (starting at {files[0].name!r}); stopped instead of looping"
+                )
             first_names.update(f.name for f in files[:1])
             empty_pages = 0 if files else empty_pages + 1
             yield from files
@@ -208,11 +226,11 @@ class Client:
             if not cursor:
                 return
             if cursor in seen_cursors:
-                raise ProtocolError(f"the server's listing repeated the cursor {cursor!r}; "
-                                    "stopped instead of looping")
+                raise ProtocolError(f"the server's listing repeated the cursor {cursor!r}; stopped instead of looping")
             if empty_pages >= MAX_EMPTY_PAGES:
-                raise ProtocolError(f"the server's listing sent {empty_pages} empty pages in a row; "
-                                    "stopped instead of looping")
+                raise ProtocolError(
+                    f"the server's listing sent {empty_pages} empty pages in a row; stopped instead of looping"
+                )
             seen_cursors.add(cursor)
 
     def list(self, prefix: str | None = None, *, on_retry: RetryCallback | None = None) -> list[FileInfo]:
@@ -223,7 +241,9 @@ class Client:
         """Info about one file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""
         return self._retrying(
             lambda _: FileInfo.from_json(json_object(self._transport.request("GET", file_path("info", name)))),
-            name, on_retry)
+            name,
+            on_retry,
+        )
 
     def delete(self, name: str, *, on_retry: RetryCallback | None = None) -> None:
         """Delete a file; :class:`~updl.sdk.errors.NotFoundError` if there is none.
@@ -232,6 +252,7 @@ class Client:
         may have deleted the file before its answer was lost, and either way
         the file is gone.
         """
+
         def attempt(number: int) -> None:
             try:
                 self._transport.request("DELETE", file_path("files", name)).close()
@@ -242,7 +263,6 @@ class Client:
 
         self._retrying(attempt, name, on_retry)
 
-
     # -- batch helpers (added for batches: skip-existing, one client per worker thread) ---
 
     def head(self, name: str, *, on_retry: RetryCallback | None = None) -> FileInfo | None:
@@ -252,15 +272,17 @@ class Client:
         """
         try:
             response = self._retrying(
-                lambda _: self._transport.request("HEAD", file_path("files", name)), name, on_retry)
+                lambda _: self._transport.request("HEAD", file_path("files", name)), name, on_retry
+            )
         except NotFoundError:
             return None
         with response:
             md5 = expected_md5(response)
             length = parse_count(response.headers.get("Content-Length"))
             if md5 is None or length is None:
-                raise UpdlError(f"{name}: the server's HEAD answer has no usable ETag or Content-Length",
-                                response=response)
+                raise UpdlError(
+                    f"{name}: the server's HEAD answer has no usable ETag or Content-Length", response=response
+                )
             return file_info(response, name, length, md5)
 
     def clone(self) -> Client:
@@ -269,5 +291,11 @@ class Client:
 
         ``requests.Session`` is not guaranteed thread-safe: give each worker thread its own clone.
         """
-        return Client(settings=self.settings, retry=self.retry, sleep=self._sleep, on_retry=self._on_retry,
-                      session_factory=self._session_factory, resume_store=self._resume)
+        return Client(
+            settings=self.settings,
+            retry=self.retry,
+            sleep=self._sleep,
+            on_retry=self._on_retry,
+            session_factory=self._session_factory,
+            resume_store=self._resume,
+        )

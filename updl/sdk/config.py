@@ -106,7 +106,7 @@ def format_size(size: int, unit_of: int | None = None) -> str:
         return f"{size} B"
     for exponent, unit in enumerate(_IEC_UNITS, start=1):
         if reference < 1024 ** (exponent + 1) or unit == _IEC_UNITS[-1]:
-            return f"{size / 1024 ** exponent:.1f} {unit}"
+            return f"{size / 1024**exponent:.1f} {unit}"
     raise AssertionError("unreachable")
 
 
@@ -162,24 +162,27 @@ def _check_timeout(value: Any, source: str) -> Timeout:
         return float(value)
     if isinstance(value, list | tuple) and len(value) == 2 and all(positive(x) for x in value):
         return (float(value[0]), float(value[1]))
-    raise InvalidSettingsError(
-        f"timeout must be seconds > 0 or [connect, read], got {value!r} (from {source})"
-    )
+    raise InvalidSettingsError(f"timeout must be seconds > 0 or [connect, read], got {value!r} (from {source})")
 
 
-def _warn_unknown_keys(config: Mapping[str, Any], section: Mapping[str, Any], path: Path,
-                       profile: str) -> None:
+def _warn_unknown_keys(config: Mapping[str, Any], section: Mapping[str, Any], path: Path, profile: str) -> None:
     """One :class:`ConfigWarning` per key that would be ignored: a typo must not pass silently."""
     for key in section:
         if key not in KNOWN_KEYS:
             close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(KNOWN_KEYS)})"
-            warnings.warn(ConfigWarning(f"config file {path} [{profile}]: unknown key {key!r} ignored{hint}"),
-                          stacklevel=3)
+            warnings.warn(
+                ConfigWarning(f"config file {path} [{profile}]: unknown key {key!r} ignored{hint}"), stacklevel=3
+            )
     for key, value in config.items():
         if not isinstance(value, dict):
-            warnings.warn(ConfigWarning(f"config file {path}: {key!r} is outside any [profile] table and "
-                                        f"is ignored; put it under [{DEFAULT_PROFILE}]"), stacklevel=3)
+            warnings.warn(
+                ConfigWarning(
+                    f"config file {path}: {key!r} is outside any [profile] table and "
+                    f"is ignored; put it under [{DEFAULT_PROFILE}]"
+                ),
+                stacklevel=3,
+            )
 
 
 def load_settings(
@@ -217,9 +220,7 @@ def load_settings(
     if section is None:
         if profile_explicit:
             known = ", ".join(sorted(k for k, v in config.items() if isinstance(v, dict))) or "none"
-            raise InvalidSettingsError(
-                f"no profile [{profile_name}] in config file {path} (profiles: {known})"
-            )
+            raise InvalidSettingsError(f"no profile [{profile_name}] in config file {path} (profiles: {known})")
         section = {}
     if not isinstance(section, dict):
         raise InvalidSettingsError(f"[{profile_name}] in config file {path} must be a table")
@@ -245,14 +246,18 @@ def load_settings(
     else:
         token_value, token_source = None, "not set"
 
-    threshold = (_check_size(section["resumable_threshold"], "resumable_threshold", file_source, 0)
-                 if "resumable_threshold" in section else DEFAULT_RESUMABLE_THRESHOLD)
-    chunk_size = (_check_size(section["resumable_chunk_size"], "resumable_chunk_size", file_source, 1)
-                  if "resumable_chunk_size" in section else DEFAULT_RESUMABLE_CHUNK_SIZE)
-    retries = (_check_retries(section["retries"], file_source) if "retries" in section
-               else DEFAULT_RETRIES)
-    timeout = (_check_timeout(section["timeout"], file_source) if "timeout" in section
-               else DEFAULT_TIMEOUT)
+    threshold = (
+        _check_size(section["resumable_threshold"], "resumable_threshold", file_source, 0)
+        if "resumable_threshold" in section
+        else DEFAULT_RESUMABLE_THRESHOLD
+    )
+    chunk_size = (
+        _check_size(section["resumable_chunk_size"], "resumable_chunk_size", file_source, 1)
+        if "resumable_chunk_size" in section
+        else DEFAULT_RESUMABLE_CHUNK_SIZE
+    )
+    retries = _check_retries(section["retries"], file_source) if "retries" in section else DEFAULT_RETRIES
+    timeout = _check_timeout(section["timeout"], file_source) if "timeout" in section else DEFAULT_TIMEOUT
 
     return Settings(
         url=_check_url(url_value, url_source),

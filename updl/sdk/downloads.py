@@ -60,15 +60,23 @@ from .resume import DownloadEntry, DownloadKey, ResumeStore
 from .retry import Retrier
 from .transport import Transport, file_path, translate
 
-__all__ = ["BodyOpener", "Destination", "PartFile", "ResumableDownload", "StreamDownload", "download",
-           "receive_body", "receive_verified", "required_md5"]
+__all__ = [
+    "BodyOpener",
+    "Destination",
+    "PartFile",
+    "ResumableDownload",
+    "StreamDownload",
+    "download",
+    "receive_body",
+    "receive_verified",
+    "required_md5",
+]
 
 Destination = str | os.PathLike[str] | BinaryIO
 OpenBody = Callable[[dict[str, str]], requests.Response]
 
 
-def receive_body(response: requests.Response, writer: HashingWriter, name: str,
-                 limit: int | None = None) -> None:
+def receive_body(response: requests.Response, writer: HashingWriter, name: str, limit: int | None = None) -> None:
     """Stream the response body through ``writer`` and wait until it is all hashed and written.
 
     More than ``limit`` bytes (when known) is a :class:`ProtocolError`, raised
@@ -78,8 +86,9 @@ def receive_body(response: requests.Response, writer: HashingWriter, name: str,
     try:
         for chunk in response.iter_content(CHUNK_SIZE):
             if limit is not None and writer.bytes_written + len(chunk) > limit:
-                raise ProtocolError(f"{name}: the server sent more than the {limit} bytes expected; "
-                                    "stopped there", response=response)
+                raise ProtocolError(
+                    f"{name}: the server sent more than the {limit} bytes expected; stopped there", response=response
+                )
             writer.write(chunk)
     except requests.RequestException as exc:
         raise translate(exc) from exc
@@ -131,8 +140,7 @@ class PartFile:
     ``within``: refuse (``UnsafeNameError``) unless ``target``'s directory is inside it.
     """
 
-    def __init__(self, target: Path, key: DownloadKey, store: ResumeStore,
-                 within: Path | None = None) -> None:
+    def __init__(self, target: Path, key: DownloadKey, store: ResumeStore, within: Path | None = None) -> None:
         """Reopen this download's temporary file, or create one (and its directory); ``UpdlError`` if
         another download to ``target`` holds it."""
         self.target = target
@@ -164,8 +172,11 @@ class PartFile:
             os.close(fd)
             raise UpdlError(f"another download to {self.target} is in progress; wait for it to finish") from None
         opened = os.fstat(fd)
-        if (stat.S_ISREG(opened.st_mode) and (opened.st_dev, opened.st_ino) == (entry.device, entry.inode)
-                and self._names(entry.part, opened)):
+        if (
+            stat.S_ISREG(opened.st_mode)
+            and (opened.st_dev, opened.st_ino) == (entry.device, entry.inode)
+            and self._names(entry.part, opened)
+        ):
             return fd, entry
         os.close(fd)  # someone else's file now has that name: leave it alone
         return None
@@ -226,8 +237,10 @@ class PartFile:
         self.file.flush()
         os.fsync(self.file.fileno())
         if not self._names(self.entry.part, os.fstat(self.file.fileno())):
-            raise UpdlError(f"{self.target}: the download's temporary file was replaced by another "
-                            "file meanwhile; nothing was moved into place")
+            raise UpdlError(
+                f"{self.target}: the download's temporary file was replaced by another "
+                "file meanwhile; nothing was moved into place"
+            )
         with _about(self.target):
             os.replace(self.entry.part, self.target.name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
         self.done = True
@@ -251,8 +264,9 @@ class ResumableDownload:
     an answer announcing another size, or a body running past it, is refused.
     """
 
-    def __init__(self, name: str, part: PartFile, open_body: OpenBody, report: ProgressCallback,
-                 size: int | None = None) -> None:
+    def __init__(
+        self, name: str, part: PartFile, open_body: OpenBody, report: ProgressCallback, size: int | None = None
+    ) -> None:
         """``open_body(headers)`` sends the GET and returns the streaming response."""
         self._name = name
         self._part = part
@@ -269,8 +283,7 @@ class ResumableDownload:
             part.restart()  # nothing proves which version these bytes belong to
             offset = 0
         try:
-            response = self._open_body({"Range": f"bytes={offset}-", "If-Range": etag}
-                                       if offset and etag else {})
+            response = self._open_body({"Range": f"bytes={offset}-", "If-Range": etag} if offset and etag else {})
         except RangeNotSatisfiableError:
             part.restart()  # the file on disk is not shorter than the file: start over
             offset = 0
@@ -285,8 +298,9 @@ class ResumableDownload:
             start = response.headers.get("Content-Range", "").partition(" ")[2].partition("-")[0]
             if start != str(offset):
                 part.restart()
-                raise ConnectionFailedError(f"{self._name}: the server sent an unexpected range "
-                                            f"({response.headers.get('Content-Range')})")
+                raise ConnectionFailedError(
+                    f"{self._name}: the server sent an unexpected range ({response.headers.get('Content-Range')})"
+                )
         elif offset:
             part.restart()  # 200: the file changed since the temporary file was written
             offset = 0
@@ -294,8 +308,17 @@ class ResumableDownload:
         part.remember(server_etag(response))
         digest = part.prefix_md5(offset)
         try:
-            info = receive_verified(response, self._name, cast(BinaryIO, part.file), md5, total, self._report,
-                                    attempt, offset=offset, prefix=digest)
+            info = receive_verified(
+                response,
+                self._name,
+                cast(BinaryIO, part.file),
+                md5,
+                total,
+                self._report,
+                attempt,
+                offset=offset,
+                prefix=digest,
+            )
         except (ProtocolError, ChecksumMismatchError):
             # Bytes from a server that breaks the protocol, or that do not add up to the
             # file, are not worth keeping: the next attempt starts from 0.
@@ -315,8 +338,9 @@ class StreamDownload:
     failures before the body (connection errors, 5xx, 429).
     """
 
-    def __init__(self, name: str, fileobj: BinaryIO, open_body: BodyOpener, report: ProgressCallback,
-                 size: int | None = None) -> None:
+    def __init__(
+        self, name: str, fileobj: BinaryIO, open_body: BodyOpener, report: ProgressCallback, size: int | None = None
+    ) -> None:
         self._name = name
         self._file = fileobj
         self._open_body = open_body
@@ -349,13 +373,24 @@ def required_md5(response: requests.Response, name: str) -> str:
     """The MD5 the server announces for the download; ``UpdlError`` if it sends none (nothing to verify)."""
     md5 = expected_md5(response)
     if md5 is None:
-        raise UpdlError(f"{name}: the server sent neither Content-MD5 nor ETag; cannot verify the download",
-                        response=response)
+        raise UpdlError(
+            f"{name}: the server sent neither Content-MD5 nor ETag; cannot verify the download", response=response
+        )
     return md5
 
 
-def receive_verified(response: requests.Response, name: str, sink: BinaryIO, md5: str, total: int | None,
-                     report: ProgressCallback, attempt: int, *, offset: int = 0, prefix: Any = None) -> FileInfo:
+def receive_verified(
+    response: requests.Response,
+    name: str,
+    sink: BinaryIO,
+    md5: str,
+    total: int | None,
+    report: ProgressCallback,
+    attempt: int,
+    *,
+    offset: int = 0,
+    prefix: Any = None,
+) -> FileInfo:
     """The one verify step of every download: stream the body into ``sink``, check length and MD5.
 
     ``offset`` bytes of the file are already there (a resumed download) and
@@ -363,6 +398,7 @@ def receive_verified(response: requests.Response, name: str, sink: BinaryIO, md5
     short is a :class:`ConnectionFailedError` (retryable; resumable to a path),
     a whole file of other bytes a :class:`ChecksumMismatchError`.
     """
+
     def on_write(position: int) -> None:
         report(ProgressEvent(name, offset + position, total, attempt))
 
@@ -371,12 +407,12 @@ def receive_verified(response: requests.Response, name: str, sink: BinaryIO, md5
     receive_body(response, writer, name, None if total is None else total - offset)
     size = offset + writer.bytes_written
     if total is not None and size != total:
-        raise ConnectionFailedError(f"the download of {name} stopped after {size} of {total} bytes",
-                                    response=response)
+        raise ConnectionFailedError(f"the download of {name} stopped after {size} of {total} bytes", response=response)
     actual = writer.hexdigest()
     if actual != md5:
-        raise ChecksumMismatchError(f"checksum mismatch (server: {md5}, received: {actual})",
-                                    expected=md5, actual=actual, response=response)
+        raise ChecksumMismatchError(
+            f"checksum mismatch (server: {md5}, received: {actual})", expected=md5, actual=actual, response=response
+        )
     return file_info(response, name, size, actual, accessed=True)
 
 
@@ -395,9 +431,18 @@ class BodyOpener:
         return response
 
 
-def download(transport: Transport, store: ResumeStore, name: str, dest: Destination, *, retrier: Retrier,
-             on_progress: ProgressCallback | None = None, progress: bool = False, size: int | None = None,
-             within: str | os.PathLike[str] | None = None) -> FileInfo:
+def download(
+    transport: Transport,
+    store: ResumeStore,
+    name: str,
+    dest: Destination,
+    *,
+    retrier: Retrier,
+    on_progress: ProgressCallback | None = None,
+    progress: bool = False,
+    size: int | None = None,
+    within: str | os.PathLike[str] | None = None,
+) -> FileInfo:
     """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``."""
     open_body = BodyOpener(transport, name)
     with reporting(on_progress, progress, name) as report:

@@ -32,8 +32,17 @@ from typing import Any, BinaryIO
 
 from .errors import SourceChangedError
 
-__all__ = ["CHUNK_SIZE", "DigestingFile", "FileState", "HashingReader", "HashingWriter", "digest_file", "file_state",
-           "hash_file", "md5_of"]
+__all__ = [
+    "CHUNK_SIZE",
+    "DigestingFile",
+    "FileState",
+    "HashingReader",
+    "HashingWriter",
+    "digest_file",
+    "file_state",
+    "hash_file",
+    "md5_of",
+]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -151,8 +160,10 @@ class HashingReader:
             raise self._changed(now.change_from(self._state) if now is not None else "it is gone")
 
     def _changed(self, how: str) -> SourceChangedError:
-        return SourceChangedError(f"{self._label} changed while it was being uploaded ({how}); "
-                                  "nothing was stored: upload it again once it is complete")
+        return SourceChangedError(
+            f"{self._label} changed while it was being uploaded ({how}); "
+            "nothing was stored: upload it again once it is complete"
+        )
 
     def hexdigest(self) -> str:
         """MD5 (lowercase hex) of the bytes read so far."""
@@ -171,8 +182,7 @@ class HashingWriter:
 
     MAX_PENDING = 8
 
-    def __init__(self, fileobj: BinaryIO, on_write: Callable[[int], None] | None = None,
-                 digest: Any = None) -> None:
+    def __init__(self, fileobj: BinaryIO, on_write: Callable[[int], None] | None = None, digest: Any = None) -> None:
         """``digest``: an MD5 already fed with the bytes before these (a resumed download's prefix)."""
         self._file = fileobj
         self._on_write = on_write
@@ -189,8 +199,9 @@ class HashingWriter:
         """
         while len(self._pending) >= self.MAX_PENDING:
             self._settle_oldest()
-        self._pending.append((self._hashing.submit(self._hash.update, data),
-                              self._writing.submit(self._file.write, data)))
+        self._pending.append(
+            (self._hashing.submit(self._hash.update, data), self._writing.submit(self._file.write, data))
+        )
         self.bytes_written += len(data)
         if self._on_write is not None:
             self._on_write(self.bytes_written)
@@ -261,7 +272,7 @@ class DigestingFile:
         data = self._file.read(-1 if size is None else size)
         end = position + len(data)
         if position <= self._hashed < end:
-            self._hash.update(data[self._hashed - position:])
+            self._hash.update(data[self._hashed - position :])
             self._hashed = end
         return data
 
@@ -274,8 +285,9 @@ class DigestingFile:
         return self._hash.hexdigest()
 
 
-def hash_file(source: str | os.PathLike[str] | BinaryIO, algorithms: Iterable[str] = ("md5",), *,
-              length: int | None = None) -> dict[str, Any]:
+def hash_file(
+    source: str | os.PathLike[str] | BinaryIO, algorithms: Iterable[str] = ("md5",), *, length: int | None = None
+) -> dict[str, Any]:
     """``hashlib`` objects fed, in one read, with a file's bytes: all of them, or the first ``length``.
 
     The one place a file is hashed from disk: whole files (:func:`digest_file`)
@@ -300,8 +312,10 @@ def hash_file(source: str | os.PathLike[str] | BinaryIO, algorithms: Iterable[st
             if remaining is not None:
                 remaining -= len(chunk)
         if length is not None and remaining:
-            raise SourceChangedError(f"the file shrank while being read ({length - remaining} "
-                                     f"of {length} bytes); upload it again once it is complete")
+            raise SourceChangedError(
+                f"the file shrank while being read ({length - remaining} "
+                f"of {length} bytes); upload it again once it is complete"
+            )
     return hashes
 
 

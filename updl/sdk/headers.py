@@ -18,8 +18,17 @@ import requests
 from .errors import ProtocolError
 from .models import FileInfo
 
-__all__ = ["MAX_COUNT_DIGITS", "expected_md5", "expected_total", "file_info", "header_time", "parse_count",
-           "parse_retry_after", "server_etag", "stored_md5"]
+__all__ = [
+    "MAX_COUNT_DIGITS",
+    "expected_md5",
+    "expected_total",
+    "file_info",
+    "header_time",
+    "parse_count",
+    "parse_retry_after",
+    "server_etag",
+    "stored_md5",
+]
 
 #: Digits in a count a server may send (2**63 - 1 has 19): more is no size, only an attack.
 MAX_COUNT_DIGITS = 19
@@ -116,8 +125,11 @@ def expected_total(response: requests.Response, name: str, size: int | None = No
     """
     announced = _total(response)
     if size is not None and announced is not None and announced != size:
-        raise ProtocolError(f"{name}: the server announced {announced} bytes but listed {size}; "
-                            "it changed meanwhile — run the command again", response=response)
+        raise ProtocolError(
+            f"{name}: the server announced {announced} bytes but listed {size}; "
+            "it changed meanwhile — run the command again",
+            response=response,
+        )
     return announced if announced is not None else size
 
 
@@ -130,15 +142,16 @@ def _total(response: requests.Response) -> int | None:
     return parse_count(total)
 
 
-def file_info(response: requests.Response, name: str, size: int, md5: str, *,
-              accessed: bool = False) -> FileInfo:
+def file_info(response: requests.Response, name: str, size: int, md5: str, *, accessed: bool = False) -> FileInfo:
     """The stored file an answer without a JSON body describes (a download, ``HEAD``, a tus completion).
 
     ``created`` is ``Last-Modified`` (second precision; now if absent). ``accessed``:
     the answer is a download, which the server counts as an access at its ``Date``.
     """
     return FileInfo(
-        name=name, size=size, md5=md5,
+        name=name,
+        size=size,
+        md5=md5,
         created=header_time(response.headers.get("Last-Modified")) or datetime.now(UTC),
         last_accessed=header_time(response.headers.get("Date")) if accessed else None,
     )

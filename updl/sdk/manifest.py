@@ -18,8 +18,16 @@ from pathlib import Path
 from .errors import ChecksumMismatchError, ManifestError, MissingFilesError
 from .hashing import digest_file
 
-__all__ = ["ALGORITHMS", "Entry", "VerifyResult",
-           "format_line", "parse_manifest", "read_manifest", "verify_manifest", "write_manifest"]
+__all__ = [
+    "ALGORITHMS",
+    "Entry",
+    "VerifyResult",
+    "format_line",
+    "parse_manifest",
+    "read_manifest",
+    "verify_manifest",
+    "write_manifest",
+]
 
 #: Algorithm name -> hex digest length.
 ALGORITHMS: dict[str, int] = {"md5": 32, "sha256": 64}

@@ -59,14 +59,20 @@ class TqdmProgress:
 
             # Sizes through updl's format_size: tqdm's own scaling writes "20.0M" for MiB and
             # counts the rate in 1000s, so its numbers would disagree with the CLI's.
-            self._bar = tqdm(desc=self.desc, total=event.total, unit="B",
-                             bar_format=BAR_FORMAT if event.total is not None else BAR_FORMAT_NO_TOTAL,
-                             postfix=_sizes(event.transferred, event.total, None), **self._kwargs)
+            self._bar = tqdm(
+                desc=self.desc,
+                total=event.total,
+                unit="B",
+                bar_format=BAR_FORMAT if event.total is not None else BAR_FORMAT_NO_TOTAL,
+                postfix=_sizes(event.transferred, event.total, None),
+                **self._kwargs,
+            )
         if event.total is not None and self._bar.total != event.total:
             self._bar.total = event.total
             self._bar.bar_format = BAR_FORMAT
-        self._bar.set_postfix_str(_sizes(event.transferred, event.total, self._bar.format_dict.get("rate")),
-                                  refresh=False)
+        self._bar.set_postfix_str(
+            _sizes(event.transferred, event.total, self._bar.format_dict.get("rate")), refresh=False
+        )
         # Absolute position: move the bar to it (a retry moves it back to 0). update()
         # rather than assigning n, so tqdm's redraw throttling still applies.
         self._bar.update(event.transferred - self._bar.n)

@@ -146,8 +146,12 @@ class ResumeStore:
         """Record (or replace) the download for ``key``."""
         with self._transaction(write=True) as data:
             data["downloads"][key.text()] = {
-                "part": entry.part, "device": entry.device, "inode": entry.inode, "etag": entry.etag,
-                "expires": time.time() + DOWNLOAD_TTL}
+                "part": entry.part,
+                "device": entry.device,
+                "inode": entry.inode,
+                "etag": entry.etag,
+                "expires": time.time() + DOWNLOAD_TTL,
+            }
 
     def forget_download(self, key: DownloadKey, part: str) -> None:
         """Drop the entry for ``key`` if it still names ``part`` (another process may have replaced it)."""
@@ -182,8 +186,9 @@ class ResumeStore:
     def _warn(self, problem: str) -> None:
         if str(self.path) not in _warned:
             _warned.add(str(self.path))
-            logger.warning("ignoring the resume store %s: %s; interrupted transfers will start over",
-                           self.path, problem)
+            logger.warning(
+                "ignoring the resume store %s: %s; interrupted transfers will start over", self.path, problem
+            )
 
     def _load(self) -> tuple[dict[str, Any], str | None]:
         """The live entries, and what is wrong with the file (None: nothing, or it does not exist)."""
@@ -205,7 +210,8 @@ class ResumeStore:
         for section, valid in (("uploads", _valid_upload), ("downloads", _valid_download)):
             entries = data.get(section)
             if not isinstance(entries, dict) or not all(
-                    isinstance(k, str) and isinstance(v, dict) and valid(v) for k, v in entries.items()):
+                isinstance(k, str) and isinstance(v, dict) and valid(v) for k, v in entries.items()
+            ):
                 return _empty(), f"malformed {section!r} section"
             live[section] = {k: v for k, v in entries.items() if v["expires"] > now}
         return live, None
@@ -234,9 +240,15 @@ def _valid_upload(entry: dict[str, Any]) -> bool:
 
 def _valid_download(entry: dict[str, Any]) -> bool:
     part = entry.get("part")
-    return (isinstance(part, str) and part not in ("", ".", "..") and "/" not in part and "\0" not in part
-            and all(isinstance(entry.get(k), int) for k in ("device", "inode"))
-            and isinstance(entry.get("etag"), (str, type(None))) and _number(entry.get("expires")))
+    return (
+        isinstance(part, str)
+        and part not in ("", ".", "..")
+        and "/" not in part
+        and "\0" not in part
+        and all(isinstance(entry.get(k), int) for k in ("device", "inode"))
+        and isinstance(entry.get("etag"), (str, type(None)))
+        and _number(entry.get("expires"))
+    )
 
 
 def _empty() -> dict[str, Any]:

@@ -107,21 +107,22 @@ def run_with_retries(
             if not error.retryable or (retry_if is not None and not retry_if(error)):
                 raise
             if attempt >= policy.max_attempts:
-                logger.info("%s: attempt %d/%d failed: %s; giving up", name, attempt,
-                            policy.max_attempts, error)
+                logger.info("%s: attempt %d/%d failed: %s; giving up", name, attempt, policy.max_attempts, error)
                 raise
             retry_after = getattr(error, "retry_after", None)
             if retry_after is not None and retry_after > policy.retry_after_cap:
                 # Waiting less than asked would only be refused again; waiting that long
                 # unannounced looks like a hang. Fail now and say why.
-                error.message += (f" (the server asked to wait {retry_after:.0f}s before retrying, "
-                                  f"longer than the {policy.retry_after_cap:.0f}s updl waits)")
-                logger.info("%s: attempt %d/%d failed: %s; not retrying", name, attempt,
-                            policy.max_attempts, error)
+                error.message += (
+                    f" (the server asked to wait {retry_after:.0f}s before retrying, "
+                    f"longer than the {policy.retry_after_cap:.0f}s updl waits)"
+                )
+                logger.info("%s: attempt %d/%d failed: %s; not retrying", name, attempt, policy.max_attempts, error)
                 raise
             delay = policy.delay(attempt, error)
-            logger.info("%s: attempt %d/%d failed: %s, retrying in %.1fs", name, attempt,
-                        policy.max_attempts, error, delay)
+            logger.info(
+                "%s: attempt %d/%d failed: %s, retrying in %.1fs", name, attempt, policy.max_attempts, error, delay
+            )
             if on_retry is not None:
                 on_retry(RetryEvent(name, attempt, policy.max_attempts, error, delay))
             sleep(delay)
@@ -136,8 +137,8 @@ class Retrier:
     sleep: Callable[[float], None] = time.sleep
     on_retry: Callable[[RetryEvent], None] | None = None
 
-    def run(self, operation: Callable[[int], T], name: str,
-            retry_if: Callable[[UpdlError], bool] | None = None) -> T:
+    def run(self, operation: Callable[[int], T], name: str, retry_if: Callable[[UpdlError], bool] | None = None) -> T:
         """:func:`run_with_retries` with these settings."""
-        return run_with_retries(operation, self.policy, name=name, on_retry=self.on_retry, sleep=self.sleep,
-                                retry_if=retry_if)
+        return run_with_retries(
+            operation, self.policy, name=name, on_retry=self.on_retry, sleep=self.sleep, retry_if=retry_if
+        )

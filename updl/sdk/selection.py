@@ -92,8 +92,9 @@ def _regular_size(path: str) -> int | None:
 def _relative_to_cwd(path: str, cwd: str) -> str:
     relative = os.path.relpath(os.path.abspath(path), cwd)
     if relative == ".." or relative.startswith(".." + os.sep) or os.path.isabs(relative):
-        raise SelectionError(f"{path} is outside the current directory; run updl from a directory "
-                             "that contains it, or use -r DIR")
+        raise SelectionError(
+            f"{path} is outside the current directory; run updl from a directory that contains it, or use -r DIR"
+        )
     return relative.replace(os.sep, "/")
 
 
@@ -126,8 +127,14 @@ def _ancestry(directory: str) -> Ancestors:
 class _Finder:
     """Walks ``-r`` trees and expands globs under one symlink policy, reporting what it leaves out."""
 
-    def __init__(self, cwd: str, follow: bool, include: Sequence[str], exclude: Sequence[str],
-                 on_unselected: Callable[[Unselected], None] | None) -> None:
+    def __init__(
+        self,
+        cwd: str,
+        follow: bool,
+        include: Sequence[str],
+        exclude: Sequence[str],
+        on_unselected: Callable[[Unselected], None] | None,
+    ) -> None:
         self.cwd = cwd
         self.follow = follow
         self.include = include
@@ -151,8 +158,9 @@ class _Finder:
         except SelectionError:
             return path
 
-    def entry(self, path: str, relative: str, ancestors: Ancestors, *,
-              descending: bool = False) -> tuple[str, Ancestors] | None:
+    def entry(
+        self, path: str, relative: str, ancestors: Ancestors, *, descending: bool = False
+    ) -> tuple[str, Ancestors] | None:
         """What a path found below an argument is: ``("file", ...)``, ``("dir", its ancestors)`` or None.
 
         None means left out, and reported unless excluded. ``descending``: only
@@ -299,8 +307,12 @@ def _expand(finder: _Finder, argument: str, recursive: bool) -> Iterator[tuple[s
         return
     relative = os.path.basename(argument.rstrip("/"))
     if not os.path.lexists(argument):
-        finder.report(argument, relative, "no such local file",
-                      FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argument))
+        finder.report(
+            argument,
+            relative,
+            "no such local file",
+            FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argument),
+        )
         return
     yield argument, relative
 
@@ -342,8 +354,12 @@ def select_files(
                 if os.path.exists(local):
                     finder.report(local, relative, "not a regular file")
                 else:  # a broken symlink
-                    finder.report(local, relative, "no such local file",
-                                  FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argument))
+                    finder.report(
+                        local,
+                        relative,
+                        "no such local file",
+                        FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argument),
+                    )
                 continue
             chosen[relative] = Selected(Path(local), relative, size)
     return list(chosen.values())

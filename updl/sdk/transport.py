@@ -44,11 +44,12 @@ from .version import __version__
 
 __all__ = ["Transport", "build_session", "file_path", "json_object", "translate"]
 
-TOKEN_HINT = ("run `updl-server add-user NAME` on the server to get one "
-              "and pass it with --token or UPDL_TOKEN")
+TOKEN_HINT = "run `updl-server add-user NAME` on the server to get one and pass it with --token or UPDL_TOKEN"
 # A token is only known to the data dir (or database) add-user wrote it to.
-REJECTED_HINT = ("check that it belongs to this server: `updl-server add-user NAME` must run with the "
-                 "server's own --data-dir (or --db-url), and its token be passed with --token or UPDL_TOKEN")
+REJECTED_HINT = (
+    "check that it belongs to this server: `updl-server add-user NAME` must run with the "
+    "server's own --data-dir (or --db-url), and its token be passed with --token or UPDL_TOKEN"
+)
 
 
 def build_session() -> requests.Session:
@@ -70,8 +71,11 @@ def json_object(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise ProtocolError(f"the server at {response.url} did not answer with updl's JSON; "
-                            "check that --url / UPDL_URL points at an updl server", response=response)
+        raise ProtocolError(
+            f"the server at {response.url} did not answer with updl's JSON; "
+            "check that --url / UPDL_URL points at an updl server",
+            response=response,
+        )
     return data
 
 
@@ -102,8 +106,9 @@ def _reason(exc: requests.RequestException) -> str:
 
 
 # Error texts of TLS spoken to a server that answers in plain HTTP (OpenSSL 1.1 / 3.x).
-_PLAIN_HTTP = re.compile(r"wrong.version.number|record.layer.failure|unknown.protocol|packet.length.too.long",
-                         re.IGNORECASE)
+_PLAIN_HTTP = re.compile(
+    r"wrong.version.number|record.layer.failure|unknown.protocol|packet.length.too.long", re.IGNORECASE
+)
 _SSL_REASON = re.compile(r"\[SSL: [A-Z_]+\] ([^(]+?) \(_ssl")
 _ROUTE = re.compile(r"^(.*?)/(files|info|upload|tus|health)(/|$)")
 
@@ -111,12 +116,16 @@ _ROUTE = re.compile(r"^(.*?)/(files|info|upload|tus|health)(/|$)")
 def _tls_error(exc: requests.exceptions.SSLError, server: str) -> TlsError:
     text = str(exc)
     if server.startswith("https://") and _PLAIN_HTTP.search(text):
-        return TlsError(f"TLS handshake with {server} failed: is the server speaking HTTPS? "
-                        f"For a plain-HTTP server use {'http://' + server[len('https://'):]}")
+        return TlsError(
+            f"TLS handshake with {server} failed: is the server speaking HTTPS? "
+            f"For a plain-HTTP server use {'http://' + server[len('https://') :]}"
+        )
     match = _SSL_REASON.search(text)
     reason = match.group(1).strip() if match else type(exc).__name__
-    return TlsError(f"TLS handshake with {server} failed: {reason}; check the URL and the server's "
-                    "certificate (REQUESTS_CA_BUNDLE names extra trusted CAs)")
+    return TlsError(
+        f"TLS handshake with {server} failed: {reason}; check the URL and the server's "
+        "certificate (REQUESTS_CA_BUNDLE names extra trusted CAs)"
+    )
 
 
 def _may_be_updl_404(response: requests.Response, body: dict[str, Any]) -> bool:
@@ -139,8 +148,10 @@ def _not_updl_message(response: requests.Response, message: str) -> str:
     base = match.group(1) if match else url
     method = response.request.method if response.request is not None else "GET"
     answer = message if _is_json(response) else "not a JSON answer"
-    return (f"{base} does not look like an updl server: {method} {url} answered 404 ({answer}); "
-            "--url / UPDL_URL must be the server's root URL, e.g. http://HOST:8000")
+    return (
+        f"{base} does not look like an updl server: {method} {url} answered 404 ({answer}); "
+        "--url / UPDL_URL must be the server's root URL, e.g. http://HOST:8000"
+    )
 
 
 def _is_json(response: requests.Response) -> bool:
@@ -155,15 +166,15 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
     """
     if isinstance(source, requests.RequestException):
         exc = source
-        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                            requests.exceptions.InvalidSchema)):
+        if isinstance(
+            exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
+        ):
             return InvalidSettingsError(f"invalid server URL: {exc}")
         url = exc.request.url if exc.request is not None else "the server"
         server = re.sub(r"^(https?://[^/]+).*$", r"\1", url or "")
         if isinstance(exc, requests.exceptions.SSLError):
             return _tls_error(exc, server)
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout,
-                            requests.exceptions.ChunkedEncodingError)):
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
             return ConnectionFailedError(
                 f"cannot reach the server at {server}: {_reason(exc)}; "
                 "check --url / UPDL_URL and that the server is running"
@@ -191,18 +202,22 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         # The same status answers a tus PATCH at the wrong offset and a whole file whose MD5
         # does not match: the server's body tells them apart (docs/api.md).
         offset = body.get("offset")
-        return OffsetConflictError(f"the upload is not at the offset sent ({message})",
-                                   offset=offset if type(offset) is int else None, **kwargs)
+        return OffsetConflictError(
+            f"the upload is not at the offset sent ({message})",
+            offset=offset if type(offset) is int else None,
+            **kwargs,
+        )
     if status == 409:
         return ChecksumMismatchError(
             f"checksum mismatch (server: {message})",
-            expected=body.get("expected"), actual=body.get("actual"), **kwargs,
+            expected=body.get("expected"),
+            actual=body.get("actual"),
+            **kwargs,
         )
     if status == 413:
         max_size = body.get("max_size")
         limit = f" (limit {format_size(max_size)})" if isinstance(max_size, int) else ""
-        return TooLargeError(f"{message}{limit}", max_size=max_size if isinstance(max_size, int) else None,
-                             **kwargs)
+        return TooLargeError(f"{message}{limit}", max_size=max_size if isinstance(max_size, int) else None, **kwargs)
     if status == 416:
         return RangeNotSatisfiableError(message, **kwargs)
     if status == 460:  # tus: the PATCH body does not match its Upload-Checksum
@@ -211,24 +226,36 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         return ChecksumMismatchError(f"a chunk{where} was corrupted in transit (server: {message})", **kwargs)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 423:
-        return UploadBusyError(f"another request is writing to this resumable upload ({message}); "
-                               "try again shortly", retry_after=retry_after, **kwargs)
+        return UploadBusyError(
+            f"another request is writing to this resumable upload ({message}); try again shortly",
+            retry_after=retry_after,
+            **kwargs,
+        )
     if status == 429:
-        return RateLimitedError(f"the server is rate limiting ({message}); try again later",
-                                retry_after=retry_after, **kwargs)
+        return RateLimitedError(
+            f"the server is rate limiting ({message}); try again later", retry_after=retry_after, **kwargs
+        )
     if status == 507:
         return InsufficientStorageError(message, **kwargs)
     if status >= 500:
-        return ServerError(f"server error {status}: {message}; try again later or check the server's log",
-                           retry_after=retry_after, **kwargs)
+        return ServerError(
+            f"server error {status}: {message}; try again later or check the server's log",
+            retry_after=retry_after,
+            **kwargs,
+        )
     return BadRequestError(message, **kwargs)
 
 
 class Transport:
     """Sends requests to one server: base URL, auth header, timeouts, error translation."""
 
-    def __init__(self, settings: Settings, session: requests.Session | None = None, *,
-                 session_factory: Callable[[], requests.Session] = build_session) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session | None = None,
+        *,
+        session_factory: Callable[[], requests.Session] = build_session,
+    ) -> None:
         """Use ``session`` as it is, or make one with ``session_factory`` (and close it in :meth:`close`)."""
         self.settings = settings
         self.base_url = settings.url.rstrip("/")
@@ -252,9 +279,13 @@ class Transport:
         failures and statuses >= 400. Retrying is the caller's (:func:`~updl.sdk.retry.run_with_retries`)."""
         try:
             response = self.session.request(
-                method, self.base_url + path, params=params, data=data,
+                method,
+                self.base_url + path,
+                params=params,
+                data=data,
                 headers={**self._headers, **(headers or {})},
-                timeout=self.settings.timeout, stream=stream,
+                timeout=self.settings.timeout,
+                stream=stream,
             )
         except requests.RequestException as exc:
             raise translate(exc) from exc

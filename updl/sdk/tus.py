@@ -95,7 +95,7 @@ class _ChunkBody:
 
     def read(self, size: int = -1) -> bytes:
         end = len(self._data) if size is None or size < 0 else min(len(self._data), self._sent + size)
-        chunk = bytes(self._data[self._sent:end])
+        chunk = bytes(self._data[self._sent : end])
         self._sent = end
         self._on_read(self._sent)
         return chunk
@@ -126,8 +126,7 @@ class _ChunkReader:
     upload whose bytes all arrived but which the server has not completed).
     """
 
-    def __init__(self, fileobj: BinaryIO, offset: int, size: int, chunk_size: int,
-                 running: Any) -> None:
+    def __init__(self, fileobj: BinaryIO, offset: int, size: int, chunk_size: int, running: Any) -> None:
         self._file = fileobj
         self._size = size
         self._chunk_size = chunk_size
@@ -138,8 +137,9 @@ class _ChunkReader:
     def __enter__(self) -> _ChunkReader:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def take(self) -> _Chunk:
@@ -159,8 +159,10 @@ class _ChunkReader:
         self._file.seek(offset)
         data = self._file.read(wanted)
         if len(data) != wanted:
-            raise SourceChangedError(f"the file shrank while being uploaded ({offset + len(data)} "
-                                     f"of {self._size} bytes); upload it again once it is complete")
+            raise SourceChangedError(
+                f"the file shrank while being uploaded ({offset + len(data)} "
+                f"of {self._size} bytes); upload it again once it is complete"
+            )
         own = self._pool.submit(_chunk_digest, data)  # the pool's other thread: in parallel
         self._running.update(data)
         return _Chunk(offset, data, own.result(), self._running.hexdigest())
@@ -178,8 +180,9 @@ def _md5_file(fileobj: BinaryIO, length: int) -> Any:
 class TusUpload:
     """One attempt at uploading one file resumably; call :meth:`run` per retry attempt."""
 
-    def __init__(self, transport: Transport, store: ResumeStore, path: Path, name: str,
-                 chunk_size: int, report: ProgressCallback) -> None:
+    def __init__(
+        self, transport: Transport, store: ResumeStore, path: Path, name: str, chunk_size: int, report: ProgressCallback
+    ) -> None:
         """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes."""
         self._transport = transport
         self._store = store
@@ -209,8 +212,9 @@ class TusUpload:
         self._store.forget_upload(self.key)
         return self._verified(stored, md5)
 
-    def _send(self, fileobj: BinaryIO, entry: UploadEntry, offset: int, running: Any,
-              attempt: int) -> tuple[FileInfo, str]:
+    def _send(
+        self, fileobj: BinaryIO, entry: UploadEntry, offset: int, running: Any, attempt: int
+    ) -> tuple[FileInfo, str]:
         """PATCH from ``offset`` to the end; return the stored file and the MD5 the client sent."""
         size = self.key.size
         resyncs = 0
@@ -226,9 +230,11 @@ class TusUpload:
                         if stored is not None:
                             return stored, chunk.running_md5
                         if final:
-                            raise UpdlError(f"{self._name}: the server completed the upload "
-                                            "without reporting the stored MD5 (Upload-Md5); "
-                                            "upgrade updl-server")
+                            raise UpdlError(
+                                f"{self._name}: the server completed the upload "
+                                "without reporting the stored MD5 (Upload-Md5); "
+                                "upgrade updl-server"
+                            )
                 except OffsetConflictError:
                     if resyncs >= MAX_RESYNCS:
                         raise
@@ -257,8 +263,11 @@ class TusUpload:
                 self._store.forget_upload(self.key)
         # No md5 here: it travels on the last PATCH, computed while sending (one read).
         name = base64.b64encode(self._name.encode()).decode()
-        response = self._transport.request("POST", "/tus/", headers=self._headers(**{
-            "Upload-Length": str(self.key.size), "Upload-Metadata": f"name {name}"}))
+        response = self._transport.request(
+            "POST",
+            "/tus/",
+            headers=self._headers(**{"Upload-Length": str(self.key.size), "Upload-Metadata": f"name {name}"}),
+        )
         with response:
             url = self._relative(response.headers.get("Location", ""))
             stored = self._stored(response, self.key.size)  # a zero-length file is stored at once
@@ -271,7 +280,7 @@ class TusUpload:
         """The upload's path relative to the server URL, from a (possibly absolute) ``Location``."""
         base = self._transport.base_url
         full = urljoin(base + "/tus/", location)
-        return full[len(base):] if full.startswith(base + "/") else urlsplit(full).path
+        return full[len(base) :] if full.startswith(base + "/") else urlsplit(full).path
 
     def _stored(self, response: requests.Response, size: int) -> FileInfo | None:
         """The stored file, from the headers of a completed upload's answer; ``None`` if absent."""
@@ -284,21 +293,24 @@ class TusUpload:
         with response:
             offset = parse_count(response.headers.get("Upload-Offset"))
             if offset is None:
-                raise UpdlError(f"{self._name}: the server's HEAD answer has no Upload-Offset",
-                                response=response)
+                raise UpdlError(f"{self._name}: the server's HEAD answer has no Upload-Offset", response=response)
             return offset, self._stored(response, offset)
 
-    def _patch(self, entry: UploadEntry, chunk: _Chunk, attempt: int,
-               final: bool) -> FileInfo | None:
+    def _patch(self, entry: UploadEntry, chunk: _Chunk, attempt: int, final: bool) -> FileInfo | None:
         """Send one chunk; the stored file when this PATCH completed the upload."""
         offset = chunk.offset
-        headers = self._headers(**{
-            "Content-Type": OFFSET_STREAM, "Upload-Offset": str(offset),
-            "Upload-Checksum": f"{CHUNK_CHECKSUM} {base64.b64encode(chunk.digest).decode()}"})
+        headers = self._headers(
+            **{
+                "Content-Type": OFFSET_STREAM,
+                "Upload-Offset": str(offset),
+                "Upload-Checksum": f"{CHUNK_CHECKSUM} {base64.b64encode(chunk.digest).decode()}",
+            }
+        )
         if final:
             headers["Upload-Md5"] = chunk.running_md5
-        body = _ChunkBody(chunk.data, lambda n: self._report(
-            ProgressEvent(self._name, offset + n, self.key.size, attempt)))
+        body = _ChunkBody(
+            chunk.data, lambda n: self._report(ProgressEvent(self._name, offset + n, self.key.size, attempt))
+        )
         try:
             response = self._transport.request("PATCH", entry.url, data=body, headers=headers)
         except ChecksumMismatchError as exc:
@@ -312,8 +324,10 @@ class TusUpload:
         with response:
             new_offset = response.headers.get("Upload-Offset", "")
             if parse_count(new_offset) != chunk.end:
-                raise UpdlError(f"{self._name}: the server answered Upload-Offset {new_offset[:40]!r} "
-                                f"after {chunk.end} bytes", response=response)
+                raise UpdlError(
+                    f"{self._name}: the server answered Upload-Offset {new_offset[:40]!r} after {chunk.end} bytes",
+                    response=response,
+                )
             return self._stored(response, chunk.end) if final else None
 
     def _check_unchanged(self, fileobj: BinaryIO) -> None:
@@ -325,10 +339,11 @@ class TusUpload:
         mtime still moves).
         """
         now = file_state(fileobj)
-        if (now is None or (now.size, now.mtime_ns) != (self.key.size, self.key.mtime_ns)
-                or now != self._opened):
-            raise SourceChangedError(f"{self._path} changed while it was being uploaded; nothing was "
-                                     "stored: upload it again once it is complete")
+        if now is None or (now.size, now.mtime_ns) != (self.key.size, self.key.mtime_ns) or now != self._opened:
+            raise SourceChangedError(
+                f"{self._path} changed while it was being uploaded; nothing was "
+                "stored: upload it again once it is complete"
+            )
 
     def _abandon(self, entry: UploadEntry) -> None:
         self._store.forget_upload(self.key)
@@ -341,5 +356,7 @@ class TusUpload:
             raise ChecksumMismatchError(
                 f"checksum mismatch (the server stored md5 {stored.md5}, {stored.size} bytes; "
                 f"the client sent md5 {md5}, {self.key.size} bytes)",
-                expected=md5, actual=stored.md5)
+                expected=md5,
+                actual=stored.md5,
+            )
         return stored

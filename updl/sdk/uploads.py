@@ -63,7 +63,7 @@ class DigestField:
             self._reader.check_unchanged()
             self._value = self._reader.hexdigest().encode("ascii")
         end = 32 if size is None or size < 0 else min(32, self._sent + size)
-        chunk = self._value[self._sent:end]
+        chunk = self._value[self._sent : end]
         self._sent = end
         return chunk
 
@@ -116,9 +116,18 @@ def open_source(source: Source) -> contextlib.AbstractContextManager[tuple[Binar
 # -- the operation ---------------------------------------------------------------------
 
 
-def upload(transport: Transport, store: ResumeStore, source: Source, name: str | None, *,
-           retrier: Retrier, resumable_threshold: int, chunk_size: int,
-           on_progress: ProgressCallback | None = None, progress: bool = False) -> FileInfo:
+def upload(
+    transport: Transport,
+    store: ResumeStore,
+    source: Source,
+    name: str | None,
+    *,
+    retrier: Retrier,
+    resumable_threshold: int,
+    chunk_size: int,
+    on_progress: ProgressCallback | None = None,
+    progress: bool = False,
+) -> FileInfo:
     """Upload ``source`` as ``name`` (default: its base name), retried by ``retrier``; see ``Client.upload``."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -133,6 +142,7 @@ def upload(transport: Transport, store: ResumeStore, source: Source, name: str |
             raise ValueError("name is required when the source has no file name")
         start = fileobj.tell()
         with reporting(on_progress, progress, name) as report:
+
             def attempt(number: int) -> FileInfo:
                 fileobj.seek(start)
                 return upload_multipart(transport, fileobj, name, number, report)
@@ -140,8 +150,9 @@ def upload(transport: Transport, store: ResumeStore, source: Source, name: str |
             return retrier.run(attempt, name)
 
 
-def upload_multipart(transport: Transport, fileobj: BinaryIO, name: str, attempt: int,
-                     report: ProgressCallback) -> FileInfo:
+def upload_multipart(
+    transport: Transport, fileobj: BinaryIO, name: str, attempt: int, report: ProgressCallback
+) -> FileInfo:
     """One ``POST /upload`` of ``fileobj`` from its position to its end; the stored file, checked."""
     total: int | None = None
 
@@ -152,19 +163,26 @@ def upload_multipart(transport: Transport, fileobj: BinaryIO, name: str, attempt
     total = reader.size
     report(ProgressEvent(name, 0, total, attempt))
     # A fresh encoder per attempt: an encoder cannot be rewound.
-    encoder = MultipartEncoder(fields=[
-        ("name", name),
-        ("file", (os.path.basename(name) or name, reader, "application/octet-stream")),
-        ("md5", DigestField(reader)),  # last: its value exists only once the file is read
-    ])
+    encoder = MultipartEncoder(
+        fields=[
+            ("name", name),
+            ("file", (os.path.basename(name) or name, reader, "application/octet-stream")),
+            ("md5", DigestField(reader)),  # last: its value exists only once the file is read
+        ]
+    )
     response = transport.request(
-        "POST", "/upload", data=encoder, headers={"Content-Type": encoder.content_type},
+        "POST",
+        "/upload",
+        data=encoder,
+        headers={"Content-Type": encoder.content_type},
     )
     info = FileInfo.from_json(json_object(response))
     sent = reader.hexdigest()
     if info.md5 != sent:
         raise ChecksumMismatchError(
             f"checksum mismatch (the server stored md5 {info.md5}, the client sent {sent})",
-            expected=sent, actual=info.md5, response=response,
+            expected=sent,
+            actual=info.md5,
+            response=response,
         )
     return info

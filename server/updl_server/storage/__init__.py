@@ -42,5 +42,6 @@ def open_store(config: ServerConfig) -> BlobStore:
         return LocalBlobStore(config.blob_root)
     from .s3 import S3BlobStore  # boto3 is the optional 's3' extra
 
-    return S3BlobStore(config.s3.bucket, config.s3.prefix, endpoint_url=config.s3_endpoint_url,
-                       max_size=config.max_size)
+    return S3BlobStore(
+        config.s3.bucket, config.s3.prefix, endpoint_url=config.s3_endpoint_url, max_size=config.max_size
+    )

@@ -116,8 +116,7 @@ class LocalBlobReader:
 class LocalBlobStore:
     """Blobs as files under ``root`` (see the module docstring for the layout)."""
 
-    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE,
-                 orphan_grace: float = ORPHAN_GRACE_SECONDS) -> None:
+    def __init__(self, root: Path, *, chunk_size: int = CHUNK_SIZE, orphan_grace: float = ORPHAN_GRACE_SECONDS) -> None:
         """A store rooted at ``root``; call ``start()`` before writing."""
         self.root = root
         self.chunk_size = chunk_size
@@ -163,8 +162,7 @@ class LocalBlobStore:
         if self._process_dir is None:
             raise RuntimeError("LocalBlobStore.start() was not called")
         location = uuid.uuid4().hex
-        return LocalBlobWriter(self._process_dir / f"{location}.part", self._path(location),
-                               location)
+        return LocalBlobWriter(self._process_dir / f"{location}.part", self._path(location), location)
 
     def open(self, location: str, start: int = 0, end: int | None = None) -> LocalBlobReader:
         """Open the blob now, so a later delete cannot pull it from under the reader."""
@@ -180,8 +178,7 @@ class LocalBlobStore:
 
     def sweep(self, is_referenced: Callable[[str], bool]) -> SweepReport:
         """Remove dead processes' temp dirs and unreferenced blobs older than the grace period."""
-        return SweepReport(temp_dirs=self._sweep_temp(),
-                           orphan_blobs=self._sweep_orphans(is_referenced))
+        return SweepReport(temp_dirs=self._sweep_temp(), orphan_blobs=self._sweep_orphans(is_referenced))
 
     def _sweep_temp(self) -> int:
         removed = 0
@@ -209,8 +206,7 @@ class LocalBlobStore:
             if not (shard.is_dir() and re.fullmatch(r"[0-9a-f]{2}", shard.name)):
                 continue
             for blob in shard.iterdir():
-                if (_LOCATION.match(blob.name) and older_than(blob, cutoff)
-                        and not is_referenced(blob.name)):
+                if _LOCATION.match(blob.name) and older_than(blob, cutoff) and not is_referenced(blob.name):
                     blob.unlink(missing_ok=True)
                     removed += 1
         return removed
@@ -224,8 +220,6 @@ class LocalBlobStore:
         if not _LOCATION.match(location):
             raise ValueError(f"not a blob location: {location!r}")
         return self.root / location[:2] / location
-
-
 
 
 def _lock_held(lock_path: Path) -> bool:

@@ -103,8 +103,7 @@ class LocalStagedUpload:
 class LocalStaging:
     """The staging area of a local blob store: ``<root>/staging``."""
 
-    def __init__(self, root: Path, new_blob: Callable[[], tuple[Path, str]],
-                 grace: float) -> None:
+    def __init__(self, root: Path, new_blob: Callable[[], tuple[Path, str]], grace: float) -> None:
         """Staging under ``root`` (created on first use); ``new_blob`` names promoted blobs.
 
         ``sweep`` leaves alone uploads touched less than ``grace`` seconds ago.

@@ -76,12 +76,12 @@ class S3BlobWriter:
 
     def _send_part(self) -> None:
         if self._upload_id is None:
-            self._upload_id = self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key)["UploadId"]
+            self._upload_id = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)["UploadId"]
         number = len(self._parts) + 1
         body, self._buffer = bytes(self._buffer), bytearray()
-        answer = self._client.upload_part(Bucket=self._bucket, Key=self._key, Body=body,
-                                          UploadId=self._upload_id, PartNumber=number)
+        answer = self._client.upload_part(
+            Bucket=self._bucket, Key=self._key, Body=body, UploadId=self._upload_id, PartNumber=number
+        )
         self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
 
     def copy(self, source_key: str, first: int, last: int) -> None:
@@ -92,13 +92,16 @@ class S3BlobWriter:
         if self._done or self._buffer:
             raise ValueError("copy() needs an open writer with nothing buffered")
         if self._upload_id is None:
-            self._upload_id = self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key)["UploadId"]
+            self._upload_id = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)["UploadId"]
         number = len(self._parts) + 1
         answer = self._client.upload_part_copy(
-            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number,
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
             CopySource={"Bucket": self._bucket, "Key": source_key},
-            CopySourceRange=f"bytes={first}-{last}")
+            CopySourceRange=f"bytes={first}-{last}",
+        )
         self._parts.append({"ETag": answer["CopyPartResult"]["ETag"], "PartNumber": number})
 
     def commit(self) -> str:
@@ -111,8 +114,8 @@ class S3BlobWriter:
             if self._buffer:
                 self._send_part()
             self._client.complete_multipart_upload(
-                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts})
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+            )
         self._buffer = bytearray()
         self._done = True
         return self._location
@@ -125,8 +128,7 @@ class S3BlobWriter:
         self._buffer = bytearray()
         if self._upload_id is not None:
             try:
-                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key,
-                                                     UploadId=self._upload_id)
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
             except ClientError as exc:
                 # The sweep aborts it later; the caller's own error matters more.
                 log.warning("could not abort multipart upload of %s: %s", self._key, exc)
@@ -155,10 +157,18 @@ class S3BlobReader:
 class S3BlobStore:
     """The ``BlobStore`` on S3 (see the module docstring)."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 client: Any = None, part_size: int = PART_SIZE, max_size: int | None = None,
-                 orphan_grace: float = ORPHAN_GRACE_SECONDS,
-                 multipart_grace: float = MULTIPART_GRACE_SECONDS) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        part_size: int = PART_SIZE,
+        max_size: int | None = None,
+        orphan_grace: float = ORPHAN_GRACE_SECONDS,
+        multipart_grace: float = MULTIPART_GRACE_SECONDS,
+    ) -> None:
         """A store in ``bucket`` under ``prefix``; credentials and region from boto3's usual chain.
 
         ``part_size`` grows when needed so that ``max_size`` fits in S3's 10,000 parts.
@@ -170,8 +180,9 @@ class S3BlobStore:
         self.part_size = max(part_size, MIN_PART_SIZE, floor)
         self.orphan_grace = orphan_grace
         self.multipart_grace = multipart_grace
-        self._staging = S3Staging(self.client, bucket, self.prefix + "staging/", self.begin,
-                                  self.part_size, orphan_grace)
+        self._staging = S3Staging(
+            self.client, bucket, self.prefix + "staging/", self.begin, self.part_size, orphan_grace
+        )
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -190,8 +201,7 @@ class S3BlobStore:
         """Check the bucket is reachable and start the periodic multipart sweep."""
         self.client.head_bucket(Bucket=self.bucket)
         self._stop.clear()
-        self._sweeper = threading.Thread(target=self._sweep_periodically, daemon=True,
-                                         name="updl-s3-sweep")
+        self._sweeper = threading.Thread(target=self._sweep_periodically, daemon=True, name="updl-s3-sweep")
         self._sweeper.start()
 
     def close(self) -> None:
@@ -204,8 +214,7 @@ class S3BlobStore:
     def begin(self, owner_id: int = 0) -> S3BlobWriter:
         """A writer for a new blob ``<owner_id>/<fresh id>``."""
         location = f"{owner_id}/{uuid.uuid4().hex}"
-        return S3BlobWriter(self.client, self.bucket, self.key(location), location,
-                            self.part_size)
+        return S3BlobWriter(self.client, self.bucket, self.key(location), location, self.part_size)
 
     def open(self, location: str, start: int = 0, end: int | None = None) -> S3BlobReader:
         """Start the ``GetObject`` now (``BlobNotFoundError`` if the key is gone)."""
@@ -225,12 +234,18 @@ class S3BlobStore:
         ``name``'s base name: S3 answers ``attachment`` and ``octet-stream``, so a stored HTML
         or SVG file is saved, never rendered, in the bucket's origin or any other."""
         filename = quote(name.rsplit("/", 1)[-1], safe="")
-        return str(self.client.generate_presigned_url(
-            "get_object", Params={
-                "Bucket": self.bucket, "Key": self.key(location),
-                "ResponseContentDisposition": f"attachment; filename*=UTF-8''{filename}",
-                "ResponseContentType": "application/octet-stream"},
-            ExpiresIn=expires))
+        return str(
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": self.key(location),
+                    "ResponseContentDisposition": f"attachment; filename*=UTF-8''{filename}",
+                    "ResponseContentType": "application/octet-stream",
+                },
+                ExpiresIn=expires,
+            )
+        )
 
     def delete(self, location: str) -> None:
         """Delete a committed blob (absent is fine: S3 deletes are idempotent)."""
@@ -238,33 +253,30 @@ class S3BlobStore:
 
     def sweep(self, is_referenced: Callable[[str], bool]) -> SweepReport:
         """Abort stale multipart uploads; delete old blobs no catalog row references."""
-        return SweepReport(temp_dirs=self.abort_stale_uploads(),
-                           orphan_blobs=self._sweep_orphans(is_referenced))
+        return SweepReport(temp_dirs=self.abort_stale_uploads(), orphan_blobs=self._sweep_orphans(is_referenced))
 
     def abort_stale_uploads(self) -> int:
         """Abort multipart uploads under the prefix started more than ``multipart_grace`` ago."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self.multipart_grace)
         aborted = 0
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self.prefix)
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=self.prefix)
         for page in pages:
             for upload in page.get("Uploads", []):
                 if upload["Initiated"] < cutoff:
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
-                                                       UploadId=upload["UploadId"])
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
                     aborted += 1
         return aborted
 
     def _sweep_orphans(self, is_referenced: Callable[[str], bool]) -> int:
         cutoff = datetime.now(UTC) - timedelta(seconds=self.orphan_grace)
         removed = 0
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
         for page in pages:
             for item in page.get("Contents", []):
-                location = item["Key"][len(self.prefix):]
-                if (_LOCATION.match(location) and item["LastModified"] < cutoff
-                        and not is_referenced(location)):
+                location = item["Key"][len(self.prefix) :]
+                if _LOCATION.match(location) and item["LastModified"] < cutoff and not is_referenced(location):
                     self.delete(location)
                     removed += 1
         return removed

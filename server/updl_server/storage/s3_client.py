@@ -22,8 +22,8 @@ LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"
 def make_client(endpoint_url: str | None) -> Any:
     """An S3 client with credentials and region from boto3's usual chain."""
     return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url,
-        config=Config(retries={"mode": "standard"}, max_pool_connections=50))
+        "s3", endpoint_url=endpoint_url, config=Config(retries={"mode": "standard"}, max_pool_connections=50)
+    )
 
 
 def error_code(exc: ClientError) -> str:

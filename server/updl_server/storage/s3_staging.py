@@ -75,8 +75,7 @@ class Part:
 class S3StagedUpload:
     """A held staged upload: its parts so far, and this PATCH's spooled bytes."""
 
-    def __init__(self, staging: S3Staging, upload_id: str, hold_etag: str,
-                 parts: list[Part]) -> None:
+    def __init__(self, staging: S3Staging, upload_id: str, hold_etag: str, parts: list[Part]) -> None:
         """Made by ``S3Staging.claim`` once the hold is ours."""
         self._staging = staging
         self._id = upload_id
@@ -178,9 +177,15 @@ def copy_ranges(size: int) -> list[tuple[int, int]]:
 class S3Staging:
     """The staging area under ``prefix`` (``PREFIX/staging/``) of an S3 blob store."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str,
-                 new_blob: Callable[[int], ComposingWriter], part_size: int,
-                 grace: float) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str,
+        new_blob: Callable[[int], ComposingWriter],
+        part_size: int,
+        grace: float,
+    ) -> None:
         """``new_blob(owner_id)`` starts the writer a promoted upload becomes.
 
         ``sweep`` leaves alone uploads touched less than ``grace`` seconds ago.
@@ -188,8 +193,7 @@ class S3Staging:
         self.client, self.bucket, self.prefix = client, bucket, prefix
         self.new_blob = new_blob
         self._grace = grace
-        self._transfer = TransferConfig(multipart_threshold=part_size,
-                                        multipart_chunksize=part_size, use_threads=False)
+        self._transfer = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size, use_threads=False)
 
     def _dir(self, upload_id: str) -> str:
         if not UPLOAD_ID.match(upload_id):
@@ -198,8 +202,7 @@ class S3Staging:
 
     def create(self, upload_id: str) -> None:
         """Write the marker; ids are never reused."""
-        self.client.put_object(Bucket=self.bucket, Key=self._dir(upload_id) + "upload", Body=b"",
-                               IfNoneMatch="*")
+        self.client.put_object(Bucket=self.bucket, Key=self._dir(upload_id) + "upload", Body=b"", IfNoneMatch="*")
 
     def claim(self, upload_id: str) -> S3StagedUpload:
         """Take the hold, then check the upload still exists and list its parts."""
@@ -217,8 +220,7 @@ class S3Staging:
         key = self._dir(upload_id) + "hold"
         token = secrets.token_hex(16).encode()  # a distinct ETag per holder
         try:
-            return str(self.client.put_object(Bucket=self.bucket, Key=key, Body=token,
-                                              IfNoneMatch="*")["ETag"])
+            return str(self.client.put_object(Bucket=self.bucket, Key=key, Body=token, IfNoneMatch="*")["ETag"])
         except ClientError as exc:
             if error_code(exc) not in LOST_RACE:
                 raise
@@ -232,8 +234,7 @@ class S3Staging:
         if lease_end > datetime.now(UTC):
             raise StagingBusyError(upload_id)
         try:  # the holder died: take over, unless another claimant just did
-            return str(self.client.put_object(Bucket=self.bucket, Key=key, Body=token,
-                                              IfMatch=current["ETag"])["ETag"])
+            return str(self.client.put_object(Bucket=self.bucket, Key=key, Body=token, IfMatch=current["ETag"])["ETag"])
         except ClientError as exc:
             if error_code(exc) in LOST_RACE | NOT_FOUND:
                 raise StagingBusyError(upload_id) from None
@@ -252,8 +253,7 @@ class S3Staging:
     def release(self, upload_id: str, etag: str) -> None:
         """Delete the hold if it is still ours."""
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._dir(upload_id) + "hold",
-                                      IfMatch=etag)
+            self.client.delete_object(Bucket=self.bucket, Key=self._dir(upload_id) + "hold", IfMatch=etag)
         except ClientError as exc:
             if error_code(exc) not in LOST_RACE | NOT_FOUND:
                 raise
@@ -295,7 +295,7 @@ class S3Staging:
     def delete_keys(self, keys: list[str]) -> None:
         """Delete objects, up to 1000 per request."""
         for i in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[i:i + 1000]]
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
     def sweep(self, is_live: Callable[[str], bool]) -> int:
@@ -304,13 +304,11 @@ class S3Staging:
         cutoff = datetime.now(UTC) - timedelta(seconds=self._grace)
         newest: dict[str, datetime] = {}
         keys: dict[str, list[str]] = {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix):
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Contents", []):
-                upload_id = item["Key"][len(self.prefix):].partition("/")[0]
+                upload_id = item["Key"][len(self.prefix) :].partition("/")[0]
                 if UPLOAD_ID.match(upload_id):
-                    newest[upload_id] = max(item["LastModified"],
-                                            newest.get(upload_id, item["LastModified"]))
+                    newest[upload_id] = max(item["LastModified"], newest.get(upload_id, item["LastModified"]))
                     keys.setdefault(upload_id, []).append(item["Key"])
         removed = 0
         for upload_id, moment in newest.items():
@@ -320,7 +318,6 @@ class S3Staging:
         return removed
 
     def _keys(self, prefix: str) -> Iterator[str]:
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix):
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 yield str(item["Key"])

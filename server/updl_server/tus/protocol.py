@@ -26,8 +26,7 @@ TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
 # Creation headers of extensions we do not offer, refused rather than ignored: ignoring
 # ``Upload-Concat: partial`` stored one part of a parallel upload as the whole file.
-UNSUPPORTED_CREATION = {"upload-concat": "concatenation",
-                        "upload-defer-length": "creation-defer-length"}
+UNSUPPORTED_CREATION = {"upload-concat": "concatenation", "upload-defer-length": "creation-defer-length"}
 # Stored with the upload and echoed by every HEAD; a name and an MD5 need under 2 KiB.
 MAX_METADATA_BYTES = 8 * 1024
 
@@ -86,13 +85,19 @@ def refuse_unsupported(headers: Mapping[str, str]) -> None:
     lacks, 431 for an ``Upload-Metadata`` longer than ``MAX_METADATA_BYTES``."""
     for header, extension in UNSUPPORTED_CREATION.items():
         if header in headers:
-            raise bad_request(f"{header.title()} needs the tus {extension!r} extension, which "
-                              f"this server does not offer; upload the file as one upload",
-                              supported=TUS_EXTENSIONS)
+            raise bad_request(
+                f"{header.title()} needs the tus {extension!r} extension, which "
+                f"this server does not offer; upload the file as one upload",
+                supported=TUS_EXTENSIONS,
+            )
     size = len(headers.get("upload-metadata", "").encode("latin-1"))
     if size > MAX_METADATA_BYTES:
-        raise HTTPError(431, f"Upload-Metadata is longer than {MAX_METADATA_BYTES} bytes",
-                        max_metadata_bytes=MAX_METADATA_BYTES, size=size)
+        raise HTTPError(
+            431,
+            f"Upload-Metadata is longer than {MAX_METADATA_BYTES} bytes",
+            max_metadata_bytes=MAX_METADATA_BYTES,
+            size=size,
+        )
 
 
 def parse_checksum(header: str | None) -> Checksum | None:
@@ -102,8 +107,7 @@ def parse_checksum(header: str | None) -> Checksum | None:
     algorithm, _, encoded = header.strip().partition(" ")
     algorithm = algorithm.lower()
     if algorithm not in CHECKSUMS:
-        raise bad_request(f"unsupported checksum algorithm {algorithm!r}",
-                          supported=",".join(CHECKSUMS))
+        raise bad_request(f"unsupported checksum algorithm {algorithm!r}", supported=",".join(CHECKSUMS))
     try:
         digest = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -117,15 +121,15 @@ def parse_final_md5(header: str | None) -> str | None:
         return None
     value = header.strip()
     if not MD5_HEX.match(value):
-        raise bad_request("Upload-Md5 must be the whole file's MD5 as 32 hex digits",
-                          upload_md5=header)
+        raise bad_request("Upload-Md5 must be the whole file's MD5 as 32 hex digits", upload_md5=header)
     return value.lower()
 
 
 def not_final(length: int) -> HTTPError:
     """400: ``Upload-Md5`` came on a PATCH that does not complete the upload."""
-    return bad_request("Upload-Md5 belongs on the PATCH that completes the upload "
-                       "(its body must end at Upload-Length)", length=length)
+    return bad_request(
+        "Upload-Md5 belongs on the PATCH that completes the upload (its body must end at Upload-Length)", length=length
+    )
 
 
 def header_int(headers: Mapping[str, str], header: str) -> int:
@@ -136,8 +140,9 @@ def header_int(headers: Mapping[str, str], header: str) -> int:
 
 def offset_conflict(current: int, sent: int) -> HTTPError:
     """409: the PATCH is not at the upload's offset (HEAD tells where to continue)."""
-    return HTTPError(409, "Upload-Offset does not match the upload's offset; HEAD it and resume",
-                     offset=current, sent=sent)
+    return HTTPError(
+        409, "Upload-Offset does not match the upload's offset; HEAD it and resume", offset=current, sent=sent
+    )
 
 
 def no_such_upload(upload_id: str) -> HTTPError:
@@ -175,9 +180,12 @@ def parse_creation(headers: Mapping[str, str], max_size: int) -> NewUpload:
 
 def unsupported_version(sent: str | None) -> HTTPError:
     """412: a request without ``Tus-Resumable: 1.0.0``."""
-    return HTTPError(412, f"missing or unsupported Tus-Resumable; this server speaks "
-                          f"tus {TUS_VERSION}", headers={"Tus-Version": TUS_VERSION},
-                     tus_resumable=sent)
+    return HTTPError(
+        412,
+        f"missing or unsupported Tus-Resumable; this server speaks tus {TUS_VERSION}",
+        headers={"Tus-Version": TUS_VERSION},
+        tus_resumable=sent,
+    )
 
 
 def not_offset_stream() -> HTTPError:
@@ -192,8 +200,9 @@ def past_length(length: int) -> HTTPError:
 
 def checksum_mismatch(algorithm: str, offset: int) -> HTTPError:
     """460: the PATCH body does not match its ``Upload-Checksum`` (nothing of it is kept)."""
-    return HTTPError(460, "checksum mismatch: the body does not match Upload-Checksum",
-                     algorithm=algorithm, offset=offset)
+    return HTTPError(
+        460, "checksum mismatch: the body does not match Upload-Checksum", algorithm=algorithm, offset=offset
+    )
 
 
 def moved_on(sent: int) -> HTTPError:
@@ -204,9 +213,13 @@ def moved_on(sent: int) -> HTTPError:
 def upload_busy(upload_id: str, stall_timeout: float) -> HTTPError:
     """423: another request holds the upload; it lets go within ``stall_timeout`` if stalled."""
     retry_after = math.ceil(stall_timeout)
-    return HTTPError(423, f"another request is writing to this upload; try again shortly "
-                          f"(one that stalled lets go within {retry_after} s)",
-                     headers={"Retry-After": str(retry_after)}, upload=upload_id)
+    return HTTPError(
+        423,
+        f"another request is writing to this upload; try again shortly "
+        f"(one that stalled lets go within {retry_after} s)",
+        headers={"Retry-After": str(retry_after)},
+        upload=upload_id,
+    )
 
 
 def upload_expired(upload_id: str) -> HTTPError:

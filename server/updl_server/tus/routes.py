@@ -88,8 +88,7 @@ def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str
     return headers
 
 
-def _refuse_md5_unless_final(request: Request, offset: int, length: int,
-                             final_md5: str | None) -> None:
+def _refuse_md5_unless_final(request: Request, offset: int, length: int, final_md5: str | None) -> None:
     """400 before reading the body when ``Content-Length`` proves it does not end the upload."""
     declared = declared_length(request)
     if final_md5 is not None and declared is not None and offset + declared != length:
@@ -120,12 +119,15 @@ def tus_protocol(handler: Handler) -> Handler:
 
 async def options(request: Request) -> Response:
     """``OPTIONS /tus/``: what this server supports."""
-    return Response(status_code=204, headers={
-        "Tus-Version": TUS_VERSION,
-        "Tus-Extension": TUS_EXTENSIONS,
-        "Tus-Max-Size": str(_tus(request).max_size),
-        "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
-    })
+    return Response(
+        status_code=204,
+        headers={
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Max-Size": str(_tus(request).max_size),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
+        },
+    )
 
 
 async def create(request: Request) -> Response:
@@ -157,15 +159,17 @@ async def create(request: Request) -> Response:
         except HTTPError as exc:
             exc.headers = {**exc.headers, "Location": location}
             raise
-    return Response(status_code=201,
-                    headers={"Location": location, **_completed_headers(record, stored)})
+    return Response(status_code=201, headers={"Location": location, **_completed_headers(record, stored)})
 
 
 async def head(request: Request) -> Response:
     """``HEAD /tus/{id}``: how far the upload is (a completed one: what it stored)."""
     upload = await _tus(request).find(await _owner(request), _upload_id(request))
-    headers = {"Upload-Length": str(upload.length), "Upload-Expires": http_date(upload.expires),
-               "Cache-Control": "no-store"}
+    headers = {
+        "Upload-Length": str(upload.length),
+        "Upload-Expires": http_date(upload.expires),
+        "Cache-Control": "no-store",
+    }
     if isinstance(upload, TusCompletion):
         headers["Upload-Offset"] = str(upload.length)
         headers.update(_stored_headers(upload.md5, upload.stored))
@@ -206,8 +210,7 @@ async def terminate(request: Request) -> Response:
     return Response(status_code=204)
 
 
-_BY_METHOD: dict[str, Handler] = {"HEAD": head, "PATCH": patch, "DELETE": terminate,
-                                  "OPTIONS": options}
+_BY_METHOD: dict[str, Handler] = {"HEAD": head, "PATCH": patch, "DELETE": terminate, "OPTIONS": options}
 
 
 async def upload_resource(request: Request) -> Response:

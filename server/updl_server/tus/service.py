@@ -125,8 +125,7 @@ class _RunningHashes:
 class TusService:
     """The tus state machine over a catalog and a blob store's staging area."""
 
-    def __init__(self, catalog: Catalog, store: BlobStore, max_size: int,
-                 stall_timeout: float = 60.0) -> None:
+    def __init__(self, catalog: Catalog, store: BlobStore, max_size: int, stall_timeout: float = 60.0) -> None:
         """Serve uploads of at most ``max_size`` bytes.
 
         ``stall_timeout`` is the server's body timeout: a PATCH that stalls lets
@@ -142,8 +141,7 @@ class TusService:
     async def create(self, owner: int, new: NewUpload) -> TusRecord:
         """Make the upload a creation request asked for (validated by ``parse_creation``)."""
         now = utcnow()
-        record = TusRecord(uuid.uuid4().hex, owner, new.name, new.length, 0, new.md5,
-                           new.metadata, now, now + EXPIRY)
+        record = TusRecord(uuid.uuid4().hex, owner, new.name, new.length, 0, new.md5, new.metadata, now, now + EXPIRY)
         # Staging first, row second: a crash in between leaves only a file the sweep removes.
         await to_thread.run_sync(self.store.staging.create, record.id)
         try:
@@ -175,9 +173,9 @@ class TusService:
             raise upload_expired(upload_id)
         return record
 
-    async def append(self, record: TusRecord, offset: int, checksum: Checksum | None,
-                     body: Body,
-                     final_md5: str | None = None) -> tuple[TusRecord, FileRecord | None]:
+    async def append(
+        self, record: TusRecord, offset: int, checksum: Checksum | None, body: Body, final_md5: str | None = None
+    ) -> tuple[TusRecord, FileRecord | None]:
         """Append one PATCH body at ``offset``; complete the upload when it reaches the length.
 
         ``final_md5`` (``Upload-Md5``) is only allowed when this body completes
@@ -247,8 +245,9 @@ class TusService:
             await to_thread.run_sync(self.catalog.delete_tus_upload, upload_id)
             raise no_such_upload(upload_id) from None
 
-    async def _write(self, held: StagedUpload, record: TusRecord, checksum: Checksum | None,
-                     body: Body, must_complete: bool) -> TusRecord:
+    async def _write(
+        self, held: StagedUpload, record: TusRecord, checksum: Checksum | None, body: Body, must_complete: bool
+    ) -> TusRecord:
         """Append the body under the hold; roll back on any failure; advance the catalog."""
         start = record.offset
         staged = held.size()
@@ -281,8 +280,9 @@ class TusService:
                 raise checksum_mismatch(checksum.algorithm, start)
             await to_thread.run_sync(held.sync)  # durable before the catalog counts it
             expires = utcnow() + EXPIRY
-            if not await to_thread.run_sync(self.catalog.advance_tus_upload, record.id, start,
-                                           start + received, expires):
+            if not await to_thread.run_sync(
+                self.catalog.advance_tus_upload, record.id, start, start + received, expires
+            ):
                 raise moved_on(start)
         except BaseException:
             # 460/400/409, a client that went away, cancellation: the offset stays where it was.
@@ -293,8 +293,7 @@ class TusService:
             self._hashes.save(record.id, start + received, whole)
         return replace(record, offset=start + received, expires=expires)
 
-    async def _complete(self, held: StagedUpload, record: TusRecord,
-                        final_md5: str | None) -> FileRecord:
+    async def _complete(self, held: StagedUpload, record: TusRecord, final_md5: str | None) -> FileRecord:
         """Verify the whole file's MD5, promote the staged bytes and record the file."""
         whole = self._hashes.resume(record.id, record.offset)
         self._hashes.forget(record.id)
@@ -309,13 +308,15 @@ class TusService:
                 raise checksum_failed(declared, md5)
         location = await to_thread.run_sync(held.promote, record.owner_id)
         try:
-            stored = await record_committed(self.store, self.catalog, record.owner_id,
-                                            record.name, record.length, md5, location)
+            stored = await record_committed(
+                self.store, self.catalog, record.owner_id, record.name, record.length, md5, location
+            )
         except BaseException:
             await to_thread.run_sync(self.catalog.delete_tus_upload, record.id)
             raise
-        await to_thread.run_sync(self.catalog.complete_tus_upload, record.id, stored.md5,
-                                stored.created, utcnow() + EXPIRY)
+        await to_thread.run_sync(
+            self.catalog.complete_tus_upload, record.id, stored.md5, stored.created, utcnow() + EXPIRY
+        )
         return stored
 
     def _discard_staged(self, upload_id: str) -> None:

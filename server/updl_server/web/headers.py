@@ -21,9 +21,11 @@ from .routes import PAGE_PREFIX
 # The page's policy: scripts only from this server (no inline script, no eval). The one
 # exception, 'wasm-unsafe-eval', lets the MD5 worker compile hash-wasm's WebAssembly; it does
 # not allow JavaScript eval.
-PAGE_POLICY = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
-               "connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'none'; "
-               "frame-ancestors 'none'; base-uri 'none'")
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
+    "connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'none'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 # Everything else (JSON answers, file bodies): if a browser ever shows it, as an opaque origin
 # that runs no script and loads nothing.
 OTHER_POLICY = "sandbox; default-src 'none'; frame-ancestors 'none'"
@@ -31,15 +33,43 @@ OTHER_POLICY = "sandbox; default-src 'none'; frame-ancestors 'none'"
 # What a browser client on another origin may send and read (docs/api.md, "Browsers").
 CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 CORS_REQUEST_HEADERS = (
-    "Authorization", "Content-Type", "Content-MD5", "Range", "If-Range", "If-Match",
-    "If-None-Match", "Tus-Resumable", "Upload-Length", "Upload-Metadata", "Upload-Offset",
-    "Upload-Checksum", "Upload-Md5", "Upload-Defer-Length", "Upload-Concat",
+    "Authorization",
+    "Content-Type",
+    "Content-MD5",
+    "Range",
+    "If-Range",
+    "If-Match",
+    "If-None-Match",
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Offset",
+    "Upload-Checksum",
+    "Upload-Md5",
+    "Upload-Defer-Length",
+    "Upload-Concat",
 )
 CORS_EXPOSED_HEADERS = (
-    "ETag", "Content-MD5", "Content-Length", "Content-Range", "Content-Disposition",
-    "Accept-Ranges", "Last-Modified", "Location", "Retry-After", "WWW-Authenticate",
-    "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm",
-    "Upload-Offset", "Upload-Length", "Upload-Metadata", "Upload-Expires", "Upload-Md5",
+    "ETag",
+    "Content-MD5",
+    "Content-Length",
+    "Content-Range",
+    "Content-Disposition",
+    "Accept-Ranges",
+    "Last-Modified",
+    "Location",
+    "Retry-After",
+    "WWW-Authenticate",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Upload-Md5",
 )
 CORS_MAX_AGE = 600  # seconds a browser may cache a preflight
 
@@ -86,6 +116,13 @@ def cors_middleware(origins: Sequence[str]) -> list[Middleware]:
     """CORS for browser clients on ``origins`` (``*``: any), or nothing when there are none."""
     if not origins:
         return []
-    return [Middleware(CORSMiddleware, allow_origins=list(origins), allow_methods=CORS_METHODS,
-                       allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_EXPOSED_HEADERS,
-                       max_age=CORS_MAX_AGE)]
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=CORS_MAX_AGE,
+        )
+    ]

@@ -15,8 +15,9 @@ PAGE_PREFIX = "/web"
 
 async def page(request: Request) -> Response:
     """``GET /``: the page; revalidated on every load so an upgraded server is seen at once."""
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        STATIC / "index.html", media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
 def web_routes() -> list[BaseRoute]:
