@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 import updl
+from tests.support.api import Api
 from tests.support.browser import sign_in
 from tests.support.live_server import LiveServer
-from tests.support.api import Api
 
 
 def store(live_server: LiveServer, token: str, files: dict[str, bytes], tmp_path: Path) -> None:

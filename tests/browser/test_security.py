@@ -12,9 +12,9 @@ import pytest
 import requests
 
 import updl
+from tests.support.api import Api
 from tests.support.browser import NO_PICKER, PageLog, sign_in
 from tests.support.live_server import LiveServer
-from tests.support.api import Api
 
 # If this ever ran in the server's origin it could read the token in sessionStorage.
 EVIL_HTML = (
@@ -52,9 +52,8 @@ def test_uploaded_html_never_runs_in_the_page_origin(
     direct_log = PageLog(direct)
     direct.set_extra_http_headers({"Authorization": f"Bearer {token}"})
     for name in ("evil.html", "evil.svg"):
-        with direct.expect_download() as download:
-            with pytest.raises(Exception, match="Download is starting"):
-                direct.goto(f"{live_server.url}/files/{name}")
+        with direct.expect_download() as download, pytest.raises(Exception, match="Download is starting"):
+            direct.goto(f"{live_server.url}/files/{name}")
         assert download.value.suggested_filename == name
 
     requested = [r.url for r in page.log.requests + direct_log.requests]

@@ -14,11 +14,11 @@ from typing import Any
 import requests
 
 import updl
+from tests.support.api import Api
 from tests.support.browser import MIB, UPLOAD_TIMEOUT_MS, sign_in
-from tests.support.live_server import LiveServer
 from tests.support.files import md5_hex
 from tests.support.interop import flipped, same_bytes
-from tests.support.api import Api
+from tests.support.live_server import LiveServer
 
 BIG = 30 * MIB + 7  # four 8 MiB PATCHes, the last one short
 CHUNK = 8 * MIB  # the page's chunk size (upload.js)

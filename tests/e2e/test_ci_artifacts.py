@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live_server import LiveServer
 from tests.support.files import md5_hex
+from tests.support.live_server import LiveServer
 
 UNICODE = "résumé ü 漢字.txt"
 
@@ -137,7 +137,7 @@ def test_dry_run_sends_nothing(token: str, run_updl, tmp_path: Path) -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         listener.setblocking(False)
-        url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         dry = run_updl(
             url, token, "--json", "put", "-r", "dist", "--prefix", "p", "--skip-existing", "--dry-run", cwd=tmp_path
         )
@@ -260,7 +260,7 @@ def test_get_manifest_detects_a_tampered_entry(live_server: LiveServer, token: s
         == 0
     )
     lines = (tmp_path / "MD5SUMS").read_text().splitlines()
-    digest, path = lines[0].split("  ", 1)
+    _digest, path = lines[0].split("  ", 1)
     lines[0] = f"{'0' * 32}  {path}"
     (tmp_path / "MD5SUMS").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"

@@ -8,8 +8,8 @@ import pty
 import subprocess
 from pathlib import Path
 
-from tests.support.live_server import LiveServer, clean_env, console_script
 from tests.support.files import md5_hex
+from tests.support.live_server import LiveServer, clean_env, console_script
 
 
 def test_closed_stdout_ends_quietly_like_coreutils(live_server: LiveServer, token: str, make_file, run_updl) -> None:
@@ -50,7 +50,7 @@ def test_json_get_has_the_record_and_summary_put_has(
     assert put.returncode == 0 and get.returncode == 0, put.stderr + get.stderr
     (put_row,), put_summary = records(put.stdout)
     (get_row,), get_summary = records(get.stdout)
-    assert RECORD_KEYS <= put_row.keys() and RECORD_KEYS <= get_row.keys()
+    assert put_row.keys() >= RECORD_KEYS and get_row.keys() >= RECORD_KEYS
     assert (get_row["status"], get_row["path"], get_row["md5"]) == (
         "downloaded",
         str(tmp_path / "copy.bin"),
@@ -64,7 +64,7 @@ def test_json_failure_is_a_record_too(live_server: LiveServer, token: str, run_u
     assert get.returncode == 4
     (row,), summary = records(get.stdout)
     assert row["status"] == "failed" and row["name"] == "missing.bin" and "no such file" in row["error"]
-    assert RECORD_KEYS <= row.keys() and summary["failed"] == 1
+    assert row.keys() >= RECORD_KEYS and summary["failed"] == 1
     assert get.stderr.splitlines()[-1].startswith("updl: error: ")
     assert not (tmp_path / "x").exists()
 
@@ -120,6 +120,6 @@ def test_json_failure_record_for_standard_input_too(server_factory, make_file) -
     )
     assert done.returncode == 1
     (row,), summary = records(done.stdout.decode())
-    assert RECORD_KEYS <= row.keys() and row["status"] == "failed" and row["path"] == "-"
+    assert row.keys() >= RECORD_KEYS and row["status"] == "failed" and row["path"] == "-"
     assert row["error"] == "file exceeds the server's size limit (limit 1000 B)"
     assert summary["failed"] == 1

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from updl import Client, InsufficientStorageError
 
 from tests.support.full_disk import FullDisk
+from updl import Client, InsufficientStorageError
 
 
 @pytest.mark.parametrize("threshold", [None, 0], ids=["plain", "resumable"])
@@ -19,9 +19,11 @@ def test_sdk_does_not_retry_a_full_disk(disk: FullDisk, tmp_path: Path, threshol
     source.write_bytes(bytes(range(256)) * 4096)
     disk.fill()
     sleeps: list[float] = []
-    with Client(disk.server.url, disk.api.token, sleep=sleeps.append) as client:
-        with pytest.raises(InsufficientStorageError) as info:
-            client.upload(source, retries=3, resumable_threshold=threshold)
+    with (
+        Client(disk.server.url, disk.api.token, sleep=sleeps.append) as client,
+        pytest.raises(InsufficientStorageError) as info,
+    ):
+        client.upload(source, retries=3, resumable_threshold=threshold)
     assert info.value.status == 507 and not info.value.retryable
     assert info.value.attempts == 1 and sleeps == []
     assert "disk is full" in str(info.value)

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 
 import updl
-from tests.support.live_server import LiveServer
 from tests.support.files import md5_hex
+from tests.support.live_server import LiveServer
 from tests.support.relay import Relay
 
 
@@ -33,7 +33,7 @@ def test_upload_corrupted_once_is_retried_and_stored_intact(
 
     assert proxy.flipped == 1
     assert len(retries) == 1
-    assert isinstance(getattr(retries[0], "error"), updl.ChecksumMismatchError)
+    assert isinstance(retries[0].error, updl.ChecksumMismatchError)
     assert info.md5 == md5_hex(source)
     with updl.Client(live_server.url, token) as client:
         client.download("corrupted-once", tmp_path / "back")

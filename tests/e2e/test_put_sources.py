@@ -9,8 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from tests.support.live_server import LiveServer
 from tests.support.files import md5_hex
+from tests.support.live_server import LiveServer
 from updl.cli import Environment, cli
 
 FLIP = bytes(b ^ 0xFF for b in range(256))
@@ -178,7 +178,7 @@ def test_get_goes_on_past_a_name_the_server_refuses(
     (tmp_path / "out").mkdir()
     get = run_updl(live_server, token, "--json", "get", "fresh.bin", "a//b", "-o", "out", cwd=tmp_path)
     assert get.returncode == 8, get.stderr
-    rows, summary = json_rows(get.stdout)
+    rows, _summary = json_rows(get.stdout)
     assert (rows["fresh.bin"]["status"], rows["a//b"]["status"]) == ("downloaded", "failed")
     assert (tmp_path / "out" / "fresh.bin").read_bytes() == b"fresh\n"
     wrong = run_updl(live_server, "updl_0000000000000000_wrong", "get", "fresh.bin", "a//b", "-o", "out", cwd=tmp_path)

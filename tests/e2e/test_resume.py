@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.live_server import LiveServer, clean_env, console_script
-from tests.support.waiting import wait_for
 from tests.support.files import md5_hex
+from tests.support.live_server import LiveServer, clean_env, console_script
 from tests.support.relay import Relay
+from tests.support.waiting import wait_for
 
 MIB = 1024 * 1024
 UPLOAD_SIZE = 24 * MIB

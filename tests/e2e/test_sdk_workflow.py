@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import updl
-from tests.support.live_server import LiveServer
 from tests.support.files import md5_hex
+from tests.support.live_server import LiveServer
 
 
 def test_put_ls_get_round_trip(live_server: LiveServer, token: str, make_file, tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import updl
-from tests.support.live_server import LiveServer
 from tests.support.files import md5_hex
+from tests.support.live_server import LiveServer
 from updl.sdk.batch_upload import plan_uploads, upload_batch
 from updl.sdk.config import load_settings
 from updl.sdk.selection import select_files

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 import updl
-from tests.support.live_server import LiveServer
 from tests.support.files import md5_hex
+from tests.support.live_server import LiveServer
 from updl.sdk.config import load_settings
 from updl.sdk.errors import ChecksumMismatchError, ConnectionFailedError
 

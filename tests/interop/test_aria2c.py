@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.support.live_server import LiveServer
-from tests.support.interop import MIB, md5_hex, require_tool, run_tool, same_bytes, write_prefix
 from tests.support.api import url_name
+from tests.support.interop import MIB, md5_hex, require_tool, run_tool, same_bytes, write_prefix
+from tests.support.live_server import LiveServer
 
 
 def aria2c(server: LiveServer, token: str, name: str, dest: Path, *args: str) -> str:

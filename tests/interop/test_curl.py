@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pytest
 
 import updl
-from tests.support.live_server import LiveServer
+from tests.support.api import Api, url_name
 from tests.support.interop import (
     MIB,
     flipped,
@@ -23,7 +23,7 @@ from tests.support.interop import (
     sdk_download,
     write_prefix,
 )
-from tests.support.api import Api, url_name
+from tests.support.live_server import LiveServer
 
 
 class Reply(NamedTuple):

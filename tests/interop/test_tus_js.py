@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.live_server import LiveServer
-from tests.support.interop import MIB, flipped, md5_hex, same_bytes, sdk_download
 from tests.support.api import Api
+from tests.support.interop import MIB, flipped, md5_hex, same_bytes, sdk_download
+from tests.support.live_server import LiveServer
 
 SIZE = 3 * MIB + 11  # three full 1 MiB PATCHes and a short fourth
 

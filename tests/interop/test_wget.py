@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live_server import LiveServer
-from tests.support.interop import MIB, require_tool, run_tool, same_bytes, write_prefix
 from tests.support.api import url_name
+from tests.support.interop import MIB, require_tool, run_tool, same_bytes, write_prefix
+from tests.support.live_server import LiveServer
 
 
 def wget(server: LiveServer, token: str, name: str, cwd: Path, *args: str) -> str:

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+
+from tests.support.api import TIMEOUT, Api, multipart
+from tests.support.live_server import clean_env, console_script
 from updl_server.app import create_app
 from updl_server.auth import mint_token
 from updl_server.catalog import Catalog, FileRecord
 from updl_server.config import ServerConfig
-
-from tests.support.live_server import clean_env, console_script
-from tests.support.api import TIMEOUT, Api, multipart
 
 if TYPE_CHECKING:
     from tests.support.live_server import LiveServer

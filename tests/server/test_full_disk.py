@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import errno
 
-import pytest
 import requests
 from sqlalchemy.exc import OperationalError
-from updl_server.errors import out_of_space
 
+from tests.support.api import Api, md5_hex, temp_files
 from tests.support.full_disk import FullDisk
 from tests.support.racing import committed_blobs
-from tests.support.api import Api, md5_hex, temp_files
 from tests.support.tus import STREAM, TUS, create, created, staging
+from updl_server.errors import out_of_space
 
 DATA = bytes(range(256)) * 4096  # 1 MiB, every byte value
 FULL = "insufficient storage: the server's disk is full"

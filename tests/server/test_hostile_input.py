@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from tests.support.live_server import LiveServer
 from tests.support.api import Api, md5_hex, temp_files
+from tests.support.live_server import LiveServer
 from tests.support.tus import STREAM, TUS, created, metadata
 
 # Superscript two passes str.isdigit() but not int(); 5000 digits pass isdigit() but int()

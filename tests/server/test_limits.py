@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from updl_server.connections import descriptor_budget
 
 from tests.support.api import Api, partial_temp_exists, raw_request, read_response, start_raw_put, temp_files
-from tests.support.waiting import wait_for
 from tests.support.tus import created, offset_of, patch, staging
+from tests.support.waiting import wait_for
+from updl_server.connections import descriptor_budget
 
 if TYPE_CHECKING:
     from tests.support.live_server import LiveServer

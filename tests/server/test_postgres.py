@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.api import Api, md5_hex
 from tests.support.live_server import LiveServer, clean_env, console_script
 from tests.support.postgres import pg_rows
 from tests.support.racing import all_at_once, committed_blobs, race_puts
-from tests.support.api import Api, md5_hex
 
 ServerFactory = Callable[..., LiveServer]
 
 
 @pytest.fixture
-def pg_server(pg_database: str, server_factory: ServerFactory) -> LiveServer:  # noqa: F811
+def pg_server(pg_database: str, server_factory: ServerFactory) -> LiveServer:
     """A server whose catalog is a fresh PostgreSQL database."""
     return server_factory("--db-url", pg_database)
 
 
-def test_round_trip_lives_in_postgres(pg_server: LiveServer, pg_database: str) -> None:  # noqa: F811
+def test_round_trip_lives_in_postgres(pg_server: LiveServer, pg_database: str) -> None:
     """put (PUT and POST), list, info, get, delete: all answered from PostgreSQL, no SQLite file."""
     api = Api(pg_server.url, pg_server.add_user("alice"))
     first = api.upload("docs/a.txt", b"alpha")
@@ -181,7 +181,7 @@ def test_put_file_hands_out_each_replaced_location_once(catalog_url: str) -> Non
         catalog.close()
 
 
-def test_concurrent_create_tables(pg_database: str) -> None:  # noqa: F811
+def test_concurrent_create_tables(pg_database: str) -> None:
     """Several processes creating the schema at once (workers starting together) all succeed."""
     from updl_server.catalog import Catalog
 

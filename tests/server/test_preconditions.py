@@ -9,8 +9,6 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.live_server import LiveServer
-from tests.support.racing import committed_blobs, race_puts
 from tests.support.api import (
     RAW_TIMEOUT,
     Api,
@@ -20,6 +18,8 @@ from tests.support.api import (
     status_line,
     temp_files,
 )
+from tests.support.live_server import LiveServer
+from tests.support.racing import committed_blobs, race_puts
 
 
 def etag(data: bytes) -> str:

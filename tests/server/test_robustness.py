@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-
-from tests.support.waiting import wait_for
 from tests.support.api import Api, md5_hex, partial_temp_exists, start_raw_put, temp_files
+from tests.support.waiting import wait_for
 
 if TYPE_CHECKING:
     from tests.support.live_server import LiveServer

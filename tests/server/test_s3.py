@@ -15,10 +15,10 @@ import pytest
 import requests
 
 import updl
-from tests.support.live_server import LiveServer
-from tests.support.waiting import wait_for
-from tests.support.s3 import PREFIX, Bucket
 from tests.support.api import Api, md5_hex
+from tests.support.live_server import LiveServer
+from tests.support.s3 import PREFIX, Bucket
+from tests.support.waiting import wait_for
 
 # moto and boto3 are test extras: without them this module skips rather than errors.
 pytest.importorskip("boto3")

@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 import sqlalchemy
 
-from tests.support.live_server import LiveServer
 from tests.support.api import Api, md5_hex
+from tests.support.live_server import LiveServer
 from tests.support.tus import STREAM, TUS, create, created, metadata, offset_of, patch, staging
 
 
@@ -36,7 +36,9 @@ def test_chunks_with_checksums_become_a_verified_file(api: Api) -> None:
     data = os.urandom(400_000)
     path = created(api, len(data), "dir/big.bin", md5=md5_hex(data))
     for algorithm, (start, end) in zip(
-        ("md5", "sha1", "sha256", "crc32"), ((0, 100_000), (100_000, 200_000), (200_000, 300_000), (300_000, 400_000))
+        ("md5", "sha1", "sha256", "crc32"),
+        ((0, 100_000), (100_000, 200_000), (200_000, 300_000), (300_000, 400_000)),
+        strict=True,
     ):
         response = patch(api, path, start, data[start:end], algorithm)
         assert response.status_code == 204, response.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from updl_server.auth import hash_secret, mint_token, secret_matches, split_token
 from updl_server.config import parse_size
 from updl_server.downloads import ByteRange, RangeNotSatisfiableError, parse_range

@@ -11,10 +11,10 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from updl_server.uploads import DRAIN_LIMIT
 
-from tests.support.live_server import LiveServer
 from tests.support.api import Api, md5_hex, multipart, raw_request, read_response, temp_files
+from tests.support.live_server import LiveServer
+from updl_server.uploads import DRAIN_LIMIT
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.live_server import LiveServer, clean_env, console_script
 from tests.support.api import Api
+from tests.support.live_server import LiveServer, clean_env, console_script
 
 ROOT = Path(__file__).parents[2]
 STATIC = ROOT / "server" / "updl_server" / "web" / "static"
@@ -92,7 +92,7 @@ def test_cors_for_the_configured_origin(server_factory: Callable[..., LiveServer
     assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "PATCH" in answer.headers["Access-Control-Allow-Methods"]
     allowed = answer.headers["Access-Control-Allow-Headers"].lower()
-    for header in TUS_HEADERS.split(", ") + ["upload-offset", "if-range", "content-md5"]:
+    for header in [*TUS_HEADERS.split(", "), "upload-offset", "if-range", "content-md5"]:
         assert header in allowed, header
     assert preflight(f"{server.url}/files/x", "https://other.example", "DELETE").status_code == 200
     # Another origin gets no permission.

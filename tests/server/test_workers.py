@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live_server import LISTENING, LiveServer
-from tests.support.waiting import wait_for
-from tests.support.racing import all_at_once, committed_blobs
 from tests.support.api import Api, md5_hex, temp_files
+from tests.support.live_server import LISTENING, LiveServer
+from tests.support.racing import all_at_once, committed_blobs
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live_server import LiveServer
 from tests.support.api import Api
+from tests.support.live_server import LiveServer
 
 DISK_SIZE = "24m"
 

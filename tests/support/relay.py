@@ -15,6 +15,7 @@ It counts bytes each way (``up``, ``down``) and, on request:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import Literal
@@ -138,8 +139,6 @@ class Relay:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()

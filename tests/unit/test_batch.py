@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import responses
 
+from tests.support.scripted import URL, file_info
 from updl.exitcodes import ExitCode, describe
 from updl.sdk.batch import Outcome, Task, raise_for_outcomes
 from updl.sdk.batch_download import destination, plan_downloads
@@ -19,8 +20,6 @@ from updl.sdk.hashing import DigestingFile
 from updl.sdk.manifest import Entry
 from updl.sdk.models import FileInfo
 from updl.sdk.selection import select_files
-
-from tests.support.scripted import URL, file_info
 
 
 @pytest.mark.parametrize(
@@ -41,7 +40,7 @@ def test_symlink_out_of_the_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_plan_downloads_with_manifest(tmp_path: Path) -> None:
-    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
     files = [
         FileInfo("p/a/b.bin", 1, "a" * 32, when),
         FileInfo("p/extra", 1, "b" * 32, when),

@@ -15,13 +15,12 @@ import requests
 import responses
 from click.testing import CliRunner
 
+from tests.support.cli import FakeClock, error_line, run
+from tests.support.scripted import URL, download_headers, file_info
 from updl.cli import cli
 from updl.console import PlainView, human_size
 from updl.sdk.models import FileInfo
 from updl.sdk.progress import ProgressEvent
-
-from tests.support.cli import FakeClock, error_line, run
-from tests.support.scripted import URL, download_headers, file_info
 
 DATA = b"x" * 250_000
 UPLOAD = URL + "/upload"

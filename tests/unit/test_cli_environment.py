@@ -8,9 +8,8 @@ import json
 import responses
 from click.testing import CliRunner
 
-from updl.cli import Environment, cli
-
 from tests.support.scripted import TOKEN, URL, download_headers, file_info
+from updl.cli import Environment, cli
 
 DATA = b"piped bytes " * 1000
 

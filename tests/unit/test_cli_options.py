@@ -8,9 +8,8 @@ import pytest
 import responses
 from click.testing import CliRunner, Result
 
-from updl.cli import Environment, cli
-
 from tests.support.scripted import TOKEN, URL, file_info
+from updl.cli import Environment, cli
 
 PAGE = {"files": [file_info("a.bin", b"aa")], "next_cursor": None}
 

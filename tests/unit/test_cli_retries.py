@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 import responses
 
+from tests.support.cli import error_line, run
+from tests.support.scripted import URL, download_headers, file_info
 from updl.exitcodes import ExitCode, describe
 from updl.sdk.errors import ServerError
-
-from tests.support.scripted import URL, download_headers, file_info
-from tests.support.cli import error_line, run
 
 FILE = URL + "/files/build/app.bin"
 DATA = bytes(range(256)) * 100

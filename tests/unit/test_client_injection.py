@@ -6,10 +6,9 @@ from pathlib import Path
 
 import requests
 
+from tests.support.scripted import TOKEN, URL
 from updl import Client, RetryPolicy, Settings
 from updl.sdk.resume import ResumeStore
-
-from tests.support.scripted import TOKEN, URL
 
 
 def test_clone_keeps_the_session_factory_and_the_resume_store(tmp_path: Path) -> None:

@@ -9,11 +9,10 @@ import pytest
 import responses
 from click.testing import CliRunner
 
+from tests.support.scripted import TOKEN, URL
 from updl.cli import Environment, cli
 from updl.sdk.config import load_settings
 from updl.sdk.errors import ConfigWarning
-
-from tests.support.scripted import TOKEN, URL
 
 
 def test_unknown_key_warns_with_file_profile_and_suggestion(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -11,12 +12,11 @@ import pytest
 import requests
 import responses
 
+from tests.support.scripted import URL, SleepRecorder, download_headers, file_info
 from updl import ChecksumMismatchError, Client, ConnectionFailedError, NotFoundError, ProgressEvent, ProtocolError
 from updl.sdk.batch_download import download_batch, plan_downloads
 from updl.sdk.hashing import CHUNK_SIZE
 from updl.sdk.models import FileInfo
-
-from tests.support.scripted import URL, SleepRecorder, download_headers, file_info
 
 DATA = os.urandom(300_000)
 FILE = URL + "/files/build/app.bin"
@@ -157,7 +157,7 @@ def test_interrupt_keeps_the_part_file_for_the_next_run(
 
 def test_not_found_is_not_retried(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
     server.get(FILE, status=404, json={"error": "no such file", "name": "build/app.bin"})
-    with pytest.raises(NotFoundError, match="no such file: build/app.bin") as info:
+    with pytest.raises(NotFoundError, match=r"no such file: build/app\.bin") as info:
         client.download("build/app.bin", tmp_path / "out.bin")
     assert isinstance(info.value, FileNotFoundError)
     assert_no_litter(tmp_path)
@@ -177,7 +177,7 @@ def test_progress_last_event_is_the_size(server: responses.RequestsMock, client:
     events: list[ProgressEvent] = []
     client.download("build/app.bin", tmp_path / "o", on_progress=events.append)
     assert events[-1] == ProgressEvent("build/app.bin", len(DATA), len(DATA), attempt=2)
-    assert any(b.transferred < a.transferred for a, b in zip(events, events[1:]))
+    assert any(b.transferred < a.transferred for a, b in itertools.pairwise(events))
 
 
 def test_get_503_is_retried_by_the_loop(server: responses.RequestsMock, client: Client, sleeps: SleepRecorder) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from requests_toolbelt import MultipartEncoder
 
-from updl.sdk.uploads import DigestField as _DigestField
 from updl.sdk.errors import SourceChangedError
 from updl.sdk.hashing import HashingReader, HashingWriter, md5_of
+from updl.sdk.uploads import DigestField as _DigestField
 
 DATA = bytes(range(256)) * 1000
 
@@ -118,7 +118,7 @@ def test_reader_refuses_to_hand_out_the_last_bytes_of_a_file_rewritten_meanwhile
         first = reader.read(1000)
         path.write_bytes(bytes(b ^ 0xFF for b in DATA))  # same size, same inode
         reader.read(len(DATA) - 2000)
-        with pytest.raises(SourceChangedError, match="changed while it was being uploaded .modified."):
+        with pytest.raises(SourceChangedError, match=r"changed while it was being uploaded .modified."):
             reader.read(1000)  # the last 1000 bytes never reach the body
     assert first == DATA[:1000]
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import updl
-
 from updl.sdk.progress import ProgressEvent, tqdm_progress
 
 

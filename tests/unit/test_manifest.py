@@ -73,7 +73,7 @@ def test_verify_reports_ok_failed_missing(tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_bytes(b"changed")
     (tmp_path / "ünï cödé.txt").unlink()
     seen: list[tuple[str, str]] = []
-    with pytest.raises(ChecksumMismatchError, match="1 of 5 files .* FAILED verification \\(1 missing\\)"):
+    with pytest.raises(ChecksumMismatchError, match=r"1 of 5 files .* FAILED verification \(1 missing\)"):
         verify_manifest(tmp_path / "SUMS", tmp_path, on_result=lambda r: seen.append((r.entry.path, r.status)))
     assert dict(seen) == {
         "plain.txt": "FAILED",
@@ -83,5 +83,5 @@ def test_verify_reports_ok_failed_missing(tmp_path: Path) -> None:
         "carriage\rreturn.txt": "OK",
     }
     (tmp_path / "plain.txt").write_bytes(b"file 0")
-    with pytest.raises(MissingFilesError, match="1 of 5 files .* MISSING"):
+    with pytest.raises(MissingFilesError, match=r"1 of 5 files .* MISSING"):
         verify_manifest(tmp_path / "SUMS", tmp_path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import responses
 
+from tests.support.scripted import URL, SleepRecorder, download_headers, file_info
 from updl import (
     ChecksumMismatchError,
     Client,
@@ -19,10 +20,8 @@ from updl import (
     ServerError,
     TooLargeError,
 )
-from updl.sdk.retry import RetryEvent, run_with_retries
 from updl.sdk.headers import parse_retry_after
-
-from tests.support.scripted import URL, SleepRecorder, download_headers, file_info
+from updl.sdk.retry import RetryEvent, run_with_retries
 
 
 def test_full_jitter_bounds() -> None:
@@ -192,9 +191,8 @@ def test_info_is_retried_by_the_loop(
 
 def test_info_gives_up_after_exactly_the_retries(server: responses.RequestsMock, sleeps: SleepRecorder) -> None:
     busy(server, "GET", URL + "/info/a", 2)
-    with Client(URL, "t", retry=RetryPolicy(retries=1), sleep=sleeps) as client:
-        with pytest.raises(ServerError) as info:
-            client.info("a")
+    with Client(URL, "t", retry=RetryPolicy(retries=1), sleep=sleeps) as client, pytest.raises(ServerError) as info:
+        client.info("a")
     assert len(server.calls) == 2 and info.value.attempts == 2 and len(sleeps.delays) == 1
 
 

@@ -173,7 +173,7 @@ def test_other_special_files_are_reported_too(tree: Path) -> None:
 
 
 def test_excluded_paths_are_not_reported(linked: Path) -> None:
-    chosen, skipped = unselected("dist", recursive=True, exclude=["*link*", "dist/outside", "*/up"])
+    _chosen, skipped = unselected("dist", recursive=True, exclude=["*link*", "dist/outside", "*/up"])
     assert skipped == [("dist/dangling", NOT_FOLLOWED.format("nowhere"))]
 
 

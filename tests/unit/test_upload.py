@@ -12,6 +12,7 @@ import pytest
 import requests
 import responses
 
+from tests.support.scripted import TOKEN, URL, SleepRecorder, file_info
 from updl import (
     AuthenticationError,
     ChecksumMismatchError,
@@ -20,8 +21,6 @@ from updl import (
     ProgressEvent,
     TooLargeError,
 )
-
-from tests.support.scripted import TOKEN, URL, SleepRecorder, file_info
 
 DATA = b"0123456789abcdef" * 40_000  # 640 kB: several encoder reads
 UPLOAD = URL + "/upload"
