@@ -259,7 +259,7 @@ def run(
             import boto3  # noqa: F401 - only to fail early with advice
         except ImportError:
             raise click.ClickException(
-                "S3 storage needs boto3: pip install './server[s3]' (in a checkout of the updl repository)"
+                "S3 storage needs boto3: in a checkout of the updl repository, run pip install './server[s3]'"
             ) from None
     config = ServerConfig(
         data_dir=data_dir,
