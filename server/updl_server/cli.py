@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,6 +36,12 @@ LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
 GRACEFUL_SHUTDOWN_SECONDS = 10
 LIMITS = ConnectionLimits()  # the defaults
 SECONDS = click.FloatRange(min=0, min_open=True)
+
+
+class StartupError(click.ClickException):
+    """A setting found unusable before listening: one ``Error:`` line and exit 2, as for a bad flag."""
+
+    exit_code = 2
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
@@ -234,6 +241,25 @@ def main() -> None:
     "a browser (CORS); repeat for several (the variable: separated by spaces). "
     "Default: none. The page the server serves itself at / needs none.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    envvar="UPDL_SERVER_TLS_CERT",
+    show_envvar=True,
+    help="Serve HTTPS with this PEM certificate (chain: the server's first, then intermediates); "
+    "needs --tls-key. Default: plain HTTP.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    envvar="UPDL_SERVER_TLS_KEY",
+    show_envvar=True,
+    help="The PEM private key of --tls-cert (unencrypted).",
+)
 def run(
     host: str,
     port: int,
@@ -250,8 +276,11 @@ def run(
     body_timeout: float,
     max_connections: int,
     cors_origins: tuple[str, ...],
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Serve the API until interrupted."""
+    _check_tls(tls_cert, tls_key)
     if storage is None and (s3_endpoint_url or s3_presign_downloads):
         raise click.UsageError("--s3-endpoint-url and --s3-presign-downloads need --storage s3://BUCKET/PREFIX")
     if storage is not None:
@@ -286,7 +315,8 @@ def run(
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"updl-server listening on http://{shown_host}:{bound_port}", file=sys.stderr, flush=True)
+    scheme = "https" if tls_cert else "http"
+    print(f"updl-server listening on {scheme}://{shown_host}:{bound_port}", file=sys.stderr, flush=True)
 
     def serve(listener: socket.socket) -> None:
         # Built per process: each worker needs its own DB pool and blob-store temp dir.
@@ -299,6 +329,9 @@ def run(
                 log_level=config.log_level,
                 access_log=config.log_level in ("info", "debug"),
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+                # Each worker loads the pair into its own SSL context (checked once above).
+                ssl_certfile=tls_cert,
+                ssl_keyfile=tls_key,
             )
         )
         server.run(sockets=[listener])
@@ -388,6 +421,38 @@ def _issue_token(catalog: Catalog, user_id: int) -> str:
     token = mint_token()
     catalog.add_token(user_id, token.token_id, token.secret_hash)
     return token.text
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    """Fail before listening, in one line, if the certificate and key cannot serve TLS.
+
+    uvicorn would only find out in each worker, with a traceback, after the
+    listening line was printed.
+    """
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        raise StartupError("--tls-cert and --tls-key go together: pass both (or neither, for plain HTTP)")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise StartupError(f"cannot read {flag} {path}: {exc.strerror}") from None
+    try:  # the certificate alone first, to say which of the two files is wrong
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
+    except ssl.SSLError:
+        raise StartupError(f"--tls-cert {cert} is not a PEM certificate") from None
+    try:
+        # An empty password: an encrypted key fails here rather than prompting on a terminal.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise StartupError(f"--tls-key {key} is not the private key of --tls-cert {cert}") from None
+        raise StartupError(
+            f"cannot use --tls-cert {cert} with --tls-key {key}: the key must be an unencrypted PEM "
+            "private key and the certificate file start with the server's own certificate"
+        ) from None
 
 
 def _listen(host: str, port: int) -> socket.socket:

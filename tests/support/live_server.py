@@ -19,7 +19,7 @@ from updl_server.catalog import Catalog
 from updl_server.config import ServerConfig
 from updl_server.names import user_name_problem
 
-LISTENING = re.compile(r"updl-server listening on (http://\S+)")
+LISTENING = re.compile(r"updl-server listening on (https?://\S+)")
 START_TIMEOUT = 30.0
 
 
@@ -51,6 +51,7 @@ class LiveServer:
     process: subprocess.Popen[str] | None = None
     log: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the server
+    ca_bundle: str | None = None  # the CA to verify an https:// server's certificate with
 
     def start(self) -> None:
         """Start the server and block until it reports the URL it listens on."""
@@ -95,7 +96,7 @@ class LiveServer:
             self.stop()
             pytest.fail("updl-server did not start:\n" + "".join(self.log))
         try:
-            status = requests.get(f"{self.url}/health", timeout=10).status_code
+            status = requests.get(f"{self.url}/health", timeout=10, verify=self.ca_bundle or True).status_code
         except requests.RequestException as exc:
             status = f"{type(exc).__name__}: {exc}"
         if status != 200:
