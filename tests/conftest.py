@@ -94,10 +94,15 @@ def run_updl() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the installed ``updl`` console script against a server as a given token."""
 
     def run(
-        server: LiveServer | str, token: str, *args: str, url: str | None = None, cwd: Path | None = None
+        server: LiveServer | str,
+        token: str,
+        *args: str,
+        url: str | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         base = url or (server if isinstance(server, str) else server.url)
-        env = clean_env(UPDL_URL=base, UPDL_TOKEN=token)
+        env = clean_env(UPDL_URL=base, UPDL_TOKEN=token, **(env or {}))
         return subprocess.run(
             [console_script("updl"), *args],
             capture_output=True,

@@ -75,6 +75,7 @@ class Options:
     url: str | None = None
     token: str | None = None
     profile: str | None = None
+    ca_bundle: str | None = None
     json: bool = False
     quiet: bool = False
     debug: bool = False
@@ -88,7 +89,7 @@ class Options:
         if self._client is None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConfigWarning)
-                settings = load_settings(self.url, self.token, self.profile)
+                settings = load_settings(self.url, self.token, self.profile, ca_bundle=self.ca_bundle)
             for warning in caught:
                 if issubclass(warning.category, ConfigWarning):
                     click.echo(f"updl: warning: {warning.message}", file=self.env.stderr, err=True)
@@ -145,6 +146,10 @@ GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--url",), {"metavar": "URL", "help": "Server URL [env UPDL_URL; default http://127.0.0.1:8000]."}),
     (("--token",), {"metavar": "TOKEN", "help": "API token [env UPDL_TOKEN]."}),
     (("--profile",), {"metavar": "NAME", "help": "Config file profile [env UPDL_PROFILE; default 'default']."}),
+    (
+        ("--ca-bundle",),
+        {"metavar": "PEM", "help": "Trust this CA for https:// (a self-signed server) [env UPDL_CA_BUNDLE]."},
+    ),
     (("--json",), {"is_flag": True, "help": "Print one JSON object per result on stdout."}),
     (
         ("-q", "--quiet"),
@@ -257,8 +262,8 @@ def cli(ctx: click.Context) -> None:
 
     Settings come from flags, then UPDL_URL / UPDL_TOKEN / UPDL_PROFILE, then
     the config file (UPDL_CONFIG, or config.toml in the user config dir,
-    one [profile] table each with url, token, retries, timeout), then defaults.
-    The global options (--url, --token, --profile, --json, --quiet, --debug)
+    one [profile] table each with url, token, retries, timeout, ca_bundle), then defaults.
+    The global options (--url, --token, --profile, --ca-bundle, --json, --quiet, --debug)
     go before or after the command.
     """
     options = _options_of(ctx)

@@ -15,6 +15,7 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
     timeout = 60          # or [connect, read]
     resumable_threshold = "64MiB"   # files at least this big go over tus (0: always)
     resumable_chunk_size = "8MiB"   # bytes per tus PATCH
+    ca_bundle = "~/updl-ca.pem"     # trust this CA (PEM) instead of the system's: a self-signed server
 
     [ci]
     url = "http://10.0.0.5:8000"
@@ -57,7 +58,7 @@ Timeout = float | tuple[float, float]
 MIB = 1024 * 1024
 DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
 DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
-KNOWN_KEYS = ("url", "token", "retries", "timeout", "resumable_threshold", "resumable_chunk_size")
+KNOWN_KEYS = ("url", "token", "retries", "timeout", "resumable_threshold", "resumable_chunk_size", "ca_bundle")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
@@ -74,6 +75,10 @@ class Settings:
     token_source: str = "not set"
     resumable_threshold: int = DEFAULT_RESUMABLE_THRESHOLD
     resumable_chunk_size: int = DEFAULT_RESUMABLE_CHUNK_SIZE
+    #: PEM file (or OpenSSL hashed directory) of the CAs to trust for ``https://``, instead of
+    #: the default store; ``None``: requests' default (certifi, or ``REQUESTS_CA_BUNDLE``).
+    ca_bundle: str | None = None
+    ca_bundle_source: str = "not set"
 
 
 def parse_size(value: int | str) -> int:
@@ -165,6 +170,16 @@ def _check_timeout(value: Any, source: str) -> Timeout:
     raise InvalidSettingsError(f"timeout must be seconds > 0 or [connect, read], got {value!r} (from {source})")
 
 
+def _check_ca_bundle(value: Any, source: str) -> str:
+    """An existing file or directory; requests would only fail at the first request, with an OSError."""
+    if not isinstance(value, str) or not value:
+        raise InvalidSettingsError(f"ca_bundle must be the path of a PEM file, got {value!r} (from {source})")
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise InvalidSettingsError(f"CA bundle {path} (from {source}) does not exist")
+    return str(path)
+
+
 def _warn_unknown_keys(config: Mapping[str, Any], section: Mapping[str, Any], path: Path, profile: str) -> None:
     """One :class:`ConfigWarning` per key that would be ignored: a typo must not pass silently."""
     for key in section:
@@ -190,10 +205,12 @@ def load_settings(
     token: str | None = None,
     profile: str | None = None,
     *,
+    ca_bundle: str | None = None,
     environ: Mapping[str, str] | None = None,
     config_path: str | os.PathLike[str] | None = None,
 ) -> Settings:
-    """Resolve settings: arguments > ``UPDL_URL``/``UPDL_TOKEN``/``UPDL_PROFILE`` > config file > defaults.
+    """Resolve settings: arguments > ``UPDL_URL``/``UPDL_TOKEN``/``UPDL_PROFILE``/``UPDL_CA_BUNDLE``
+    > config file > defaults.
 
     ``environ`` defaults to ``os.environ`` (read now); ``config_path`` to
     ``UPDL_CONFIG`` or :func:`default_config_path`. Naming a profile that the
@@ -246,6 +263,16 @@ def load_settings(
     else:
         token_value, token_source = None, "not set"
 
+    bundle_value: str | None
+    if ca_bundle:
+        bundle_value, bundle_source = ca_bundle, "flag"
+    elif env.get("UPDL_CA_BUNDLE"):
+        bundle_value, bundle_source = env["UPDL_CA_BUNDLE"], "environment (UPDL_CA_BUNDLE)"
+    elif "ca_bundle" in section:
+        bundle_value, bundle_source = section["ca_bundle"], file_source
+    else:
+        bundle_value, bundle_source = None, "not set"
+
     threshold = (
         _check_size(section["resumable_threshold"], "resumable_threshold", file_source, 0)
         if "resumable_threshold" in section
@@ -269,4 +296,6 @@ def load_settings(
         token_source=token_source,
         resumable_threshold=threshold,
         resumable_chunk_size=chunk_size,
+        ca_bundle=None if bundle_value is None else _check_ca_bundle(bundle_value, bundle_source),
+        ca_bundle_source=bundle_source,
     )

@@ -113,7 +113,7 @@ _SSL_REASON = re.compile(r"\[SSL: [A-Z_]+\] ([^(]+?) \(_ssl")
 _ROUTE = re.compile(r"^(.*?)/(files|info|upload|tus|health)(/|$)")
 
 
-def _tls_error(exc: requests.exceptions.SSLError, server: str) -> TlsError:
+def _tls_error(exc: requests.exceptions.SSLError, server: str, ca_bundle: str | None) -> TlsError:
     text = str(exc)
     if server.startswith("https://") and _PLAIN_HTTP.search(text):
         return TlsError(
@@ -122,9 +122,18 @@ def _tls_error(exc: requests.exceptions.SSLError, server: str) -> TlsError:
         )
     match = _SSL_REASON.search(text)
     reason = match.group(1).strip() if match else type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        if ca_bundle is None:
+            fix = (
+                "if the server uses its own CA (a self-signed deployment), pass --ca-bundle / "
+                "UPDL_CA_BUNDLE (or ca_bundle in the config file) with the server's CA certificate"
+            )
+        else:
+            fix = f"check that {ca_bundle} holds the CA that signed the server's certificate"
+        return TlsError(f"the certificate of {server} does not verify ({reason}); {fix}")
     return TlsError(
         f"TLS handshake with {server} failed: {reason}; check the URL and the server's "
-        "certificate (REQUESTS_CA_BUNDLE names extra trusted CAs)"
+        "certificate (--ca-bundle / UPDL_CA_BUNDLE names the CA to trust)"
     )
 
 
@@ -158,8 +167,11 @@ def _is_json(response: requests.Response) -> bool:
     return "json" in response.headers.get("Content-Type", "")
 
 
-def translate(source: requests.Response | requests.RequestException) -> UpdlError:
+def translate(source: requests.Response | requests.RequestException, *, ca_bundle: str | None = None) -> UpdlError:
     """The updl error for an error response (status >= 400) or a ``requests`` exception.
+
+    ``ca_bundle``: the CA bundle the request was verified with, for the advice on a certificate
+    that does not verify.
 
     The only place HTTP statuses and ``requests`` exceptions become updl errors.
     Callers ``raise translate(exc) from exc``.
@@ -173,7 +185,7 @@ def translate(source: requests.Response | requests.RequestException) -> UpdlErro
         url = exc.request.url if exc.request is not None else "the server"
         server = re.sub(r"^(https?://[^/]+).*$", r"\1", url or "")
         if isinstance(exc, requests.exceptions.SSLError):
-            return _tls_error(exc, server)
+            return _tls_error(exc, server, ca_bundle)
         if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
             return ConnectionFailedError(
                 f"cannot reach the server at {server}: {_reason(exc)}; "
@@ -262,6 +274,9 @@ class Transport:
         self.session = session if session is not None else session_factory()
         self._owns_session = session is None
         self._headers = {"User-Agent": f"updl/{__version__}"}
+        # Only when set: ``verify=True`` on the request would override a caller's ``session.verify``;
+        # left out, requests also honours REQUESTS_CA_BUNDLE (a path given here wins over it).
+        self._verify: dict[str, Any] = {"verify": settings.ca_bundle} if settings.ca_bundle else {}
         if settings.token:
             self._headers["Authorization"] = f"Bearer {settings.token}"
 
@@ -286,9 +301,10 @@ class Transport:
                 headers={**self._headers, **(headers or {})},
                 timeout=self.settings.timeout,
                 stream=stream,
+                **self._verify,
             )
         except requests.RequestException as exc:
-            raise translate(exc) from exc
+            raise translate(exc, ca_bundle=self.settings.ca_bundle) from exc
         if response.status_code >= 400:
             error = translate(response)
             response.close()
