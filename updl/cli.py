@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -358,6 +359,16 @@ no_files_option = click.option(
     is_flag=True,
     help="Hash each file first; skip it when the server has that name with the same MD5.",
 )
+@click.option(
+    "--no-clobber",
+    is_flag=True,
+    help="Create only: refuse (exit 9, nothing stored) a file whose name already exists on the server.",
+)
+@click.option(
+    "--if-match",
+    metavar="MD5",
+    help="Replace only the version with this MD5 (one FILE; exit 9 if the server has another or none).",
+)
 @click.option("--manifest", metavar="FILE", help="Write a checksum manifest (md5sum/sha256sum -c format).")
 @click.option(
     "--manifest-format",
@@ -387,6 +398,8 @@ def put(
     exclude: tuple[str, ...],
     dry_run: bool,
     skip_existing: bool,
+    no_clobber: bool,
+    if_match: str | None,
     manifest: str | None,
     manifest_format: str,
     jobs: int,
@@ -407,6 +420,15 @@ def put(
     options.retries = retries
     if name is not None and (len(files) > 1 or recursive or has_magic(files[0])):
         raise click.UsageError("--name works with one FILE only")
+    if if_match is not None and (len(files) > 1 or recursive or has_magic(files[0])):
+        raise click.UsageError("--if-match works with one FILE only")
+    if if_match is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", if_match.strip('"')):
+        raise click.BadParameter("expected an MD5 of 32 hex digits", param_hint="--if-match")
+    if if_match is not None and no_clobber:
+        raise click.UsageError(
+            "--no-clobber and --if-match exclude each other (a file cannot be both new and a version)"
+        )
+    conditions = {"no_clobber": no_clobber, "if_match": if_match}
     if "-" in files:
         if name is None or len(files) > 1:
             raise click.UsageError("uploading standard input ('-') needs --name and no other FILE")
@@ -416,7 +438,7 @@ def put(
             )
     report = options.report("uploaded", 1)
     if files == ("-",):
-        _put_stdin(options, report, join_prefix(prefix, name or "-"), retries)
+        _put_stdin(options, report, join_prefix(prefix, name or "-"), retries, conditions)
         return
     unselected: list[Unselected] = []  # symlinks not followed (skipped), missing FILEs (failed)
     selected = select_files(
@@ -463,6 +485,7 @@ def put(
             on_progress=view.progress,
             on_retry=view.retry,
             on_outcome=report.outcome,
+            upload_options=conditions,
         )
         stored = [o for o in outcomes if o.status in ("uploaded", "skipped")]
         if manifest:
@@ -474,7 +497,9 @@ def put(
     raise_for_outcomes(outcomes)
 
 
-def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | None) -> None:
+def _put_stdin(
+    options: Options, report: BatchReport, name: str, retries: int | None, conditions: dict[str, Any]
+) -> None:
     """``put - --name NAME``: one upload from standard input, reported like any batch."""
     view = report.view
     started = options.env.clock()
@@ -483,7 +508,12 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
         view.begin(name, "uploading")
         try:
             info = options.client().upload(
-                options.env.stdin_now().buffer, name, on_progress=view.progress, on_retry=view.retry, retries=retries
+                options.env.stdin_now().buffer,
+                name,
+                on_progress=view.progress,
+                on_retry=view.retry,
+                retries=retries,
+                **conditions,
             )
         except (UpdlError, OSError) as error:  # reported like a batch's failed file, then raised
             outcome = Outcome(

@@ -116,6 +116,8 @@ class Client:
         retries: int | None = None,
         progress: bool = False,
         resumable_threshold: int | None = None,
+        no_clobber: bool = False,
+        if_match: str | None = None,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -131,6 +133,15 @@ class Client:
         ``settings.resumable_threshold``, 64 MiB; 0: always) goes over tus in
         checksummed chunks and resumes where it stopped, even in a later
         process (see :mod:`updl.sdk.tus`).
+
+        ``no_clobber=True`` stores the file only if ``name`` does not exist yet;
+        ``if_match="<md5>"`` only if ``name`` exists with that MD5 (replace that
+        version and no other). Otherwise nothing is stored and
+        :class:`~updl.sdk.errors.PreconditionFailedError` says what the server
+        holds. The server checks again when it commits, so of two racing
+        ``no_clobber`` uploads exactly one wins. A conditional upload is one
+        multipart body (the resumable route takes no conditions). A malformed
+        ``if_match`` is a ``ValueError`` before anything is sent.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
         return uploads.upload(
@@ -143,6 +154,8 @@ class Client:
             chunk_size=self.settings.resumable_chunk_size,
             on_progress=on_progress,
             progress=progress,
+            no_clobber=no_clobber,
+            if_match=if_match,
         )
 
     def download(
