@@ -31,7 +31,7 @@ from .errors import (
     UploadBusyError,
 )
 from .hashing import HashingReader, HashingWriter, md5_of
-from .models import FileInfo
+from .models import FileInfo, Prefix
 from .progress import ProgressCallback, ProgressEvent, tqdm_progress
 from .retry import RetryEvent, RetryPolicy, run_with_retries
 
@@ -54,6 +54,7 @@ __all__ = [
     "NotFoundError",
     "PartialFailureError",
     "PreconditionFailedError",
+    "Prefix",
     "ProgressCallback",
     "ProgressEvent",
     "ProtocolError",

@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import ProtocolError
 
-__all__ = ["FileInfo", "format_time", "parse_time"]
+__all__ = ["FileInfo", "Prefix", "format_time", "parse_time"]
 
 
 def parse_time(value: str) -> datetime:
@@ -63,3 +63,14 @@ class FileInfo:
             "created": format_time(self.created),
             "last_accessed": format_time(self.last_accessed) if self.last_accessed else None,
         }
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A common prefix of a folder-style listing (a "folder"): ``name`` ends with the delimiter."""
+
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The record ``updl ls --json`` prints for a folder."""
+        return {"prefix": self.name}
