@@ -21,7 +21,7 @@ from typing import Any, NoReturn, TextIO
 import click
 from rich.console import Console
 
-from .console import PlainView, QuietView, RichView, TransferView, files_table, info_lines, json_line
+from .console import PlainView, QuietView, RichView, TransferView, files_table, info_lines, json_line, totals_line
 from .exitcodes import ExitCode, describe, epilog
 from .reporting import BatchReport
 from .sdk.batch import Outcome, Task, raise_for_outcomes
@@ -31,7 +31,7 @@ from .sdk.client import Client
 from .sdk.config import load_settings, parse_size
 from .sdk.errors import ConfigWarning, UpdlError
 from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
-from .sdk.models import FileInfo
+from .sdk.models import FileInfo, Prefix
 from .sdk.retry import RetryEvent
 from .sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
 from .sdk.version import __version__
@@ -701,18 +701,56 @@ def verify(options: Options, manifest: str, directory: str) -> None:
     verify_manifest(manifest, directory, on_result=show)
 
 
+SORT_KEYS: dict[str, Callable[[FileInfo | Prefix], Any]] = {
+    "name": lambda e: e.name,
+    "size": lambda e: (e.size if isinstance(e, FileInfo) else -1, e.name),
+    "time": lambda e: (e.created.timestamp() if isinstance(e, FileInfo) else float("-inf"), e.name),
+}
+
+
 @cli.command(name="ls")
 @click.argument("prefix", required=False)
+@click.option(
+    "-F",
+    "--folders",
+    is_flag=True,
+    help="Folder-style: list the files directly below PREFIX and each folder (NAME/) once, as 'aws s3 ls' does.",
+)
+@click.option(
+    "-r", "--recursive", is_flag=True, help="Every file below PREFIX, at any depth (the default; undoes --folders)."
+)
+@click.option("-l", "--long", "long_", is_flag=True, help="Size, MD5 and creation time (the table always has them).")
+@click.option(
+    "--sort",
+    type=click.Choice(sorted(SORT_KEYS)),
+    default="name",
+    show_default=True,
+    help="Order of the table (folders first when by size or time).",
+)
+@click.option("--reverse", is_flag=True, help="Reverse the order.")
 @pass_options
-def list_files(options: Options, prefix: str | None) -> None:
-    """List your files (those whose names start with PREFIX, if given)."""
+def list_files(
+    options: Options, prefix: str | None, folders: bool, recursive: bool, long_: bool, sort: str, reverse: bool
+) -> None:
+    """List your files (those whose names start with PREFIX, if given), then a totals line.
+
+    Without --folders every file below PREFIX is listed, at any depth (as in
+    earlier versions, so scripts keep working); with --folders, names with a
+    further '/' are rolled up into their folder.
+    """
     client = options.client()
-    if options.json:
-        for info in client.iter_files(prefix):
-            options.emit(info.to_json())
+    delimiter = "/" if folders and not recursive else None
+    entries = client.iter_entries(prefix, delimiter)
+    if options.json and sort == "name" and not reverse:
+        for entry in entries:  # streamed: one page in memory at a time
+            options.emit(entry.to_json())
         return
-    files: list[FileInfo] = client.list(prefix)
-    if not files:
+    listed = sorted(entries, key=SORT_KEYS[sort], reverse=reverse)
+    if options.json:
+        for entry in listed:
+            options.emit(entry.to_json())
+        return
+    if not listed:
         if not options.quiet:
             click.echo(
                 "updl: no files" + (f" starting with {prefix!r}" if prefix else ""), file=options.env.stderr, err=True
@@ -720,8 +758,28 @@ def list_files(options: Options, prefix: str | None) -> None:
         return
     stdout = options.env.stdout_now()
     # A log or pipe has no width: size the table to its content rather than wrap at 80 columns.
-    width = None if stdout.isatty() else 200 + max(len(f.name) for f in files)
-    Console(file=stdout, width=width, highlight=False).print(files_table(files))
+    width = None if stdout.isatty() else 200 + max(len(e.name) for e in listed)
+    Console(file=stdout, width=width, highlight=False).print(files_table(listed))
+    files = [e for e in listed if isinstance(e, FileInfo)]
+    if not options.quiet:
+        totals = totals_line(len(files), sum(f.size for f in files), len(listed) - len(files) if delimiter else None)
+        click.echo(totals, file=stdout)
+
+
+@cli.command()
+@click.argument("prefix", required=False)
+@pass_options
+def du(options: Options, prefix: str | None) -> None:
+    """Total size and number of your files whose names start with PREFIX (all, if not given).
+
+    Counted by the server in one request, however many files there are.
+    """
+    result = options.client().usage(prefix)
+    if options.json:
+        options.emit(result.to_json())
+        return
+    where = f" under {prefix}" if prefix else ""
+    click.echo(f"{totals_line(result.files, result.bytes)}{where}", file=options.env.stdout)
 
 
 @cli.command()

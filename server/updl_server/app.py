@@ -164,6 +164,15 @@ async def list_files(request: Request) -> Response:
     )
 
 
+async def usage(request: Request) -> Response:
+    """``GET /usage?prefix=``: how many files start with ``prefix`` and their total size."""
+    svc = services(request)
+    owner = await svc.owner(request)
+    prefix = request.query_params.get("prefix", "")
+    count, total = await run_in_threadpool(svc.catalog.usage, owner, prefix)
+    return JSONResponse({"prefix": prefix, "files": count, "bytes": total})
+
+
 async def info(request: Request) -> Response:
     """``GET /info/{name}``: one file's FileInfo."""
     svc = services(request)
@@ -323,6 +332,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         Route("/health", health, methods=["GET"]),
         Route("/upload", upload, methods=["POST"]),
         Route("/files", list_files, methods=["GET"]),
+        Route("/usage", usage, methods=["GET"]),
         Route("/files/{name:updl_name}", file_by_name, methods=list(_BY_METHOD)),
         Route("/info/{name:updl_name}", info, methods=["GET"]),
         *tus_routes(),

@@ -348,6 +348,15 @@ class Catalog:
         with self.engine.connect() as conn:
             return [FileRecord.from_row(row) for row in conn.execute(query)]
 
+    def usage(self, owner_id: int, prefix: str = "") -> tuple[int, int]:
+        """How many of the owner's files start with ``prefix``, and their total size: one query."""
+        query = select(func.count(), func.coalesce(func.sum(files.c.size), 0)).where(files.c.owner_id == owner_id)
+        if prefix:
+            query = query.where(files.c.name >= prefix, func.substr(files.c.name, 1, len(prefix)) == prefix)
+        with self.engine.connect() as conn:
+            count, total = conn.execute(query).one()
+        return int(count), int(total)
+
     def list_entries(
         self, owner_id: int, *, prefix: str, delimiter: str, after: str | None = None, limit: int = 1000
     ) -> list[FileRecord | str]:

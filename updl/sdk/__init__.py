@@ -31,7 +31,7 @@ from .errors import (
     UploadBusyError,
 )
 from .hashing import HashingReader, HashingWriter, md5_of
-from .models import FileInfo, Prefix
+from .models import FileInfo, Prefix, Usage
 from .progress import ProgressCallback, ProgressEvent, tqdm_progress
 from .retry import RetryEvent, RetryPolicy, run_with_retries
 
@@ -70,6 +70,7 @@ __all__ = [
     "UnsafeNameError",
     "UpdlError",
     "UploadBusyError",
+    "Usage",
     "load_settings",
     "md5_of",
     "run_with_retries",

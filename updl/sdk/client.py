@@ -24,7 +24,7 @@ from .config import Settings, load_settings
 from .downloads import Destination
 from .errors import NotFoundError, ProtocolError, UpdlError
 from .headers import expected_md5, file_info, parse_count
-from .models import FileInfo, Prefix
+from .models import FileInfo, Prefix, Usage
 from .progress import ProgressCallback
 from .resume import ResumeStore
 from .retry import Retrier, RetryEvent, RetryPolicy
@@ -271,6 +271,18 @@ class Client:
     def list(self, prefix: str | None = None, *, on_retry: RetryCallback | None = None) -> list[FileInfo]:
         """All of the caller's files (optionally those starting with ``prefix``), ordered by name."""
         return [*self.iter_files(prefix, on_retry=on_retry)]
+
+    def usage(self, prefix: str | None = None, *, on_retry: RetryCallback | None = None) -> Usage:
+        """How many files start with ``prefix`` (all: ``None``) and their total size, counted by the server.
+
+        One request, however many files: the server sums them in one query.
+        """
+        params = {"prefix": prefix} if prefix else {}
+        return self._retrying(
+            lambda _: Usage.from_json(json_object(self._transport.request("GET", "/usage", params=params))),
+            f"usage of {prefix}" if prefix else "usage",
+            on_retry,
+        )
 
     def info(self, name: str, *, on_retry: RetryCallback | None = None) -> FileInfo:
         """Info about one file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""
