@@ -14,6 +14,7 @@ import updl
 from tests.support.files import md5_hex
 from tests.support.live_server import LiveServer
 from tests.support.racing import all_at_once
+from tests.support.relay import Relay
 from updl.exitcodes import ExitCode
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -37,6 +38,24 @@ def test_no_clobber_stores_a_new_name_and_refuses_an_existing_one(
     assert str(refused.value).startswith(f"docs/a.bin already exists on the server (md5 {stored.md5})")
     assert (refused.value.attempts, retries) == (1, [])
     assert (after.md5, after.size) == (stored.md5, 70_000)
+
+
+def test_no_clobber_retry_after_a_lost_answer_is_not_a_refusal(live_server: LiveServer, token: str, make_file) -> None:
+    """The first attempt is stored but its answer is lost; the retry meets the file that attempt
+    created (412 with the same MD5): that is the upload's own success, not someone else's file."""
+    source = make_file("mine", 50_000)
+    relay = Relay(int(live_server.url.rsplit(":", 1)[1]), cut_down_after=0)
+    retries: list[updl.RetryEvent] = []
+    try:
+        with updl.Client(relay.url, token) as client:
+            stored = client.upload(source, "once.bin", no_clobber=True, on_retry=retries.append)
+    finally:
+        relay.close()
+    assert len(retries) == 1
+    assert (stored.name, stored.md5, stored.size) == ("once.bin", md5_hex(source), 50_000)
+    with updl.Client(live_server.url, token) as client:
+        with pytest.raises(updl.PreconditionFailedError):  # a later, different upload is still refused
+            client.upload(make_file("other", 10), "once.bin", no_clobber=True)
 
 
 def test_if_match_replaces_only_the_named_version(live_server: LiveServer, token: str, make_file) -> None:

@@ -140,7 +140,9 @@ class Client:
         :class:`~updl.sdk.errors.PreconditionFailedError` says what the server
         holds. The server checks again when it commits, so of two racing
         ``no_clobber`` uploads exactly one wins. A conditional upload is one
-        multipart body (the resumable route takes no conditions). A malformed
+        multipart body (the resumable route takes no conditions). A retry that
+        meets the version an earlier attempt stored (its answer lost on the way)
+        returns that version rather than refusing. A malformed
         ``if_match`` is a ``ValueError`` before anything is sent.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold

@@ -15,6 +15,7 @@ rewound.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -25,13 +26,13 @@ from typing import BinaryIO, cast
 
 from requests_toolbelt import MultipartEncoder
 
-from .errors import ChecksumMismatchError
+from .errors import ChecksumMismatchError, PreconditionFailedError
 from .hashing import CHUNK_SIZE, HashingReader
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, reporting
 from .resume import ResumeStore
 from .retry import Retrier
-from .transport import Transport, json_object
+from .transport import Transport, file_path, json_object
 from .tus import TusUpload
 
 __all__ = ["DigestField", "Source", "conditional_headers", "open_source", "upload", "upload_multipart"]
@@ -152,9 +153,25 @@ def upload(
 
             def attempt(number: int) -> FileInfo:
                 fileobj.seek(start)
-                return upload_multipart(transport, fileobj, name, number, report, conditions)
+                try:
+                    return upload_multipart(transport, fileobj, name, number, report, conditions)
+                except PreconditionFailedError as exc:
+                    if number > 1 and exc.current_md5 is not None and exc.current_md5 == _md5_from(fileobj, start):
+                        # An earlier attempt was stored but its answer was lost: the version the
+                        # condition now refuses is this upload's own (same bytes), so it succeeded.
+                        return FileInfo.from_json(json_object(transport.request("GET", file_path("info", name))))
+                    raise
 
             return retrier.run(attempt, name)
+
+
+def _md5_from(fileobj: BinaryIO, start: int) -> str:
+    """MD5 of ``fileobj`` from ``start`` to its end (read again: only after a lost answer)."""
+    fileobj.seek(start)
+    digest = hashlib.md5()
+    while chunk := fileobj.read(CHUNK_SIZE):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def conditional_headers(no_clobber: bool, if_match: str | None) -> dict[str, str]:
