@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -20,7 +21,7 @@ from typing import Any, NoReturn, TextIO
 import click
 from rich.console import Console
 
-from .console import PlainView, QuietView, RichView, TransferView, files_table, info_lines, json_line
+from .console import PlainView, QuietView, RichView, TransferView, files_table, info_lines, json_line, totals_line
 from .exitcodes import ExitCode, describe, epilog
 from .reporting import BatchReport
 from .sdk.batch import Outcome, Task, raise_for_outcomes
@@ -30,7 +31,7 @@ from .sdk.client import Client
 from .sdk.config import load_settings, parse_size
 from .sdk.errors import ConfigWarning, UpdlError
 from .sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
-from .sdk.models import FileInfo
+from .sdk.models import FileInfo, Prefix
 from .sdk.retry import RetryEvent
 from .sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
 from .sdk.version import __version__
@@ -363,6 +364,16 @@ no_files_option = click.option(
     is_flag=True,
     help="Hash each file first; skip it when the server has that name with the same MD5.",
 )
+@click.option(
+    "--no-clobber",
+    is_flag=True,
+    help="Create only: refuse (exit 9, nothing stored) a file whose name already exists on the server.",
+)
+@click.option(
+    "--if-match",
+    metavar="MD5",
+    help="Replace only the version with this MD5 (one FILE; exit 9 if the server has another or none).",
+)
 @click.option("--manifest", metavar="FILE", help="Write a checksum manifest (md5sum/sha256sum -c format).")
 @click.option(
     "--manifest-format",
@@ -392,6 +403,8 @@ def put(
     exclude: tuple[str, ...],
     dry_run: bool,
     skip_existing: bool,
+    no_clobber: bool,
+    if_match: str | None,
     manifest: str | None,
     manifest_format: str,
     jobs: int,
@@ -412,6 +425,15 @@ def put(
     options.retries = retries
     if name is not None and (len(files) > 1 or recursive or has_magic(files[0])):
         raise click.UsageError("--name works with one FILE only")
+    if if_match is not None and (len(files) > 1 or recursive or has_magic(files[0])):
+        raise click.UsageError("--if-match works with one FILE only")
+    if if_match is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", if_match.strip('"')):
+        raise click.BadParameter("expected an MD5 of 32 hex digits", param_hint="--if-match")
+    if if_match is not None and no_clobber:
+        raise click.UsageError(
+            "--no-clobber and --if-match exclude each other (a file cannot be both new and a version)"
+        )
+    conditions = {"no_clobber": no_clobber, "if_match": if_match}
     if "-" in files:
         if name is None or len(files) > 1:
             raise click.UsageError("uploading standard input ('-') needs --name and no other FILE")
@@ -421,7 +443,7 @@ def put(
             )
     report = options.report("uploaded", 1)
     if files == ("-",):
-        _put_stdin(options, report, join_prefix(prefix, name or "-"), retries)
+        _put_stdin(options, report, join_prefix(prefix, name or "-"), retries, conditions)
         return
     unselected: list[Unselected] = []  # symlinks not followed (skipped), missing FILEs (failed)
     selected = select_files(
@@ -468,6 +490,7 @@ def put(
             on_progress=view.progress,
             on_retry=view.retry,
             on_outcome=report.outcome,
+            upload_options=conditions,
         )
         stored = [o for o in outcomes if o.status in ("uploaded", "skipped")]
         if manifest:
@@ -479,7 +502,9 @@ def put(
     raise_for_outcomes(outcomes)
 
 
-def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | None) -> None:
+def _put_stdin(
+    options: Options, report: BatchReport, name: str, retries: int | None, conditions: dict[str, Any]
+) -> None:
     """``put - --name NAME``: one upload from standard input, reported like any batch."""
     view = report.view
     started = options.env.clock()
@@ -488,7 +513,12 @@ def _put_stdin(options: Options, report: BatchReport, name: str, retries: int | 
         view.begin(name, "uploading")
         try:
             info = options.client().upload(
-                options.env.stdin_now().buffer, name, on_progress=view.progress, on_retry=view.retry, retries=retries
+                options.env.stdin_now().buffer,
+                name,
+                on_progress=view.progress,
+                on_retry=view.retry,
+                retries=retries,
+                **conditions,
             )
         except (UpdlError, OSError) as error:  # reported like a batch's failed file, then raised
             outcome = Outcome(
@@ -676,18 +706,56 @@ def verify(options: Options, manifest: str, directory: str) -> None:
     verify_manifest(manifest, directory, on_result=show)
 
 
+SORT_KEYS: dict[str, Callable[[FileInfo | Prefix], Any]] = {
+    "name": lambda e: e.name,
+    "size": lambda e: (e.size if isinstance(e, FileInfo) else -1, e.name),
+    "time": lambda e: (e.created.timestamp() if isinstance(e, FileInfo) else float("-inf"), e.name),
+}
+
+
 @cli.command(name="ls")
 @click.argument("prefix", required=False)
+@click.option(
+    "-F",
+    "--folders",
+    is_flag=True,
+    help="Folder-style: list the files directly below PREFIX and each folder (NAME/) once, as 'aws s3 ls' does.",
+)
+@click.option(
+    "-r", "--recursive", is_flag=True, help="Every file below PREFIX, at any depth (the default; undoes --folders)."
+)
+@click.option("-l", "--long", "long_", is_flag=True, help="Size, MD5 and creation time (the table always has them).")
+@click.option(
+    "--sort",
+    type=click.Choice(sorted(SORT_KEYS)),
+    default="name",
+    show_default=True,
+    help="Order of the table (folders first when by size or time).",
+)
+@click.option("--reverse", is_flag=True, help="Reverse the order.")
 @pass_options
-def list_files(options: Options, prefix: str | None) -> None:
-    """List your files (those whose names start with PREFIX, if given)."""
+def list_files(
+    options: Options, prefix: str | None, folders: bool, recursive: bool, long_: bool, sort: str, reverse: bool
+) -> None:
+    """List your files (those whose names start with PREFIX, if given), then a totals line.
+
+    Without --folders every file below PREFIX is listed, at any depth (as in
+    earlier versions, so scripts keep working); with --folders, names with a
+    further '/' are rolled up into their folder.
+    """
     client = options.client()
-    if options.json:
-        for info in client.iter_files(prefix):
-            options.emit(info.to_json())
+    delimiter = "/" if folders and not recursive else None
+    entries = client.iter_entries(prefix, delimiter)
+    if options.json and sort == "name" and not reverse:
+        for entry in entries:  # streamed: one page in memory at a time
+            options.emit(entry.to_json())
         return
-    files: list[FileInfo] = client.list(prefix)
-    if not files:
+    listed = sorted(entries, key=SORT_KEYS[sort], reverse=reverse)
+    if options.json:
+        for entry in listed:
+            options.emit(entry.to_json())
+        return
+    if not listed:
         if not options.quiet:
             click.echo(
                 "updl: no files" + (f" starting with {prefix!r}" if prefix else ""), file=options.env.stderr, err=True
@@ -695,8 +763,28 @@ def list_files(options: Options, prefix: str | None) -> None:
         return
     stdout = options.env.stdout_now()
     # A log or pipe has no width: size the table to its content rather than wrap at 80 columns.
-    width = None if stdout.isatty() else 200 + max(len(f.name) for f in files)
-    Console(file=stdout, width=width, highlight=False).print(files_table(files))
+    width = None if stdout.isatty() else 200 + max(len(e.name) for e in listed)
+    Console(file=stdout, width=width, highlight=False).print(files_table(listed))
+    files = [e for e in listed if isinstance(e, FileInfo)]
+    if not options.quiet:
+        totals = totals_line(len(files), sum(f.size for f in files), len(listed) - len(files) if delimiter else None)
+        click.echo(totals, file=stdout)
+
+
+@cli.command()
+@click.argument("prefix", required=False)
+@pass_options
+def du(options: Options, prefix: str | None) -> None:
+    """Total size and number of your files whose names start with PREFIX (all, if not given).
+
+    Counted by the server in one request, however many files there are.
+    """
+    result = options.client().usage(prefix)
+    if options.json:
+        options.emit(result.to_json())
+        return
+    where = f" under {prefix}" if prefix else ""
+    click.echo(f"{totals_line(result.files, result.bytes)}{where}", file=options.env.stdout)
 
 
 @cli.command()

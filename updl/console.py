@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .sdk.config import format_size
-from .sdk.models import FileInfo, format_time
+from .sdk.models import FileInfo, Prefix, format_time
 from .sdk.progress import ProgressEvent
 from .sdk.retry import RetryEvent
 
@@ -68,16 +68,27 @@ def json_line(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
-def files_table(files: Iterable[FileInfo]) -> Table:
-    """The ``ls`` table: name, size, md5, created."""
+def files_table(files: Iterable[FileInfo | Prefix]) -> Table:
+    """The ``ls`` table: name, size, md5, created (a folder: its name, ending in ``/``, alone)."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("NAME", overflow="fold")
     table.add_column("SIZE", justify="right", no_wrap=True)
     table.add_column("MD5", no_wrap=True)
     table.add_column("CREATED", no_wrap=True)
     for info in files:
-        table.add_row(info.name, human_size(info.size), info.md5, _short_time(info))
+        if isinstance(info, Prefix):
+            table.add_row(info.name, "", "", "")
+        else:
+            table.add_row(info.name, human_size(info.size), info.md5, _short_time(info))
     return table
+
+
+def totals_line(files: int, size: int, folders: int | None = None) -> str:
+    """``3 files, 1.5 KiB (1536 bytes)``, and ``, 2 folders`` in a folder-style listing."""
+    line = f"{files} file{'s' if files != 1 else ''}, {human_size(size)} ({size} bytes)"
+    if folders is not None:
+        line += f", {folders} folder{'s' if folders != 1 else ''}"
+    return line
 
 
 def _short_time(info: FileInfo) -> str:

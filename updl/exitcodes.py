@@ -15,6 +15,7 @@ from .sdk.errors import (
     NoFilesError,
     NotFoundError,
     PartialFailureError,
+    PreconditionFailedError,
     SelectionError,
     SourceChangedError,
     UpdlError,
@@ -35,6 +36,7 @@ class ExitCode(IntEnum):
     UNREACHABLE = 6
     NO_FILES = 7
     PARTIAL_FAILURE = 8
+    PRECONDITION_FAILED = 9
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
@@ -69,6 +71,12 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
         ExitCode.INTEGRITY,
         _attempts,
         "checksum mismatch after all retries, or against a manifest (in a batch: any file)",
+    ),
+    (
+        PreconditionFailedError,
+        ExitCode.PRECONDITION_FAILED,
+        str,
+        "refused, nothing stored: the name exists (--no-clobber) or is another version (--if-match)",
     ),
     (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
     (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),

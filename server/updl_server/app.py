@@ -32,7 +32,7 @@ from .downloads import (
     wanted_range,
 )
 from .errors import HTTPError, bad_request, insufficient_storage, no_such_file, out_of_space
-from .names import Utf8Urls, validate_name
+from .names import MAX_NAME_BYTES, Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
@@ -62,6 +62,9 @@ class NameConvertor(PathConvertor):
 register_url_convertor("updl_name", NameConvertor())
 
 MAX_PAGE = 1000
+MAX_DELIMITER = 16
+# A cursor stands for a name or a common prefix: never longer than a name.
+MAX_CURSOR = 4 * ((MAX_NAME_BYTES + 2) // 3)
 # A blob can vanish between lookup and open when the name is replaced at that
 # instant; looking the name up again finds the new version.
 OPEN_ATTEMPTS = 3
@@ -123,18 +126,51 @@ async def put_file(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
-    """``GET /files?prefix=&limit=&cursor=``: the caller's files by name, paginated."""
+    """``GET /files?prefix=&delimiter=&limit=&cursor=``: the caller's files by name, paginated.
+
+    With ``delimiter``, names below ``prefix`` that contain it further on are
+    rolled up into ``prefixes`` (folders), each listed once, paged with the files.
+    """
     svc = services(request)
     owner = await svc.owner(request)
     params = request.query_params
     limit = _limit(params.get("limit"))
+    prefix = params.get("prefix", "")
     after = _decode_cursor(params["cursor"]) if params.get("cursor") else None
-    records = await run_in_threadpool(
-        svc.catalog.list_files, owner, prefix=params.get("prefix", ""), after=after, limit=limit + 1
+    delimiter = params.get("delimiter")
+    if delimiter is None:
+        records = await run_in_threadpool(svc.catalog.list_files, owner, prefix=prefix, after=after, limit=limit + 1)
+        page = records[:limit]
+        next_cursor = _encode_cursor(page[-1].name) if len(records) > limit else None
+        return JSONResponse({"files": [file_info(r) for r in page], "next_cursor": next_cursor})
+    if not 1 <= len(delimiter) <= MAX_DELIMITER or any(ord(c) < 0x20 or ord(c) == 0x7F for c in delimiter):
+        raise bad_request(
+            f"delimiter must be 1 to {MAX_DELIMITER} printable characters", field="delimiter", value=delimiter
+        )
+    entries = await run_in_threadpool(
+        svc.catalog.list_entries, owner, prefix=prefix, delimiter=delimiter, after=after, limit=limit + 1
     )
-    page = records[:limit]
-    next_cursor = _encode_cursor(page[-1].name) if len(records) > limit else None
-    return JSONResponse({"files": [file_info(r) for r in page], "next_cursor": next_cursor})
+    shown = entries[:limit]
+    last = shown[-1] if shown else None
+    next_cursor = None
+    if len(entries) > limit and last is not None:
+        next_cursor = _encode_cursor(last if isinstance(last, str) else last.name)
+    return JSONResponse(
+        {
+            "files": [file_info(e) for e in shown if not isinstance(e, str)],
+            "prefixes": [e for e in shown if isinstance(e, str)],
+            "next_cursor": next_cursor,
+        }
+    )
+
+
+async def usage(request: Request) -> Response:
+    """``GET /usage?prefix=``: how many files start with ``prefix`` and their total size."""
+    svc = services(request)
+    owner = await svc.owner(request)
+    prefix = request.query_params.get("prefix", "")
+    count, total = await run_in_threadpool(svc.catalog.usage, owner, prefix)
+    return JSONResponse({"prefix": prefix, "files": count, "bytes": total})
 
 
 async def info(request: Request) -> Response:
@@ -223,6 +259,8 @@ def _encode_cursor(name: str) -> str:
 
 def _decode_cursor(cursor: str) -> str:
     """The name a cursor stands for; 400 when it is not one of ours."""
+    if len(cursor) > MAX_CURSOR:
+        raise bad_request("invalid cursor: too long", field="cursor")
     try:
         raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
         return raw.decode("utf-8")
@@ -294,6 +332,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         Route("/health", health, methods=["GET"]),
         Route("/upload", upload, methods=["POST"]),
         Route("/files", list_files, methods=["GET"]),
+        Route("/usage", usage, methods=["GET"]),
         Route("/files/{name:updl_name}", file_by_name, methods=list(_BY_METHOD)),
         Route("/info/{name:updl_name}", info, methods=["GET"]),
         *tus_routes(),

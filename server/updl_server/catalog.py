@@ -37,6 +37,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
     event,
     func,
@@ -346,6 +347,63 @@ class Catalog:
         query = query.order_by(files.c.name).limit(limit)
         with self.engine.connect() as conn:
             return [FileRecord.from_row(row) for row in conn.execute(query)]
+
+    def usage(self, owner_id: int, prefix: str = "") -> tuple[int, int]:
+        """How many of the owner's files start with ``prefix``, and their total size: one query."""
+        query = select(func.count(), func.coalesce(func.sum(files.c.size), 0)).where(files.c.owner_id == owner_id)
+        if prefix:
+            query = query.where(files.c.name >= prefix, func.substr(files.c.name, 1, len(prefix)) == prefix)
+        with self.engine.connect() as conn:
+            count, total = conn.execute(query).one()
+        return int(count), int(total)
+
+    def list_entries(
+        self, owner_id: int, *, prefix: str, delimiter: str, after: str | None = None, limit: int = 1000
+    ) -> list[FileRecord | str]:
+        """Folder-style listing (S3's ``ListObjectsV2`` with a delimiter), ``limit`` entries max.
+
+        Each name below ``prefix`` whose rest contains ``delimiter`` is rolled up
+        into its common prefix (``prefix`` + rest up to and including the first
+        ``delimiter``), listed once as a ``str``; the others are listed as files.
+        Entries come in name order, after ``after`` (a name or a common prefix).
+
+        One query groups the names into keys and returns one page of them; a
+        second fetches the files of that page. The grouping is in SQL so it does
+        not depend on how the database's collation orders ``/``; its cost is a
+        scan of the index range of names after ``after`` below ``prefix``.
+        """
+        start = len(prefix) + 1
+        rest = func.substr(files.c.name, start)
+        find = func.strpos if self.engine.dialect.name == "postgresql" else func.instr
+        position = find(rest, delimiter)
+        key = case(
+            (position > 0, func.substr(files.c.name, 1, len(prefix) + position + len(delimiter) - 1)),
+            else_=files.c.name,
+        )
+        inner = select(key.label("key"), case((position > 0, 1), else_=0).label("folder"))
+        inner = inner.where(files.c.owner_id == owner_id)
+        if prefix:
+            inner = inner.where(files.c.name >= prefix, func.substr(files.c.name, 1, len(prefix)) == prefix)
+        if after is not None:
+            # A key is a prefix of its names, so this only prunes names whose key is not
+            # after ``after`` either; the outer query drops the rest of the last common prefix.
+            inner = inner.where(files.c.name > after)
+        # Grouping the subquery's columns (not the expression): PostgreSQL would not match
+        # the expression's bound parameters in SELECT and GROUP BY.
+        keyed = inner.subquery()
+        query = select(keyed.c.key, func.max(keyed.c.folder).label("folder")).group_by(keyed.c.key)
+        if after is not None:
+            query = query.having(keyed.c.key > after)
+        query = query.order_by(keyed.c.key).limit(limit)
+        with self.engine.connect() as conn:
+            keys = [(row.key, bool(row.folder)) for row in conn.execute(query)]
+            file_names = [k for k, folder in keys if not folder]
+            found: dict[str, FileRecord] = {}
+            if file_names:
+                rows = conn.execute(select(files).where(files.c.owner_id == owner_id, files.c.name.in_(file_names)))
+                found = {row.name: FileRecord.from_row(row) for row in rows}
+        # A file replaced or deleted between the two queries is left out of the page.
+        return [k if folder else found[k] for k, folder in keys if folder or k in found]
 
     def put_file(
         self,

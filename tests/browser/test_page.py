@@ -111,6 +111,20 @@ def test_paging(signed_in: Any, live_server: LiveServer, token: str, tmp_path: P
     assert page.locator("tr.file").count() == 25
 
 
+def test_a_folder_bigger_than_a_page_is_one_row(
+    signed_in: Any, live_server: LiveServer, token: str, tmp_path: Path
+) -> None:
+    """The server rolls a folder up: 30 names below big/ are one row, and the file after
+    them is on the same first page (folders are complete, not those of one page of names)."""
+    store(live_server, token, {**{f"big/f{i:02d}": b"x" for i in range(30)}, "late.txt": b"l"}, tmp_path)
+    page = signed_in
+    page.get_by_label("Per page").select_option("25")
+    page.locator('tr.file[data-name="late.txt"]').wait_for()
+    assert page.locator("tr.folder").evaluate_all("rows => rows.map(r => r.dataset.folder)") == ["big/"]
+    assert page.locator("#browse-status").inner_text() == "1 file and 1 folder on this page."
+    assert page.get_by_role("button", name="Next page").is_disabled()
+
+
 def test_verify_a_local_file(signed_in: Any, live_server: LiveServer, token: str, tmp_path: Path) -> None:
     store(live_server, token, {"check/data.bin": b"the server's copy" * 1000}, tmp_path)
     same, other = tmp_path / "same" / "data.bin", tmp_path / "other" / "data.bin"

@@ -70,3 +70,18 @@ def test_wrong_token_is_an_authentication_error(live_server: LiveServer, make_fi
             client.upload(make_file())
         with pytest.raises(updl.AuthenticationError):
             client.list()
+
+
+def test_iter_entries_rolls_names_up_into_folders(live_server: LiveServer, token: str, tmp_path: Path) -> None:
+    """``iter_entries(prefix, "/")``: each folder once, in name order with the files beside them."""
+    source = tmp_path / "one"
+    source.write_bytes(b"1")
+    names = [f"tree/a/{i}" for i in range(5)] + ["tree/b/c/d", "tree/top", "tree-x"]
+    with updl.Client(live_server.url, token) as client:
+        for name in names:
+            client.upload(source, name)
+        entries = list(client.iter_entries("tree/", "/"))
+        top = client.info("tree/top")
+        flat = [e.name for e in client.iter_entries("tree/")]
+    assert entries == [updl.Prefix("tree/a/"), updl.Prefix("tree/b/"), top]
+    assert flat == sorted(n for n in names if n.startswith("tree/"))

@@ -18,6 +18,7 @@ from .errors import (
     NoFilesError,
     NotFoundError,
     PartialFailureError,
+    PreconditionFailedError,
     ProtocolError,
     RateLimitedError,
     SelectionError,
@@ -30,7 +31,7 @@ from .errors import (
     UploadBusyError,
 )
 from .hashing import HashingReader, HashingWriter, md5_of
-from .models import FileInfo
+from .models import FileInfo, Prefix, Usage
 from .progress import ProgressCallback, ProgressEvent, tqdm_progress
 from .retry import RetryEvent, RetryPolicy, run_with_retries
 
@@ -52,6 +53,8 @@ __all__ = [
     "NoFilesError",
     "NotFoundError",
     "PartialFailureError",
+    "PreconditionFailedError",
+    "Prefix",
     "ProgressCallback",
     "ProgressEvent",
     "ProtocolError",
@@ -67,6 +70,7 @@ __all__ = [
     "UnsafeNameError",
     "UpdlError",
     "UploadBusyError",
+    "Usage",
     "load_settings",
     "md5_of",
     "run_with_retries",

@@ -24,7 +24,7 @@ from .config import Settings, load_settings
 from .downloads import Destination
 from .errors import NotFoundError, ProtocolError, UpdlError
 from .headers import expected_md5, file_info, parse_count
-from .models import FileInfo
+from .models import FileInfo, Prefix, Usage
 from .progress import ProgressCallback
 from .resume import ResumeStore
 from .retry import Retrier, RetryEvent, RetryPolicy
@@ -116,6 +116,8 @@ class Client:
         retries: int | None = None,
         progress: bool = False,
         resumable_threshold: int | None = None,
+        no_clobber: bool = False,
+        if_match: str | None = None,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -131,6 +133,17 @@ class Client:
         ``settings.resumable_threshold``, 64 MiB; 0: always) goes over tus in
         checksummed chunks and resumes where it stopped, even in a later
         process (see :mod:`updl.sdk.tus`).
+
+        ``no_clobber=True`` stores the file only if ``name`` does not exist yet;
+        ``if_match="<md5>"`` only if ``name`` exists with that MD5 (replace that
+        version and no other). Otherwise nothing is stored and
+        :class:`~updl.sdk.errors.PreconditionFailedError` says what the server
+        holds. The server checks again when it commits, so of two racing
+        ``no_clobber`` uploads exactly one wins. A conditional upload is one
+        multipart body (the resumable route takes no conditions). A retry that
+        meets the version an earlier attempt stored (its answer lost on the way)
+        returns that version rather than refusing. A malformed
+        ``if_match`` is a ``ValueError`` before anything is sent.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
         return uploads.upload(
@@ -143,6 +156,8 @@ class Client:
             chunk_size=self.settings.resumable_chunk_size,
             on_progress=on_progress,
             progress=progress,
+            no_clobber=no_clobber,
+            if_match=if_match,
         )
 
     def download(
@@ -200,26 +215,48 @@ class Client:
         A server that repeats a cursor or a page, or sends page after page of
         nothing, gets a :class:`~updl.sdk.errors.ProtocolError` instead of an endless loop.
         """
+        for entry in self.iter_entries(prefix, on_retry=on_retry):
+            if isinstance(entry, FileInfo):
+                yield entry
+
+    def iter_entries(
+        self, prefix: str | None = None, delimiter: str | None = None, *, on_retry: RetryCallback | None = None
+    ) -> Iterator[FileInfo | Prefix]:
+        """Yield files and, with ``delimiter``, folders (:class:`Prefix`) by name, page by page.
+
+        With ``delimiter="/"`` a name below ``prefix`` that has another ``/``
+        further on is rolled up into its folder (``prefix`` up to that ``/``),
+        yielded once, as S3's ``ListObjectsV2`` does; without, every file is
+        yielded. Paging and its checks are those of :meth:`iter_files`.
+        """
         cursor: str | None = None
         what = f"listing {prefix}" if prefix else "listing"
         seen_cursors: set[str] = set()
         first_names: set[str] = set()  # in a true listing every name comes once, so every page starts anew
         empty_pages = 0
         while True:
-            params = {key: value for key, value in (("prefix", prefix), ("cursor", cursor)) if value}
+            params = {
+                key: value for key, value in (("prefix", prefix), ("delimiter", delimiter), ("cursor", cursor)) if value
+            }
             page = self._retrying(
                 lambda _: json_object(self._transport.request("GET", "/files", params=params)),  # noqa: B023 - called in this iteration
                 what,
                 on_retry,
             )
-            files = [FileInfo.from_json(item) for item in page.get("files", [])]
-            if files and files[0].name in first_names:
+            entries: list[FileInfo | Prefix] = [FileInfo.from_json(item) for item in page.get("files", [])]
+            prefixes = page.get("prefixes", []) if delimiter else []
+            if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+                raise ProtocolError("the server's listing sent prefixes that are not a list of strings")
+            if prefixes:  # the server sends them apart: put them back in name order
+                entries = sorted([*entries, *map(Prefix, prefixes)], key=lambda e: e.name)
+            if entries and entries[0].name in first_names:
+                first = entries[0].name
                 raise ProtocolError(
-                    f"the server's listing repeated a page (starting at {files[0].name!r}); stopped instead of looping"
+                    f"the server's listing repeated a page (starting at {first!r}); stopped instead of looping"
                 )
-            first_names.update(f.name for f in files[:1])
-            empty_pages = 0 if files else empty_pages + 1
-            yield from files
+            first_names.update(e.name for e in entries[:1])
+            empty_pages = 0 if entries else empty_pages + 1
+            yield from entries
             cursor = page.get("next_cursor")
             if cursor is not None and not isinstance(cursor, str):
                 raise ProtocolError(f"the server's listing sent a cursor that is not a string: {cursor!r:.40}")
@@ -236,6 +273,18 @@ class Client:
     def list(self, prefix: str | None = None, *, on_retry: RetryCallback | None = None) -> list[FileInfo]:
         """All of the caller's files (optionally those starting with ``prefix``), ordered by name."""
         return [*self.iter_files(prefix, on_retry=on_retry)]
+
+    def usage(self, prefix: str | None = None, *, on_retry: RetryCallback | None = None) -> Usage:
+        """How many files start with ``prefix`` (all: ``None``) and their total size, counted by the server.
+
+        One request, however many files: the server sums them in one query.
+        """
+        params = {"prefix": prefix} if prefix else {}
+        return self._retrying(
+            lambda _: Usage.from_json(json_object(self._transport.request("GET", "/usage", params=params))),
+            f"usage of {prefix}" if prefix else "usage",
+            on_retry,
+        )
 
     def info(self, name: str, *, on_retry: RetryCallback | None = None) -> FileInfo:
         """Info about one file; :class:`~updl.sdk.errors.NotFoundError` if there is none."""

@@ -11,6 +11,8 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── ChecksumMismatchError       retryable  409 on upload, 460 on a tus chunk; local mismatch on download
     │                                          .expected .actual
     ├── TooLargeError                          413  .max_size
+    ├── PreconditionFailedError                412: the name exists (no_clobber) or is another version (if_match)
+    │                                          .name .current_md5
     ├── BadRequestError                        400 and other 4xx
     │   ├── OffsetConflictError                409 to a tus PATCH not at the upload's offset  .offset
     │   └── RangeNotSatisfiableError           416 to a ranged download
@@ -59,6 +61,7 @@ __all__ = [
     "NotFoundError",
     "OffsetConflictError",
     "PartialFailureError",
+    "PreconditionFailedError",
     "ProtocolError",
     "RangeNotSatisfiableError",
     "RateLimitedError",
@@ -145,6 +148,28 @@ class TooLargeError(UpdlError):
     ) -> None:
         super().__init__(message, response=response, status=status)
         self.max_size = max_size
+
+
+class PreconditionFailedError(UpdlError):
+    """A conditional upload was refused (412): nothing was stored, the name is unchanged.
+
+    ``current_md5`` is the MD5 of the version the server holds (``None``: the
+    name does not exist, e.g. ``if_match`` on a missing file). Not retryable:
+    the next attempt meets the same version.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str | None = None,
+        current_md5: str | None = None,
+        response: requests.Response | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, response=response, status=status)
+        self.name = name
+        self.current_md5 = current_md5
 
 
 class BadRequestError(UpdlError):

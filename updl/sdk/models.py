@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import ProtocolError
 
-__all__ = ["FileInfo", "format_time", "parse_time"]
+__all__ = ["FileInfo", "Prefix", "Usage", "format_time", "parse_time"]
 
 
 def parse_time(value: str) -> datetime:
@@ -63,3 +63,35 @@ class FileInfo:
             "created": format_time(self.created),
             "last_accessed": format_time(self.last_accessed) if self.last_accessed else None,
         }
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A common prefix of a folder-style listing (a "folder"): ``name`` ends with the delimiter."""
+
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The record ``updl ls --json`` prints for a folder."""
+        return {"prefix": self.name}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """How many files start with ``prefix`` and their total size in bytes (``updl du``)."""
+
+    prefix: str
+    files: int
+    bytes: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Usage:
+        """Build from ``GET /usage``'s answer; :class:`~updl.sdk.errors.ProtocolError` if malformed."""
+        files, size = data.get("files"), data.get("bytes")
+        if type(files) is not int or type(size) is not int or files < 0 or size < 0:
+            raise ProtocolError(f"the server sent a malformed usage record: files {files!r}, bytes {size!r}")
+        return cls(str(data.get("prefix", "")), files, size)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record ``updl du --json`` prints."""
+        return {"prefix": self.prefix, "files": self.files, "bytes": self.bytes}

@@ -30,6 +30,7 @@ from .errors import (
     InvalidSettingsError,
     NotFoundError,
     OffsetConflictError,
+    PreconditionFailedError,
     ProtocolError,
     RangeNotSatisfiableError,
     RateLimitedError,
@@ -230,6 +231,22 @@ def translate(source: requests.Response | requests.RequestException, *, ca_bundl
         max_size = body.get("max_size")
         limit = f" (limit {format_size(max_size)})" if isinstance(max_size, int) else ""
         return TooLargeError(f"{message}{limit}", max_size=max_size if isinstance(max_size, int) else None, **kwargs)
+    if status == 412 and "current_md5" in body:
+        name, current = body.get("name"), body.get("current_md5")
+        current = current if isinstance(current, str) else None
+        sent = response.request.headers if response.request is not None else {}
+        if current is None:
+            what = f"{name} does not exist on the server"
+        elif "If-Match" in sent:
+            what = f"{name} on the server is another version (md5 {current})"
+        else:
+            what = f"{name} already exists on the server (md5 {current})"
+        return PreconditionFailedError(
+            f"{what}; nothing was stored ({message})",
+            name=name if isinstance(name, str) else None,
+            current_md5=current,
+            **kwargs,
+        )
     if status == 416:
         return RangeNotSatisfiableError(message, **kwargs)
     if status == 460:  # tus: the PATCH body does not match its Upload-Checksum

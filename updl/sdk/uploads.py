@@ -15,27 +15,30 @@ rewound.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from requests_toolbelt import MultipartEncoder
 
-from .errors import ChecksumMismatchError
+from .errors import ChecksumMismatchError, PreconditionFailedError
 from .hashing import CHUNK_SIZE, HashingReader
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, reporting
 from .resume import ResumeStore
 from .retry import Retrier
-from .transport import Transport, json_object
+from .transport import Transport, file_path, json_object
 from .tus import TusUpload
 
-__all__ = ["DigestField", "Source", "open_source", "upload", "upload_multipart"]
+__all__ = ["DigestField", "Source", "conditional_headers", "open_source", "upload", "upload_multipart"]
 
 Source = str | os.PathLike[str] | BinaryIO
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 class DigestField:
@@ -127,9 +130,14 @@ def upload(
     chunk_size: int,
     on_progress: ProgressCallback | None = None,
     progress: bool = False,
+    no_clobber: bool = False,
+    if_match: str | None = None,
 ) -> FileInfo:
     """Upload ``source`` as ``name`` (default: its base name), retried by ``retrier``; see ``Client.upload``."""
-    if isinstance(source, (str, os.PathLike)):
+    conditions = conditional_headers(no_clobber, if_match)
+    # The tus routes take no preconditions: a conditional upload goes as one multipart body,
+    # which the server checks before reading it and again, atomically, when it commits.
+    if isinstance(source, (str, os.PathLike)) and not conditions:
         path = Path(source)
         if path.is_file() and path.stat().st_size >= resumable_threshold:
             name = name or path.name
@@ -145,13 +153,47 @@ def upload(
 
             def attempt(number: int) -> FileInfo:
                 fileobj.seek(start)
-                return upload_multipart(transport, fileobj, name, number, report)
+                try:
+                    return upload_multipart(transport, fileobj, name, number, report, conditions)
+                except PreconditionFailedError as exc:
+                    if number > 1 and exc.current_md5 is not None and exc.current_md5 == _md5_from(fileobj, start):
+                        # An earlier attempt was stored but its answer was lost: the version the
+                        # condition now refuses is this upload's own (same bytes), so it succeeded.
+                        return FileInfo.from_json(json_object(transport.request("GET", file_path("info", name))))
+                    raise
 
             return retrier.run(attempt, name)
 
 
+def _md5_from(fileobj: BinaryIO, start: int) -> str:
+    """MD5 of ``fileobj`` from ``start`` to its end (read again: only after a lost answer)."""
+    fileobj.seek(start)
+    digest = hashlib.md5()
+    while chunk := fileobj.read(CHUNK_SIZE):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def conditional_headers(no_clobber: bool, if_match: str | None) -> dict[str, str]:
+    """The precondition headers of an upload: ``If-None-Match: *`` and/or ``If-Match: "<md5>"``."""
+    headers: dict[str, str] = {}
+    if no_clobber:
+        headers["If-None-Match"] = "*"
+    if if_match is not None:
+        md5 = if_match.strip().strip('"').lower()
+        if not _MD5.fullmatch(md5):
+            raise ValueError(f"if_match must be an MD5 of 32 hex digits, not {if_match!r}")
+        headers["If-Match"] = f'"{md5}"'
+    return headers
+
+
 def upload_multipart(
-    transport: Transport, fileobj: BinaryIO, name: str, attempt: int, report: ProgressCallback
+    transport: Transport,
+    fileobj: BinaryIO,
+    name: str,
+    attempt: int,
+    report: ProgressCallback,
+    conditions: Mapping[str, str] | None = None,
 ) -> FileInfo:
     """One ``POST /upload`` of ``fileobj`` from its position to its end; the stored file, checked."""
     total: int | None = None
@@ -174,7 +216,7 @@ def upload_multipart(
         "POST",
         "/upload",
         data=encoder,
-        headers={"Content-Type": encoder.content_type},
+        headers={"Content-Type": encoder.content_type, **(conditions or {})},
     )
     info = FileInfo.from_json(json_object(response))
     sent = reader.hexdigest()

@@ -47,9 +47,9 @@ export async function call(path, { method = "GET", headers = {}, token = session
 }
 call.onUnauthorized = () => {};
 
-/** One page of the caller's files under `prefix`: `{files, next_cursor}`. */
+/** One page of the folder `prefix`: `{files, prefixes, next_cursor}` (each subfolder once, by the server). */
 export async function listFiles(prefix, limit, cursor) {
-  const query = new URLSearchParams({ prefix, limit: String(limit) });
+  const query = new URLSearchParams({ prefix, delimiter: "/", limit: String(limit) });
   if (cursor) query.set("cursor", cursor);
   return (await call(`/files?${query}`)).json();
 }

@@ -141,30 +141,22 @@ const browse = {
     }
     this.cursors.length = this.page + 1;
     if (answer.next_cursor) this.cursors.push(answer.next_cursor);
-    this.render(answer.files);
+    this.render(answer.files, answer.prefixes || []);
   },
 
-  render(files) {
+  render(files, folders) {
     renderCrumbs(this.prefix);
-    const rows = [];
-    const folders = new Set();
-    for (const info of files) {
-      const rest = info.name.slice(this.prefix.length);
-      const slash = rest.indexOf("/");
-      if (slash >= 0) {
-        const folder = rest.slice(0, slash + 1);
-        if (!folders.has(folder)) { folders.add(folder); rows.push(folderRow(this.prefix + folder, folder)); }
-      } else {
-        rows.push(fileRow(info, rest));
-      }
-    }
-    $("rows").replaceChildren(...rows);
-    const here = files.length - [...folders].reduce(
-      (n, folder) => n + files.filter((f) => f.name.startsWith(this.prefix + folder)).length, 0);
+    // The server rolls the names below each subfolder up into one prefix, listed once
+    // across all pages; folders and files are shown in one name order.
+    const entries = [
+      ...folders.map((path) => ({ name: path, row: () => folderRow(path, path.slice(this.prefix.length)) })),
+      ...files.map((info) => ({ name: info.name, row: () => fileRow(info, info.name.slice(this.prefix.length)) })),
+    ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    $("rows").replaceChildren(...entries.map((entry) => entry.row()));
     const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
-    setStatus($("browse-status"), files.length === 0 && this.page === 0
+    setStatus($("browse-status"), entries.length === 0 && this.page === 0
       ? (this.prefix ? "No files in this folder." : "No files yet: upload some above.")
-      : `${plural(here, "file")} and ${plural(folders.size, "folder")} on this page.`);
+      : `${plural(files.length, "file")} and ${plural(folders.length, "folder")} on this page.`);
     $("prev-page").disabled = this.page === 0;
     $("next-page").disabled = this.cursors.length <= this.page + 1;
     $("page-label").textContent = `Page ${this.page + 1}`;
