@@ -53,9 +53,9 @@ def test_no_clobber_retry_after_a_lost_answer_is_not_a_refusal(live_server: Live
         relay.close()
     assert len(retries) == 1
     assert (stored.name, stored.md5, stored.size) == ("once.bin", md5_hex(source), 50_000)
-    with updl.Client(live_server.url, token) as client:
-        with pytest.raises(updl.PreconditionFailedError):  # a later, different upload is still refused
-            client.upload(make_file("other", 10), "once.bin", no_clobber=True)
+    # A later, different upload is still refused.
+    with updl.Client(live_server.url, token) as client, pytest.raises(updl.PreconditionFailedError):
+        client.upload(make_file("other", 10), "once.bin", no_clobber=True)
 
 
 def test_if_match_replaces_only_the_named_version(live_server: LiveServer, token: str, make_file) -> None:
