@@ -23,7 +23,7 @@ that much), and when the client goes away or stalls (the body timeout turns a
 stall into a disconnect) what was received is made durable (``keep``: on S3,
 a tail under one 5 MiB part is dropped) and counted before the upload is let
 go. The offset never counts a byte that is not durable. A PATCH refused for
-its content (400, 409, 413) or failing on the server's side falls back to the
+its content (400, 409) or failing on the server's side falls back to the
 last offset counted. The whole file's MD5 still decides the completion.
 
 **Off the event loop, on every core.** A PATCH body is gathered into ~1 MiB
