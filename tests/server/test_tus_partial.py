@@ -9,12 +9,15 @@ so the test decides exactly when the client goes away.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.support.api import Api, md5_hex
 from tests.support.live_server import LiveServer
+from tests.support.relay import Relay
 from tests.support.tus import created, offset_of, patch, staging, start_raw_patch
 from tests.support.waiting import wait_for
 from updl_server.tus.service import CHECKPOINT_BYTES
@@ -114,3 +117,52 @@ def test_a_kept_prefix_with_the_wrong_bytes_after_it_fails_the_md5(
     else:
         assert resumed.status_code == 204, resumed.text
         assert api.get("big.bin").content == data[:kept] + other
+
+
+def test_tuspy_default_single_patch_resumes_where_the_server_got_to(
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api], tmp_path: Path
+) -> None:
+    # tuspy's defaults: one PATCH for the whole file, no checksum, no retries. The
+    # connection drops part way; a new uploader for the same URL resumes from HEAD.
+    from tusclient import client as tus_client
+    from tusclient.exceptions import TusCommunicationError
+
+    server = server_factory()
+    api = make_api(server)
+    data = os.urandom(24 * MIB)
+    source = tmp_path / "via-tuspy.bin"
+    source.write_bytes(data)
+    relay = Relay(int(server.url.rsplit(":", 1)[1]), stall_up_after=16 * MIB)
+    client = tus_client.TusClient(f"{relay.url}/tus/", headers={"Authorization": f"Bearer {api.token}"})
+    metadata = {"filename": "via-tuspy.bin", "md5": md5_hex(data)}
+    failure: list[BaseException] = []
+    try:
+        with open(source, "rb") as stream:
+            first = client.uploader(file_stream=stream, metadata=metadata)
+            run = threading.Thread(target=lambda: _capture(first.upload, failure))
+            run.start()
+            assert relay.stalled.wait(60), "the upload never reached 16 MiB"
+            received = relay.up  # delivered to the server, headers included
+            path = "/tus/" + str(first.url).rsplit("/tus/", 1)[1]
+            wait_for(lambda: staged_size(server, path) >= received - 2 * MIB, "the server to read what it was sent")
+            relay.drop_connections()
+            run.join(60)
+        assert len(failure) == 1 and isinstance(failure[0], TusCommunicationError), failure
+        wait_for(lambda: offset_of(api, path) > 0, "the server to keep what it received")
+        kept = offset_of(api, path)
+        assert kept >= 0.9 * received
+
+        relay.reset()  # now it counts what the resumed upload sends
+        with open(source, "rb") as stream:
+            client.uploader(file_stream=stream, url=first.url, metadata=metadata).upload()
+        assert relay.up <= len(data) - kept + 64 * 1024
+    finally:
+        relay.close()
+    assert api.get("via-tuspy.bin").content == data
+
+
+def _capture(call: Callable[[], object], failures: list[BaseException]) -> None:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the test asserts what it was
+        failures.append(exc)
