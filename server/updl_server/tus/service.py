@@ -72,7 +72,6 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from anyio import to_thread
-from starlette.requests import ClientDisconnect
 
 from ..catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
 from ..errors import HTTPError, checksum_failed
@@ -104,8 +103,10 @@ CHECKPOINT_BYTES = 64 * 1024 * 1024  # a PATCH without a checksum is made durabl
 class Body(Protocol):
     """A PATCH body as the state machine reads it (the routes pass a ``RequestBody``)."""
 
+    gone: bool  # set when the client went away (or stalled) before the body's end
+
     def chunks(self) -> AsyncIterator[bytes]:
-        """The body, chunk by chunk; ``ClientDisconnect`` when the client goes away or stalls."""
+        """The body, chunk by chunk; raises once the client is gone."""
 
 
 class _RunningHashes:
@@ -308,11 +309,11 @@ class TusService:
                 self.catalog.advance_tus_upload, record.id, counted, start + received, expires
             ):
                 raise moved_on(counted)
-        except BaseException as exc:
+        except BaseException:
             # 460/400/409, a client that went away, cancellation: back to the last offset counted,
             # unless this body may be kept in part and its client went away.
             pipe.settle()  # at most one batch in flight: a few milliseconds
-            if partial and isinstance(exc, ClientDisconnect):
+            if partial and body.gone:
                 counted = await self._keep_received(held, record.id, pipe, counted)
                 if counted == start + received and whole is not None:
                     self._hashes.save(record.id, counted, whole)
