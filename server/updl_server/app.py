@@ -293,7 +293,7 @@ async def _on_storage_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_disconnect(request: Request, exc: Exception) -> Response:
-    # The client is gone; the upload was already discarded. Nothing will read this.
+    # The client is gone; its upload was discarded (a tus PATCH: rolled back or kept). Nothing reads this.
     return JSONResponse({"error": "client disconnected"}, status_code=400)
 
 

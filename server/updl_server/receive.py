@@ -37,13 +37,19 @@ class RequestBody:
         """Wrap ``request``; the body is read only on demand."""
         self._stream = request.stream()
         self.started = False
+        self.gone = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The remaining body, chunk by chunk; ``ClientDisconnect`` if the client goes away."""
+        """The remaining body, chunk by chunk; ``ClientDisconnect`` if the client goes away
+        (or stalls past the body timeout), and then ``gone`` is true."""
         self.started = True
-        async for chunk in self._stream:
-            if chunk:
-                yield chunk
+        try:
+            async for chunk in self._stream:
+                if chunk:
+                    yield chunk
+        except ClientDisconnect:
+            self.gone = True
+            raise
 
     async def drain(self, limit: int) -> None:
         """Read and discard up to ``limit`` more bytes.

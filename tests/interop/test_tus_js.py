@@ -7,6 +7,7 @@ server's own MD5. Each upload is checked by downloading it with the updl SDK.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import requests
 from tests.support.api import Api
 from tests.support.interop import MIB, flipped, md5_hex, same_bytes, sdk_download
 from tests.support.live_server import LiveServer
+from tests.support.relay import Relay
+from tests.support.tus import staging
+from tests.support.waiting import wait_for
 
 SIZE = 3 * MIB + 11  # three full 1 MiB PATCHes and a short fourth
 
@@ -166,3 +170,47 @@ def test_parallel_uploads_are_refused_and_store_nothing(upload, pattern_file, ap
     assert 400 <= (result["status"] or 0) < 500, result
     assert f"response code: {result['status']}" in result["error"]
     assert api.names() == []
+
+
+def test_a_dropped_single_patch_upload_resumes_where_the_server_got_to(
+    live_server: LiveServer, token: str, tus_js, pattern_file, tmp_path: Path
+) -> None:
+    # tus-js-client's defaults send the whole file in ONE PATCH with no checksum. The
+    # connection is dropped part way; the server keeps what it received (docs/api.md,
+    # "Interrupted PATCHes"), and the next run resends only the rest.
+    size = 40 * MIB + 7
+    source = pattern_file("dropped.bin", size)
+    relay = Relay(int(live_server.url.rsplit(":", 1)[1]), stall_up_after=30 * MIB)
+    storage = tmp_path / "tus-urls.json"
+    metadata = {"name": "dropped.bin", "md5": md5_hex(source)}
+    options = {"token": token, "path": str(source), "metadata": metadata, "urlStorage": str(storage)}
+    first: dict[str, Any] = {}
+    try:
+        run = threading.Thread(
+            target=lambda: first.update(tus_js(endpoint=f"{relay.url}/tus/", retryDelays=None, **options))
+        )
+        run.start()
+        assert relay.stalled.wait(60), "the upload never reached 30 MiB"
+        received = relay.up  # every byte delivered to the server (headers included)
+        # Let the server take in what it was sent (the last ~1 MiB batch waits for more).
+        staged = next(staging(live_server).iterdir())
+        wait_for(lambda: staged.stat().st_size >= received - 2 * MIB, "the server to read what it was sent")
+        relay.drop_connections()
+        run.join(60)
+        assert not first["ok"] and first["url"], first
+        direct = first["url"].replace(relay.url, live_server.url)  # the relay still holds back
+        wait_for(lambda: int(tus_head(direct, token).headers["Upload-Offset"]) > 0, "the server to keep bytes")
+        kept = int(tus_head(direct, token).headers["Upload-Offset"])
+        print(f"received {received} bytes, kept {kept}: {kept / received:.1%}")
+        assert kept >= 0.9 * received
+
+        relay.reset()  # the second run goes through the same relay, which now counts what it resends
+        second = tus_js(endpoint=f"{relay.url}/tus/", resume=True, **options)
+        assert second["ok"] and second["resumed"], second
+        assert second["url"] == first["url"]
+        assert relay.up <= size - kept + 64 * 1024  # HEAD, then the rest from the kept offset
+        assert second["headers"]["Upload-Md5"] == md5_hex(source)
+    finally:
+        relay.close()
+    sdk_download(live_server, token, "dropped.bin", tmp_path / "copy")
+    assert same_bytes(tmp_path / "copy", source)

@@ -6,6 +6,7 @@ is on the socket (the server answering or closing it), bounded by ``DEADLINE``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -19,7 +20,7 @@ import pytest
 import requests
 
 from tests.support.api import Api, partial_temp_exists, raw_request, read_response, start_raw_put, temp_files
-from tests.support.tus import created, offset_of, patch, staging
+from tests.support.tus import created, offset_of, patch, staging, start_raw_patch
 from tests.support.waiting import wait_for
 from updl_server.connections import descriptor_budget
 
@@ -120,23 +121,18 @@ def test_stalled_body_is_dropped_with_its_temp_file(
     assert api.names() == []
 
 
-def start_stalling_patch(server: LiveServer, api: Api, path: str, data: bytes) -> socket.socket:
+def start_stalling_patch(
+    server: LiveServer, api: Api, path: str, data: bytes, checksum: bytes | None = None
+) -> socket.socket:
     """A PATCH of ``data`` at 0 that sends 2 MiB and stops, once it holds the upload."""
-    sock = connect(api)
-    sock.sendall(
-        (
-            f"PATCH {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {api.token}\r\n"
-            "Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
-            f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n"
-        ).encode()
-        + data[: 2 * 1024 * 1024]
-    )  # over one ~1 MiB write batch: bytes reach staging
+    # over one ~1 MiB write batch: bytes reach staging
+    sock = start_raw_patch(api, path, 0, len(data), data[: 2 * 1024 * 1024], checksum)
     staged = staging(server) / path.rsplit("/", 1)[1]
     wait_for(lambda: staged.stat().st_size > 0, "the PATCH to hold the upload and write")
     return sock
 
 
-def test_stalled_tus_patch_releases_its_upload(
+def test_stalled_tus_patch_keeps_what_arrived_and_releases_its_upload(
     server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
 ) -> None:
     server = server_factory(*SMALL_LIMITS)
@@ -146,8 +142,25 @@ def test_stalled_tus_patch_releases_its_upload(
     sock = start_stalling_patch(server, api, path, data)
     status, _ = answer(until_closed(sock))  # then it stalls
     assert status == 408
-    # Rolled back and released by the time the 408 is sent: the client resumes at once.
-    assert offset_of(api, path) == 0
+    # No checksum: the 2 MiB received are kept, durable and released by the time the 408
+    # is sent, so the client resumes there at once.
+    assert offset_of(api, path) == 2 * 1024 * 1024
+    resumed = patch(api, path, 2 * 1024 * 1024, data[2 * 1024 * 1024 :], algorithm=None)
+    assert resumed.status_code == 204, resumed.text
+    assert api.get("big.bin").content == data
+
+
+def test_stalled_tus_patch_with_checksum_is_rolled_back_and_releases_its_upload(
+    server_factory: Callable[..., LiveServer], make_api: Callable[[LiveServer], Api]
+) -> None:
+    server = server_factory(*SMALL_LIMITS)
+    api = make_api(server)
+    data = os.urandom(3 * 1024 * 1024)
+    path = created(api, len(data))
+    sock = start_stalling_patch(server, api, path, data, hashlib.md5(data).digest())
+    status, _ = answer(until_closed(sock))
+    assert status == 408
+    assert offset_of(api, path) == 0  # the checksum covers the whole body: all or nothing
     resumed = patch(api, path, 0, data)
     assert resumed.status_code == 204, resumed.text
     assert api.get("big.bin").content == data

@@ -15,9 +15,10 @@ import pytest
 import requests
 
 import updl
-from tests.support.api import Api, md5_hex
+from tests.support.api import Api, md5_hex, read_response
 from tests.support.live_server import LiveServer
 from tests.support.s3 import PREFIX, Bucket
+from tests.support.tus import start_raw_patch
 from tests.support.waiting import wait_for
 
 # moto and boto3 are test extras: without them this module skips rather than errors.
@@ -133,14 +134,19 @@ def test_replace_deletes_the_old_object(
     assert api.get("f.bin").content == b"second version"
 
 
-def tus_upload(api: Api, name: str, data: bytes, sizes: list[int]) -> None:
-    """Create a tus upload of ``data`` and send it in PATCHes of ``sizes`` bytes."""
+def tus_create(api: Api, name: str, data: bytes) -> str:
+    """Create a tus upload of ``data`` (its MD5 declared); its id."""
     meta = ",".join(
         f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in {"name": name, "md5": md5_hex(data)}.items()
     )
     created = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta})
     assert created.status_code == 201, created.text
-    path = "/tus/" + created.headers["Location"].rsplit("/tus/", 1)[1]
+    return str(created.headers["Location"].rsplit("/tus/", 1)[1])
+
+
+def tus_upload(api: Api, name: str, data: bytes, sizes: list[int]) -> None:
+    """Create a tus upload of ``data`` and send it in PATCHes of ``sizes`` bytes."""
+    path = "/tus/" + tus_create(api, name, data)
     offset = 0
     for size in sizes:
         response = api.request(
@@ -302,3 +308,29 @@ def test_storage_option_is_checked(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "s3://BUCKET/PREFIX" in result.output
     result = CliRunner().invoke(main, ["run", "--data-dir", str(tmp_path), "--s3-presign-downloads"])
     assert result.exit_code == 2 and "--storage" in result.output
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(7 * MIB, 7 * MIB), (3 * MIB, 0)], ids=["a-part", "under-a-part"])
+def test_stalled_tus_patch_keeps_whole_parts_on_s3(
+    bucket: Bucket, s3_server_factory: StartS3, make_api: Callable[[LiveServer], Api], sent: int, kept: int
+) -> None:
+    # A PATCH without a checksum that stalls keeps what arrived if it fills an S3 part
+    # (5 MiB): smaller tails are sent again, so every part but the last stays composable.
+    api = make_api(s3_server_factory(bucket, "--body-timeout", "2"))
+    data = os.urandom(12 * MIB)
+    path = "/tus/" + tus_create(api, "kept.bin", data)
+    sock = start_raw_patch(api, path, 0, len(data), data[:sent])
+    status, _ = read_response(sock)  # the 408, once the upload is let go
+    sock.close()
+    assert status == 408
+    head = api.request("HEAD", path, headers=TUS)
+    assert int(head.headers["Upload-Offset"]) == kept
+    resumed = api.request(
+        "PATCH",
+        path,
+        data=data[kept:],
+        headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(kept)},
+    )
+    assert resumed.status_code == 204, resumed.text
+    assert api.get("kept.bin").content == data
+    assert bucket.keys(f"{PREFIX}/staging/") == []

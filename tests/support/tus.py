@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 import zlib
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.support.api import Api
+from tests.support.api import Api, raw_request
 from tests.support.live_server import LiveServer
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -56,3 +57,19 @@ def offset_of(api: Api, path: str) -> int:
 
 def staging(server: LiveServer) -> Path:
     return server.data_dir / "blobs" / "staging"
+
+
+def start_raw_patch(
+    api: Api, path: str, offset: int, total: int, sent: bytes, checksum: bytes | None = None
+) -> socket.socket:
+    """Begin a PATCH at ``offset`` announcing ``total`` bytes but sending only ``sent``; caller closes.
+
+    ``checksum`` (the MD5 of the whole announced body) adds an ``Upload-Checksum``.
+    """
+    header = "" if checksum is None else f"Upload-Checksum: md5 {base64.b64encode(checksum).decode()}\r\n"
+    return raw_request(
+        api,
+        f"PATCH {path} HTTP/1.1\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: {offset}\r\nContent-Length: {total}\r\n{header}",
+        sent,
+    )

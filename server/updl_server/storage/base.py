@@ -17,6 +17,11 @@ append at a time: ``claim`` takes an exclusive, non-blocking hold
 the authority; bytes past it (left by a writer that died before the catalog
 advanced) are cut off with ``truncate`` by the next holder.
 
+An append that is interrupted (a PATCH without a checksum whose client went
+away or stalled) keeps what it can with ``keep``: every appended byte on
+local disk; on S3 only a tail of at least one part (S3's 5 MiB minimum), so
+the staged bytes stay composable server-side.
+
 Implementations: :mod:`.local` and :mod:`.local_staging` (files under the
 data dir), :mod:`.s3` and :mod:`.s3_staging` (objects in a bucket).
 """
@@ -93,6 +98,10 @@ class StagedUpload(Protocol):
 
     def sync(self) -> None:
         """Make the appended bytes durable (before the catalog's offset moves past them)."""
+
+    def keep(self) -> int:
+        """Make durable what this store keeps of the appended bytes, drop the rest; return the
+        size now staged (never less than before the appends)."""
 
     def chunks(self) -> Iterator[bytes]:
         """Everything staged, from the first byte (to hash it at completion)."""

@@ -72,6 +72,11 @@ class LocalStagedUpload:
         handle.flush()
         os.fsync(handle.fileno())
 
+    def keep(self) -> int:
+        """Every appended byte is kept: flush + fsync, then the file's length."""
+        self.sync()
+        return self.size()
+
     def chunks(self) -> Iterator[bytes]:
         """Read the whole file through a second handle (this one stays positioned at the end)."""
         self._handle().flush()

@@ -19,7 +19,10 @@ can lose its hold (``sync`` checks the hold before storing the part).
 so a crash leaves nothing) and ``sync`` stores them as one part object before
 the catalog's offset moves; the parts that chain contiguously from 0 are the
 staged bytes, and ``truncate`` deletes parts past the catalog's offset (left by
-a holder that died between storing its part and the catalog update).
+a holder that died between storing its part and the catalog update). A PATCH
+without a checksum that is interrupted, or that passes a checkpoint, stores its
+spool with ``keep``: as a part when it holds at least ``MIN_PART_SIZE`` bytes,
+otherwise not at all, so every part but the last stays composable.
 
 **Promote.** When every part but the last is at least 5 MiB (the SDK's PATCHes
 are 8 MiB), the blob is composed server-side with ``UploadPartCopy``: no byte
@@ -120,6 +123,19 @@ class S3StagedUpload:
         part = self._staging.store_part(self._id, self._end, self._pending, self._spool)
         self._parts.append(part)
         self._drop_spool()
+
+    def keep(self) -> int:
+        """Store the spooled bytes as a part if they fill one (``MIN_PART_SIZE``), else drop them.
+
+        A shorter part in the middle of the upload would stop ``promote`` from
+        composing the blob server-side, so an interrupted tail under 5 MiB is
+        not kept (the client sends it again).
+        """
+        if self._pending >= MIN_PART_SIZE:
+            self.sync()
+        else:
+            self._drop_spool()
+        return self._end
 
     def chunks(self) -> Iterator[bytes]:
         """The stored parts' bytes, in order (``sync`` first)."""

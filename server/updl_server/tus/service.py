@@ -11,8 +11,20 @@ concurrent one gets 423), re-reads the row under the hold, appends, fsyncs,
 and only then moves the catalog's offset with a compare-and-set (a losing
 writer, impossible under the hold but checked anyway, gets 409). Bytes past
 the catalog's offset — left by a process that died mid-PATCH — are cut off by
-the next holder. A PATCH whose checksum fails (460), or whose client goes
-away, is rolled back to where it started.
+the next holder. A PATCH with an ``Upload-Checksum`` is all or nothing: if
+its checksum fails (460) or its client goes away, it is rolled back to where
+it started (the checksum covers the whole body).
+
+**Keeping what a PATCH delivered.** A PATCH without a checksum (tus-js-client
+and tuspy by default, one PATCH for the whole file) keeps what it received,
+as the tus core recommends: every ``CHECKPOINT_BYTES`` the bytes so far are
+made durable and the catalog's offset moves to them (a crash loses at most
+that much), and when the client goes away or stalls (the body timeout turns a
+stall into a disconnect) what was received is made durable (``keep``: on S3,
+a tail under one 5 MiB part is dropped) and counted before the upload is let
+go. The offset never counts a byte that is not durable. A PATCH refused for
+its content (400, 409) or failing on the server's side falls back to the
+last offset counted. The whole file's MD5 still decides the completion.
 
 **Off the event loop, on every core.** A PATCH body is gathered into ~1 MiB
 batches; each batch is appended to the staged file in a worker thread while
@@ -85,13 +97,16 @@ log = logging.getLogger("updl_server")
 EXPIRY = timedelta(hours=24)  # after the last activity
 SWEEP_INTERVAL_SECONDS = 60.0  # at most one opportunistic sweep per process per minute
 HASH_CACHE_SIZE = 256  # running MD5s kept per process
+CHECKPOINT_BYTES = 64 * 1024 * 1024  # a PATCH without a checksum is made durable and counted this often
 
 
 class Body(Protocol):
     """A PATCH body as the state machine reads it (the routes pass a ``RequestBody``)."""
 
+    gone: bool  # set when the client went away (or stalled) before the body's end
+
     def chunks(self) -> AsyncIterator[bytes]:
-        """The body, chunk by chunk."""
+        """The body, chunk by chunk; raises once the client is gone."""
 
 
 class _RunningHashes:
@@ -248,7 +263,12 @@ class TusService:
     async def _write(
         self, held: StagedUpload, record: TusRecord, checksum: Checksum | None, body: Body, must_complete: bool
     ) -> TusRecord:
-        """Append the body under the hold; roll back on any failure; advance the catalog."""
+        """Append the body under the hold and advance the catalog.
+
+        With a checksum, any failure rolls back to the start. Without one, the
+        offset is advanced at checkpoints and, on a disconnect, to what was
+        received and made durable; other failures roll back to the last offset counted.
+        """
         start = record.offset
         staged = held.size()
         if staged < start:
@@ -265,6 +285,8 @@ class TusService:
         if len(digests) == 2 and digests[0] is digests[1]:
             digests.pop()
         pipe = WorkerPipe(held.append, digests)
+        partial = checksum is None  # only a body no checksum covers can be kept in part
+        counted = start  # the catalog's offset: durable bytes
         received = 0
         try:
             async for chunk in body.chunks():
@@ -273,6 +295,9 @@ class TusService:
                     raise past_length(record.length)
                 pipe.add(chunk)
                 await pipe.pump()
+                if partial and start + received - counted >= CHECKPOINT_BYTES:
+                    await pipe.finish()
+                    counted = await self._count(held, record.id, counted)
             await pipe.finish()
             if must_complete and start + received != record.length:
                 raise not_final(record.length)
@@ -281,17 +306,43 @@ class TusService:
             await to_thread.run_sync(held.sync)  # durable before the catalog counts it
             expires = utcnow() + EXPIRY
             if not await to_thread.run_sync(
-                self.catalog.advance_tus_upload, record.id, start, start + received, expires
+                self.catalog.advance_tus_upload, record.id, counted, start + received, expires
             ):
-                raise moved_on(start)
+                raise moved_on(counted)
         except BaseException:
-            # 460/400/409, a client that went away, cancellation: the offset stays where it was.
+            # 460/400/409, a client that went away, cancellation: back to the last offset counted,
+            # unless this body may be kept in part and its client went away.
             pipe.settle()  # at most one batch in flight: a few milliseconds
-            await to_thread.run_sync(held.truncate, start)
+            if partial and body.gone:
+                counted = await self._keep_received(held, record.id, pipe, counted)
+                if counted == start + received and whole is not None:
+                    self._hashes.save(record.id, counted, whole)
+            await to_thread.run_sync(held.truncate, counted)
             raise
         if whole is not None:
             self._hashes.save(record.id, start + received, whole)
         return replace(record, offset=start + received, expires=expires)
+
+    async def _count(self, held: StagedUpload, upload_id: str, counted: int) -> int:
+        """A checkpoint: make the appended bytes durable, then move the catalog's offset to them."""
+        durable = await to_thread.run_sync(held.keep)
+        if durable > counted:
+            expires = utcnow() + EXPIRY
+            if not await to_thread.run_sync(self.catalog.advance_tus_upload, upload_id, counted, durable, expires):
+                raise moved_on(counted)
+        return durable
+
+    async def _keep_received(self, held: StagedUpload, upload_id: str, pipe: WorkerPipe, counted: int) -> int:
+        """After a disconnect: write what was received, count what is durable; the new offset.
+
+        A failure here (a full disk, the catalog) keeps only what was counted before.
+        """
+        try:
+            await pipe.finish()
+            return await self._count(held, upload_id, counted)
+        except Exception:
+            log.exception("tus upload %s: could not keep an interrupted PATCH", upload_id)
+            return counted
 
     async def _complete(self, held: StagedUpload, record: TusRecord, final_md5: str | None) -> FileRecord:
         """Verify the whole file's MD5, promote the staged bytes and record the file."""
