@@ -19,7 +19,16 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.support.api import Api, partial_temp_exists, raw_request, read_response, start_raw_put, temp_files
+from tests.support.api import (
+    Api,
+    answer,
+    partial_temp_exists,
+    raw_request,
+    read_response,
+    start_raw_put,
+    temp_files,
+    until_closed,
+)
 from tests.support.tus import created, offset_of, patch, staging, start_raw_patch
 from tests.support.waiting import wait_for
 from updl_server.connections import descriptor_budget
@@ -37,26 +46,6 @@ def connect(server: LiveServer | Api) -> socket.socket:
     """A raw connection to a server, reads bounded by ``DEADLINE``."""
     parts = urlsplit(server.base if isinstance(server, Api) else server.url)
     return socket.create_connection((parts.hostname, parts.port), timeout=DEADLINE)
-
-
-def until_closed(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (fails after ``DEADLINE``)."""
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except TimeoutError:
-        pytest.fail(f"the server kept the connection open; it sent {received[:200]!r}")
-    finally:
-        sock.close()
-    return received
-
-
-def answer(raw: bytes) -> tuple[int, dict[str, object]]:
-    """Status and JSON body of one raw HTTP answer."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    assert b"\r\ncontent-type: application/json" in head.lower(), head
-    return int(head.split()[1]), json.loads(body)
 
 
 def head_of(*headers: str) -> bytes:

@@ -3,7 +3,6 @@ and the connection guard's own answers (431, 408, 503) still arrive, as JSON, ov
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.api import answer, until_closed
 from tests.support.live_server import LiveServer, clean_env, console_script
 from tests.support.tls import TlsFiles, connect_tls, make_tls_files
 
@@ -96,25 +96,6 @@ def test_environment_variables_name_the_pair(tmp_path_factory: pytest.TempPathFa
         assert requests.get(f"{server.url}/health", timeout=10, verify=str(tls_files.ca)).json()["status"] == "ok"
     finally:
         server.stop()
-
-
-def until_closed(sock) -> bytes:
-    """Everything the server sends over TLS until it closes the connection."""
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except TimeoutError:
-        pytest.fail(f"the server kept the connection open; it sent {received[:200]!r}")
-    finally:
-        sock.close()
-    return received
-
-
-def answer(raw: bytes) -> tuple[int, dict[str, object]]:
-    head, _, body = raw.partition(b"\r\n\r\n")
-    assert b"\r\ncontent-type: application/json" in head.lower(), head
-    return int(head.split()[1]), json.loads(body)
 
 
 def test_guard_answers_arrive_over_tls(tls_server: Callable[..., LiveServer], tls_files: TlsFiles) -> None:

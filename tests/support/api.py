@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import socket
 import uuid
 from collections.abc import Callable, Iterable
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import pytest
 import requests
 
 TIMEOUT = 30
@@ -154,3 +156,23 @@ def partial_temp_exists(data_dir: Path) -> bool:
     The server writes in batches of about 1 MiB, so callers send more than that.
     """
     return any(p.stat().st_size > 0 for p in temp_files(data_dir))
+
+
+def until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (the socket's timeout bounds each read)."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except TimeoutError:
+        pytest.fail(f"the server kept the connection open; it sent {received[:200]!r}")
+    finally:
+        sock.close()
+    return received
+
+
+def answer(raw: bytes) -> tuple[int, dict[str, object]]:
+    """Status and JSON body of one raw HTTP answer."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"\r\ncontent-type: application/json" in head.lower(), head
+    return int(head.split()[1]), json.loads(body)
