@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The checks CI runs before the tests: ruff's lint rules, ruff's format, mypy --strict over updl and
-# updl_server (rules and paths in pyproject.toml). Makes .venv like test.sh, with the lint extra.
+# The checks CI runs before the tests: ruff's lint rules, ruff's format, mypy --strict over updl,
+# updl_server and tests (rules and paths in pyproject.toml). Makes .venv like test.sh, with the lint extra.
 # Runs every check, then fails if any failed. `ruff check --fix` and `ruff format` repair most findings.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -28,7 +28,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture
-def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LiveServer]]:
     """Start extra servers with their own data dir and arguments: ``server_factory("--max-size", "1000")``."""
     started: list[LiveServer] = []
 

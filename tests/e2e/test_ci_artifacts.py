@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def make_tree(root: Path) -> dict[str, bytes]:
     return files
 
 
-def json_lines(stdout: str) -> tuple[list[dict], dict]:
+def json_lines(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     *rows, last = [json.loads(line) for line in stdout.splitlines()]
     return rows, last["summary"]
 

@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests.support.files import md5_hex
 from tests.support.live_server import LiveServer, clean_env, console_script
@@ -36,7 +37,7 @@ def test_closed_stdout_ends_quietly_like_coreutils(live_server: LiveServer, toke
 RECORD_KEYS = {"name", "path", "status", "size", "md5", "attempts", "seconds"}
 
 
-def records(stdout: str) -> tuple[list[dict], dict]:
+def records(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     *rows, last = [json.loads(line) for line in stdout.splitlines()]
     return rows, last["summary"]
 

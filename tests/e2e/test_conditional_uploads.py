@@ -112,7 +112,7 @@ def test_cli_no_clobber_exit_code_and_batch(live_server: LiveServer, token: str,
     replacement = make_file("replacement", 300)
 
     single = run_updl(live_server, token, "put", str(replacement), "--name", "d/old.txt", "--no-clobber")
-    assert single.returncode == ExitCode.PRECONDITION_FAILED == 9
+    assert single.returncode == ExitCode.PRECONDITION_FAILED and int(ExitCode.PRECONDITION_FAILED) == 9
     assert single.stderr.strip().splitlines()[-1] == (
         f"updl: error: d/old.txt already exists on the server (md5 {md5_hex(old)}); "
         "nothing was stored (precondition failed)"

@@ -29,7 +29,7 @@ def temporaries(directory: Path) -> list[Path]:
     return sorted(directory.glob(".*.updl-*.part"))
 
 
-def once(action: Callable[[], None]) -> Callable[[updl.ProgressEvent], None]:
+def once(action: Callable[[], object]) -> Callable[[updl.ProgressEvent], None]:
     """A progress callback that runs ``action`` at the first event: the download is in flight."""
     done: list[bool] = []
 

@@ -24,7 +24,7 @@ def test_upload_corrupted_once_is_retried_and_stored_intact(
 ) -> None:
     source = make_file(size=512 * 1024)
     proxy = proxy_for(live_server, "once")
-    retries: list[object] = []
+    retries: list[updl.RetryEvent] = []
     try:
         with updl.Client(proxy.url, token, sleep=lambda _s: None) as client:
             info = client.upload(source, "corrupted-once", on_retry=retries.append)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner, Result
 
@@ -70,7 +71,7 @@ def symlinked_tree(root: Path) -> None:
     (root / "dist" / "linked").symlink_to("../secret")
 
 
-def json_rows(stdout: str) -> tuple[dict[str, dict], dict]:
+def json_rows(stdout: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     *rows, last = [json.loads(line) for line in stdout.splitlines()]
     return {row["name"]: row for row in rows}, last["summary"]
 

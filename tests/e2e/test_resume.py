@@ -10,6 +10,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -46,13 +47,13 @@ def relay(server: LiveServer) -> Iterator[Relay]:
 
 
 @pytest.fixture
-def updl(tmp_path: Path, relay: Relay, server: LiveServer) -> Callable[..., subprocess.Popen[str]]:
+def updl(tmp_path: Path, relay: Relay, server: LiveServer) -> Callable[..., subprocess.Popen[Any]]:
     """Start the installed ``updl`` through the relay, with 1 MiB tus chunks."""
     config = tmp_path / "config.toml"
     config.write_text('[default]\nresumable_chunk_size = "1MiB"\n')
     token = server.add_user(f"resumer{next(_users)}-{os.getpid()}")
 
-    def start(*args: str, text: bool = True) -> subprocess.Popen[str]:
+    def start(*args: str, text: bool = True) -> subprocess.Popen[Any]:
         env = clean_env(UPDL_URL=relay.url, UPDL_TOKEN=token, UPDL_CONFIG=str(config))
         return subprocess.Popen(
             [console_script("updl"), *args],
@@ -234,7 +235,7 @@ def test_a_second_get_to_the_same_destination_is_refused(
     assert not (tmp_path / "out.bin").exists()
 
 
-def test_stdout_download_is_unchanged(updl: Callable[..., subprocess.Popen[str]], remote: Path, tmp_path: Path) -> None:
+def test_stdout_download_is_unchanged(updl: Callable[..., subprocess.Popen[Any]], remote: Path, tmp_path: Path) -> None:
     process = updl("get", "data.bin", "-o", "-", text=False)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err

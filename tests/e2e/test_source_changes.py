@@ -120,7 +120,10 @@ def test_resumable_upload_of_a_changing_file(
         load_settings(live_server.url, token), resumable_threshold=0, resumable_chunk_size=256 * 1024
     )
     with updl.Client(settings=settings, retry=updl.RetryPolicy(retries=retries), sleep=lambda _s: None) as c:
-        upload = lambda: c.upload(source, "tus.bin", on_progress=change_once(source, rewrite))  # noqa: E731
+
+        def upload() -> updl.FileInfo:
+            return c.upload(source, "tus.bin", on_progress=change_once(source, rewrite))
+
         if retries == 0:
             with pytest.raises(updl.SourceChangedError):
                 upload()

@@ -90,10 +90,11 @@ def test_post_upload_honours_conditions(api: Api, live_server: LiveServer) -> No
     api.upload("p.bin", b"current")
     blobs = len(committed_blobs(live_server.data_dir))
     data = b"replacement"
-    for parts in (
+    forms: list[list[tuple[str, bytes] | tuple[str, bytes, str]]] = [
         [("name", b"p.bin"), ("md5", md5_hex(data).encode()), ("file", data, "f")],
         [("file", data, "p.bin"), ("md5", md5_hex(data).encode())],
-    ):
+    ]
+    for parts in forms:
         body, content_type = multipart(parts)
         response = api.request(
             "POST", "/upload", data=body, headers={"Content-Type": content_type, "If-None-Match": "*"}

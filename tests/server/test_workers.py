@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -101,7 +102,7 @@ def test_workers_start_serve_and_stop(tmp_path: Path, db_url: str) -> None:
             own.upload(f"f{i}", contents[i])
             return md5_hex(own.get(f"f{i}").content)
 
-        results = all_at_once([lambda i=i: transfer(i) for i in range(8)])
+        results = all_at_once([functools.partial(transfer, i) for i in range(8)])
         assert results == [md5_hex(c) for c in contents]
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=20) == 0

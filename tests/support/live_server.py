@@ -96,7 +96,9 @@ class LiveServer:
             self.stop()
             pytest.fail("updl-server did not start:\n" + "".join(self.log))
         try:
-            status = requests.get(f"{self.url}/health", timeout=10, verify=self.ca_bundle or True).status_code
+            status: int | str = requests.get(
+                f"{self.url}/health", timeout=10, verify=self.ca_bundle or True
+            ).status_code
         except requests.RequestException as exc:
             status = f"{type(exc).__name__}: {exc}"
         if status != 200:

@@ -53,12 +53,15 @@ def test_plan_downloads_with_manifest(tmp_path: Path) -> None:
         ("p/extra", "skipped"),
         ("p/gone", "failed"),
     ]
-    assert describe(next(o.error for o in decided if o.task.name == "p/gone"))[0] == ExitCode.NOT_FOUND
+    error = next(o.error for o in decided if o.task.name == "p/gone")
+    assert error is not None
+    described = describe(error)
+    assert described is not None and described[0] == ExitCode.NOT_FOUND
 
 
 def test_digesting_file_hashes_the_last_attempt_once() -> None:
     data = b"0123456789" * 1000
-    reader = DigestingFile(io.BytesIO(data), "sha256")  # type: ignore[arg-type]
+    reader = DigestingFile(io.BytesIO(data), "sha256")
     reader.read(300)
     reader.seek(0)  # a retry starts over
     while reader.read(777):

@@ -49,7 +49,7 @@ def test_get_to_stdout_writes_the_environments_stdout(server: responses.Requests
     env = Environment(sleep=lambda s: None, stdout=stdout, stderr=io.StringIO())
     assert run(env, "get", "f.bin", "-o", "-") == 0
     stdout.flush()
-    assert stdout.buffer.getvalue() == DATA  # type: ignore[attr-defined]
+    assert stdout.buffer.getvalue() == DATA
 
 
 def test_errors_go_to_the_environments_stderr(server: responses.RequestsMock) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
@@ -39,7 +40,8 @@ def test_get_sends_exactly_retries_plus_one_gets(server: responses.RequestsMock,
     always_busy(server, "GET", FILE)
     result = run("get", "--retries", str(retries), "build/app.bin", "-o", str(tmp_path / "out"))
     assert len(server.calls) == retries + 1
-    assert result.exit_code == describe(ServerError("x"))[0] != ExitCode.OK
+    described = describe(ServerError("x"))
+    assert described is not None and result.exit_code == described[0] != ExitCode.OK
     lines = retry_lines(result.stderr)
     assert [
         (line.startswith("updl: build/app.bin: server error 503"), line.split(", retrying ")[1].rsplit(" in ", 1)[0])
@@ -78,7 +80,7 @@ def test_put_retry_after_an_hour_fails_at_once(server: responses.RequestsMock, t
     ],
 )
 def test_info_ls_rm_retry_with_a_line_each(
-    server: responses.RequestsMock, args: tuple[str, ...], method: str, url: str, answer: dict[str, object]
+    server: responses.RequestsMock, args: tuple[str, ...], method: str, url: str, answer: dict[str, Any]
 ) -> None:
     for _ in range(2):
         server.add(method, url, status=503, json={"error": "busy"})

@@ -100,7 +100,7 @@ class DroppingStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         chunk = self._data.read(len(buffer))
         if not chunk:
             raise ConnectionResetError(104, "Connection reset by peer")
@@ -219,7 +219,7 @@ class Endless(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer) -> int:
         size = min(len(buffer), self._end - self.served)
         buffer[:size] = b"\xaa" * size
         self.served += size

@@ -7,6 +7,7 @@ import io
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
+from typing import cast
 
 import pytest
 import requests
@@ -35,7 +36,7 @@ def fields(request: requests.PreparedRequest) -> dict[str, bytes]:
         f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode() + body
     )
     return {
-        part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+        cast(str, part.get_param("name", header="content-disposition")): cast(bytes, part.get_payload(decode=True))
         for part in message.iter_parts()
     }
 
@@ -54,6 +55,7 @@ def test_upload_sends_name_file_md5_and_auth(server: responses.RequestsMock, cli
     request = server.calls[0].request
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert request.headers["User-Agent"] == "updl/0.1.0"
+    assert isinstance(request.body, bytes)
     assert int(request.headers["Content-Length"]) == len(request.body)
     assert fields(request) == {"name": b"app.tar.gz", "file": DATA, "md5": hashlib.md5(DATA).hexdigest().encode()}
 
@@ -160,7 +162,7 @@ def test_pipe_is_spooled_once(server: responses.RequestsMock, client: Client) ->
         def readable(self) -> bool:
             return True
 
-        def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        def readinto(self, buffer) -> int:
             chunk = self._data.read(len(buffer))
             buffer[: len(chunk)] = chunk
             return len(chunk)
