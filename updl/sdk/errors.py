@@ -5,7 +5,7 @@ Every failure the SDK reports is a :class:`UpdlError`; HTTP statuses and
 :func:`updl.sdk.transport.translate`. Some also inherit a builtin so that a
 caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
 
-    UpdlError                                  .response .status .retryable .attempts
+    UpdlError                                  .response .status .retryable .retry_after .attempts
     ├── AuthenticationError                    401, 403
     ├── NotFoundError (FileNotFoundError)      404
     ├── ChecksumMismatchError       retryable  409 on upload, 460 on a tus chunk; local mismatch on download
@@ -80,7 +80,8 @@ class UpdlError(Exception):
     """Root of every error the SDK raises.
 
     ``response`` is the HTTP response that caused it (if any), ``status`` its
-    status code, ``retryable`` whether a fresh attempt may succeed, and
+    status code, ``retryable`` whether a fresh attempt may succeed,
+    ``retry_after`` the server's ``Retry-After`` in seconds (if it sent one), and
     ``attempts`` how many attempts were made before giving up.
     """
 
@@ -92,11 +93,13 @@ class UpdlError(Exception):
         *,
         response: requests.Response | None = None,
         status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.response = response
         self.status = status if status is not None or response is None else response.status_code
+        self.retry_after = retry_after
         self.attempts = 1
 
     def __str__(self) -> str:
@@ -203,17 +206,6 @@ class ServerError(UpdlError):
 
     retryable: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        response: requests.Response | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message, response=response, status=status)
-        self.retry_after = retry_after
-
 
 class RateLimitedError(ServerError):
     """The server asked the client to slow down (429)."""
@@ -262,17 +254,6 @@ class UploadBusyError(UpdlError):
     """
 
     retryable: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        response: requests.Response | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message, response=response, status=status)
-        self.retry_after = retry_after
 
 
 class ProtocolError(UpdlError):

@@ -109,7 +109,7 @@ def run_with_retries(
             if attempt >= policy.max_attempts:
                 logger.info("%s: attempt %d/%d failed: %s; giving up", name, attempt, policy.max_attempts, error)
                 raise
-            retry_after = getattr(error, "retry_after", None)
+            retry_after = error.retry_after
             if retry_after is not None and retry_after > policy.retry_after_cap:
                 # Waiting less than asked would only be refused again; waiting that long
                 # unannounced looks like a hang. Fail now and say why.
