@@ -41,11 +41,13 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.schema import CreateColumn
 
 from .errors import out_of_space
 from .reserve import SpaceReserve
@@ -249,6 +251,7 @@ class Catalog:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
+            _add_missing_columns(conn)
         self._reserve.keep()
 
     def close(self) -> None:
@@ -563,6 +566,29 @@ class Catalog:
         with self._write() as conn:
             result = conn.execute(tus_completed.delete().where(tus_completed.c.expires < now))
             return int(result.rowcount or 0)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Add the columns a newer server defines to tables an older one created.
+
+    ``create_all`` creates missing tables but never alters existing ones. New
+    columns on existing tables are nullable or have a ``server_default``, so
+    adding them leaves every old row valid; nothing is ever dropped or renamed.
+    """
+    inspector = inspect(conn)
+    existing_tables = set(inspector.get_table_names())
+    for table in metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable and column.server_default is None:
+                raise RuntimeError(f"column {table.name}.{column.name} must be nullable or have a server_default")
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            log.warning("upgrading the catalog: adding column %s.%s", table.name, column.name)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
 def _make_engine(url: str) -> Engine:

@@ -192,3 +192,35 @@ def test_concurrent_create_tables(pg_database: str) -> None:
     finally:
         for catalog in catalogs:
             catalog.close()
+
+
+def test_an_older_catalog_gains_the_new_columns(catalog_url: str) -> None:
+    """A database made by an older server (a column missing) is upgraded at start: the column is
+    added, the old rows stay readable with it empty, and new writes use it."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from updl_server.catalog import Catalog
+
+    catalog = Catalog(catalog_url)
+    catalog.create_tables()
+    owner = catalog.add_user("old")
+    catalog.put_file(owner, "kept.txt", 4, "0" * 32, "a" * 32)
+    catalog.close()
+    engine = create_engine(catalog_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE files DROP COLUMN last_accessed"))
+    engine.dispose()
+
+    upgraded = Catalog(catalog_url)
+    try:
+        upgraded.create_tables()
+        upgraded.create_tables()  # idempotent: nothing left to add
+        columns = {c["name"] for c in inspect(upgraded.engine).get_columns("files")}
+        assert "last_accessed" in columns
+        record = upgraded.file(owner, "kept.txt")
+        assert record is not None and record.last_accessed is None and record.size == 4
+        upgraded.record_access(record.id, record.created)
+        again = upgraded.file(owner, "kept.txt")
+        assert again is not None and again.last_accessed == record.created
+    finally:
+        upgraded.close()
