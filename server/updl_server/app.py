@@ -7,7 +7,6 @@ import binascii
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -21,6 +20,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import __version__
+from .access import DELETE, READ, WRITE
+from .account_routes import account_routes
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
 from .downloads import (
@@ -32,6 +33,7 @@ from .downloads import (
     wanted_range,
 )
 from .errors import HTTPError, bad_request, insufficient_storage, no_such_file, out_of_space
+from .formats import isoformat
 from .names import MAX_NAME_BYTES, Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
@@ -70,11 +72,6 @@ MAX_CURSOR = 4 * ((MAX_NAME_BYTES + 2) // 3)
 OPEN_ATTEMPTS = 3
 
 
-def isoformat(moment: datetime | None) -> str | None:
-    """A catalog time as the contract's ISO 8601 UTC with ``Z``."""
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def file_info(record: FileRecord) -> dict[str, Any]:
     """The contract's FileInfo object."""
     return {
@@ -99,10 +96,12 @@ async def upload(request: Request) -> Response:
     svc = services(request)
     body = RequestBody(request)
     async with draining_on_error(request, body, svc.config.max_size):
-        owner = await svc.owner(request)
+        grant = await svc.grant(request, WRITE)
+        owner = grant.user_id
         conditions = Preconditions.from_headers(request.headers)
 
         async def on_name(name: str) -> None:
+            grant.require(WRITE, name)  # a prefix token: known only once the form names the file
             await refuse_unless_allowed(svc.catalog, owner, name, conditions)
 
         source = MultipartSource(body, request.headers.get("content-type"), on_name)
@@ -116,7 +115,7 @@ async def put_file(request: Request) -> Response:
     svc = services(request)
     body = RequestBody(request)
     async with draining_on_error(request, body, svc.config.max_size):
-        owner = await svc.owner(request)
+        owner, _ = await svc.owner_of(request, WRITE)
         source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
         refuse_declared_too_large(request, svc.config.max_size)
         conditions = Preconditions.from_headers(request.headers)
@@ -132,10 +131,12 @@ async def list_files(request: Request) -> Response:
     rolled up into ``prefixes`` (folders), each listed once, paged with the files.
     """
     svc = services(request)
-    owner = await svc.owner(request)
+    grant = await svc.grant(request, READ)
+    owner = grant.user_id
     params = request.query_params
     limit = _limit(params.get("limit"))
     prefix = params.get("prefix", "")
+    grant.require_prefix(READ, prefix)
     after = _decode_cursor(params["cursor"]) if params.get("cursor") else None
     delimiter = params.get("delimiter")
     if delimiter is None:
@@ -167,8 +168,10 @@ async def list_files(request: Request) -> Response:
 async def usage(request: Request) -> Response:
     """``GET /usage?prefix=``: how many files start with ``prefix`` and their total size."""
     svc = services(request)
-    owner = await svc.owner(request)
+    grant = await svc.grant(request, READ)
+    owner = grant.user_id
     prefix = request.query_params.get("prefix", "")
+    grant.require_prefix(READ, prefix)
     count, total = await run_in_threadpool(svc.catalog.usage, owner, prefix)
     return JSONResponse({"prefix": prefix, "files": count, "bytes": total})
 
@@ -176,8 +179,7 @@ async def usage(request: Request) -> Response:
 async def info(request: Request) -> Response:
     """``GET /info/{name}``: one file's FileInfo."""
     svc = services(request)
-    owner = await svc.owner(request)
-    name = validate_name(request.path_params["name"])
+    owner, name = await svc.owner_of(request, READ)
     record = await run_in_threadpool(svc.catalog.file, owner, name)
     if record is None:
         raise no_such_file(name)
@@ -187,8 +189,7 @@ async def info(request: Request) -> Response:
 async def get_file(request: Request) -> Response:
     """``GET``/``HEAD /files/{name}``: the bytes (or just the headers), with Range support."""
     svc = services(request)
-    owner = await svc.owner(request)
-    name = validate_name(request.path_params["name"])
+    owner, name = await svc.owner_of(request, READ)
     for _ in range(OPEN_ATTEMPTS):
         record = await run_in_threadpool(svc.catalog.file, owner, name)
         if record is None:
@@ -217,8 +218,7 @@ async def get_file(request: Request) -> Response:
 async def delete_file(request: Request) -> Response:
     """``DELETE /files/{name}``: 204, or 404 when absent."""
     svc = services(request)
-    owner = await svc.owner(request)
-    name = validate_name(request.path_params["name"])
+    owner, name = await svc.owner_of(request, DELETE)
     location = await run_in_threadpool(svc.catalog.delete_file, owner, name)
     if location is None:
         raise no_such_file(name)
@@ -336,6 +336,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         Route("/files/{name:updl_name}", file_by_name, methods=list(_BY_METHOD)),
         Route("/info/{name:updl_name}", info, methods=["GET"]),
         *tus_routes(),
+        *account_routes(),
         *web_routes(),
     ]
     app = Starlette(
