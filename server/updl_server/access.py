@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .errors import HTTPError
+from .names import MAX_NAME_BYTES, name_problem
 
 READ = "read"
 WRITE = "write"
@@ -57,6 +58,14 @@ def parse_duration(text: str) -> timedelta:
     if duration > MAX_EXPIRY:
         raise ValueError(f"a token may last at most {MAX_EXPIRY.days} days")
     return duration
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot limit a token, or ``None``: it must begin some valid name (``ci/`` does)."""
+    if not prefix:
+        return "empty"
+    problem = name_problem(prefix + "x")  # the shortest name that starts with it
+    return None if problem is None else problem.replace(f"{MAX_NAME_BYTES} bytes", f"{MAX_NAME_BYTES - 1} bytes")
 
 
 def forbidden(message: str, **extra: Any) -> HTTPError:

@@ -17,32 +17,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .access import MAX_LABEL, Grant, forbidden, parse_duration, parse_scopes
-from .accounts import Accounts, TokenRecord
+from .access import MAX_LABEL, Grant, forbidden, parse_duration, parse_scopes, prefix_problem
+from .accounts import Accounts
 from .auth import issue_token
 from .catalog import utcnow
 from .errors import HTTPError, bad_request
 from .formats import isoformat
-from .names import validate_name
 from .services import services
 
 MAX_BODY = 4096
 TOKEN_ID_LENGTH = 16
-
-
-def token_json(record: TokenRecord) -> dict[str, Any]:
-    """A token's public description (never its secret or hash)."""
-    return {
-        "id": record.id,
-        "user": record.user,
-        "scopes": list(record.scopes),
-        "prefix": record.prefix,
-        "label": record.label,
-        "created": isoformat(record.created),
-        "expires": isoformat(record.expires),
-        "last_used": isoformat(record.last_used),
-        "revoked": isoformat(record.revoked),
-    }
 
 
 async def whoami(request: Request) -> Response:
@@ -68,7 +52,7 @@ async def list_tokens(request: Request) -> Response:
     svc = services(request)
     grant = await svc.grant(request)
     records = await run_in_threadpool(Accounts(svc.catalog).tokens, grant.user_id)
-    return JSONResponse({"tokens": [token_json(r) for r in records]})
+    return JSONResponse({"tokens": [r.to_json() for r in records]})
 
 
 async def create_token(request: Request) -> Response:
@@ -102,7 +86,7 @@ async def create_token(request: Request) -> Response:
     )
     record = await run_in_threadpool(Accounts(svc.catalog).token, token_id)
     assert record is not None
-    return JSONResponse({"token": text, **token_json(record)}, status_code=201, headers={"Cache-Control": "no-store"})
+    return JSONResponse({"token": text, **record.to_json()}, status_code=201, headers={"Cache-Control": "no-store"})
 
 
 async def revoke_token(request: Request) -> Response:
@@ -160,7 +144,9 @@ def _prefix(value: Any, grant: Grant) -> str | None:
         return grant.prefix
     if not isinstance(value, str):
         raise bad_request("prefix must be a string", field="prefix")
-    validate_name(value)  # a prefix is spelt like a name: the same bounds and characters
+    problem = prefix_problem(value)
+    if problem is not None:
+        raise bad_request(f"invalid prefix: {problem}", field="prefix", prefix=value[:MAX_LABEL])
     return value
 
 

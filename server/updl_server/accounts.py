@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, func, select
 
 from .access import FULL
 from .catalog import Catalog, files, tokens, tus_completed, tus_uploads, users
+from .formats import isoformat
 
 # Writing last_used on every request would turn every read into a DB write.
 USE_RESOLUTION = timedelta(minutes=1)
@@ -56,6 +57,20 @@ class TokenRecord:
             revoked=m["revoked"],
             user_disabled=m["disabled"],
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The token's public description (the API's and ``token list --json``'s): never its secret or hash."""
+        return {
+            "id": self.id,
+            "user": self.user,
+            "scopes": list(self.scopes),
+            "prefix": self.prefix,
+            "label": self.label,
+            "created": isoformat(self.created),
+            "expires": isoformat(self.expires),
+            "last_used": isoformat(self.last_used),
+            "revoked": isoformat(self.revoked),
+        }
 
 
 @dataclass(frozen=True)

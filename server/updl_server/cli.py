@@ -468,3 +468,8 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+# The account commands (token ..., user ...) register themselves on ``main``; imported last
+# because they build on the options and helpers above.
+from . import admin  # noqa: E402, F401
