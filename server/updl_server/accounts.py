@@ -219,7 +219,9 @@ class Accounts:
             user_id = conn.execute(select(users.c.id).where(users.c.name == name).with_for_update()).scalar()
             if user_id is None:
                 return None
-            locations = [str(loc) for loc in conn.execute(select(files.c.location).where(files.c.owner_id == user_id))]
+            locations = [
+                str(loc) for loc in conn.execute(select(files.c.location).where(files.c.owner_id == user_id)).scalars()
+            ]
             # Explicitly, child tables first: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
             for table in (files, tus_uploads, tus_completed):
                 conn.execute(table.delete().where(table.c.owner_id == user_id))
