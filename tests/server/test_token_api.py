@@ -40,7 +40,7 @@ def test_whoami_says_who_what_and_how_much(live_server: LiveServer, user: tuple[
 
 
 def test_a_token_creates_narrower_tokens_only(live_server: LiveServer, user: tuple[str, Api]) -> None:
-    name, full = user
+    _, full = user
     made = full.request("POST", "/tokens", json={"scopes": ["read"], "prefix": "out/", "label": "dl"})
     assert made.status_code == 201, made.text
     body = made.json()
