@@ -82,9 +82,9 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
-def unauthorized(message: str) -> HTTPError:
+def unauthorized(message: str, **extra: str) -> HTTPError:
     """The contract's 401, with the challenge header."""
-    return HTTPError(401, message, headers={"WWW-Authenticate": "Bearer"})
+    return HTTPError(401, message, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
 
 async def authenticate(catalog: Catalog, authorization: str | None) -> Grant:
@@ -108,11 +108,11 @@ async def authenticate(catalog: Catalog, authorization: str | None) -> Grant:
         raise unauthorized("unknown token")
     now = utcnow()
     if record.revoked is not None:
-        raise unauthorized("token revoked: ask for a new one")
+        raise unauthorized("token revoked: ask for a new one", reason="revoked")
     if record.expires is not None and record.expires <= now:
-        raise unauthorized("token expired: ask for a new one")
+        raise unauthorized("token expired: ask for a new one", reason="expired")
     if record.user_disabled is not None:
-        raise unauthorized(f"user {record.user!r} is disabled")
+        raise unauthorized(f"user {record.user!r} is disabled: ask the server's operator", reason="disabled")
     if last_login_due(record.last_used, now):
         await run_in_threadpool(accounts.record_use, record.id, record.user_id, now)
     return Grant(record.user_id, record.user, record.id, record.scopes, record.prefix, record.expires, record.label)
