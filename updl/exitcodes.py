@@ -16,6 +16,7 @@ from .sdk.errors import (
     NotFoundError,
     PartialFailureError,
     PreconditionFailedError,
+    QuotaExceededError,
     SelectionError,
     SourceChangedError,
     UpdlError,
@@ -37,6 +38,7 @@ class ExitCode(IntEnum):
     NO_FILES = 7
     PARTIAL_FAILURE = 8
     PRECONDITION_FAILED = 9
+    QUOTA_EXCEEDED = 10
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
@@ -77,6 +79,12 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
         ExitCode.PRECONDITION_FAILED,
         str,
         "refused, nothing stored: the name exists (--no-clobber) or is another version (--if-match)",
+    ),
+    (
+        QuotaExceededError,
+        ExitCode.QUOTA_EXCEEDED,
+        str,
+        "refused, nothing stored: the upload would pass your quota (507); delete files or ask for more",
     ),
     (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
     (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),
