@@ -36,6 +36,8 @@ class Unlimited(click.ParamType):  # type: ignore[type-arg]  # generic only sinc
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """``None`` for ``none``, else ``inner``'s value."""
+        if value is quotas.UNSET:
+            return value
         if isinstance(value, str) and value.strip().lower() == NONE:
             return None
         return self.inner.convert(value, param, ctx)
