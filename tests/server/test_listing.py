@@ -127,7 +127,13 @@ def test_usage_counts_files_and_bytes_below_a_prefix(api: Api, make_api, live_se
     for name, size in [("u/a", 10), ("u/b/c", 2000), ("u2", 5), ("v", 7)]:
         api.upload(name, b"x" * size)
     make_api(live_server).upload("u/other-user", b"y" * 999)
-    unlimited = {"quota_bytes": None, "quota_files": None, "used_files": 4, "used_bytes": 2022, "retention_seconds": None}
+    unlimited = {
+        "quota_bytes": None,
+        "quota_files": None,
+        "used_files": 4,
+        "used_bytes": 2022,
+        "retention_seconds": None,
+    }
     assert api.request("GET", "/usage", params={"prefix": "u/"}).json() == {
         "prefix": "u/",
         "files": 2,

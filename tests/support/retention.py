@@ -10,10 +10,9 @@ from __future__ import annotations
 import subprocess
 from datetime import datetime, timedelta
 
+from tests.support.live_server import LiveServer, clean_env, console_script
 from updl_server.catalog import Catalog, files, utcnow
 from updl_server.config import ServerConfig
-
-from tests.support.live_server import LiveServer, clean_env, console_script
 
 PAST = timedelta(seconds=1)
 
