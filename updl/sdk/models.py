@@ -109,13 +109,11 @@ class Usage:
         return cls(str(data.get("prefix", "")), files, size, **extra)
 
     def to_json(self) -> dict[str, Any]:
-        """The record ``updl du --json`` prints."""
-        return {
-            "prefix": self.prefix,
-            "files": self.files,
-            "bytes": self.bytes,
-            **{key: getattr(self, key) for key in _QUOTA_FIELDS},
-        }
+        """The record ``updl du --json`` prints; the quota fields only when the user has a limit."""
+        record: dict[str, Any] = {"prefix": self.prefix, "files": self.files, "bytes": self.bytes}
+        if self.quota_bytes is not None or self.quota_files is not None or self.retention_seconds is not None:
+            record.update({key: getattr(self, key) for key in _QUOTA_FIELDS})
+        return record
 
 
 _QUOTA_FIELDS = ("quota_bytes", "quota_files", "used_bytes", "used_files", "retention_seconds")
