@@ -1,4 +1,4 @@
-"""``updl put --expires``, ``updl rm --prefix``, quotas in ``updl du``, exit 10, through the SDK and the installed script."""
+"""``updl put --expires``, ``updl rm --prefix``, quotas in ``updl du`` and exit 10, through the SDK and the script."""
 
 from __future__ import annotations
 
