@@ -512,5 +512,5 @@ def _listen(host: str, port: int) -> socket.socket:
 
 # The account commands (token ..., user ...) register themselves on ``main``; imported last
 # because they build on the options and helpers above.
-from . import admin  # noqa: E402, F401
-from . import quota_commands  # noqa: E402, F401  - registers ``quota`` and ``sweep`` on ``main``
+# ``quota`` and ``sweep`` likewise.
+from . import admin, quota_commands  # noqa: E402, F401
