@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 
+from . import audit
 from .catalog import Catalog, utcnow
 from .errors import HTTPError
 
@@ -76,6 +77,7 @@ async def authenticate(catalog: Catalog, authorization: str | None) -> int:
     credential = await run_in_threadpool(catalog.credential, token_id)
     if credential is None or not secret_matches(secret, credential.secret_hash):
         raise unauthorized("unknown token")
+    audit.identify(credential.user_id, token_id)
     now = utcnow()
     if last_login_due(credential.last_login, now):
         await run_in_threadpool(catalog.record_login, credential.user_id, now)

@@ -97,6 +97,9 @@ class ServerConfig:
     s3_presign_downloads: bool = False
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; "*": any
+    audit_log: str | None = None  # a file, "-" for stderr, or None: no audit log (audit.py)
+    metrics_token: str | None = None  # the bearer GET /metrics wants; None: metrics off (metrics.py)
+    metrics_dir: Path | None = None  # several workers: where their metrics meet (prometheus multiprocess)
 
     @property
     def database_url(self) -> str:
