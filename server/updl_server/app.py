@@ -289,7 +289,7 @@ def _note_refusal(request: Request, exc: HTTPError) -> None:
     metrics.upload_refused(reason)
     found = {k: exc.extra[k] for k in ("name", "expected", "actual", "max_size") if k in exc.extra}
     name = request.path_params.get("name", found.pop("name", None))
-    audit.record("upload.refused", reason=reason, status=exc.status, path=request.url.path, name=name, **found)
+    audit.record("upload.refused", reason=reason, status=exc.status, name=name, **found)
 
 
 async def _on_starlette_error(request: Request, exc: Exception) -> Response:

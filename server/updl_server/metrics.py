@@ -25,8 +25,7 @@ from __future__ import annotations
 import hmac
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,7 +114,7 @@ def configure(enabled: bool, multiprocess_dir: Path | None = None) -> None:
     scrape sums every process's files; it must be the directory in ``PROMETHEUS_MULTIPROC_DIR``.
     """
     global _state
-    disable_created_metrics()  # no *_created series: counters start with the process
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream; no *_created series
     if not enabled:
         _state = None
         return
@@ -268,47 +267,57 @@ class RequestMetrics:
         if scope["type"] != "http" or _state is None:
             await self.app(scope, receive, send)
             return
-        collectors = _state.collectors
-        started = time.perf_counter()
-        method = scope["method"] if scope["method"] in METHODS else "other"
-        route = route_template(self.routes, scope)
-        direction = TRANSFERS.get((route, method))
-        counts = {"in": 0, "out": 0, "status": 500}
+        exchange = _Exchange(_state.collectors, scope, route_template(self.routes, scope))
 
         async def counting_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                counts["in"] += len(message.get("body", b""))
+                exchange.received += len(message.get("body", b""))
             return message
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                counts["status"] = message["status"]
+                exchange.status = message["status"]
             elif message["type"] == "http.response.body":
-                counts["out"] += len(message.get("body", b""))
+                exchange.sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    exchange.finish()  # before the last byte leaves: a client that has the answer sees it counted
             await send(message)
 
-        with _in_flight(collectors, direction):
-            try:
-                await self.app(scope, counting_receive, counting_send)
-            finally:
-                collectors.requests.labels(method, route, str(counts["status"])).inc()
-                collectors.duration.labels(method, route).observe(time.perf_counter() - started)
-                if counts["in"]:
-                    collectors.received.labels(route).inc(counts["in"])
-                if counts["out"]:
-                    collectors.sent.labels(route).inc(counts["out"])
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            exchange.finish()  # no complete answer (an exception: the 500 is sent outside us; a disconnect)
 
 
-@contextmanager
-def _in_flight(collectors: _Collectors, direction: str | None) -> Iterator[None]:
-    """Raise the in-flight gauge of ``direction`` while the block runs (nothing for ``None``)."""
-    if direction is None:
-        yield
-        return
-    gauge = collectors.in_flight.labels(direction)
-    gauge.inc()
-    try:
-        yield
-    finally:
-        gauge.dec()
+class _Exchange:
+    """One request being counted; ``finish`` records it once."""
+
+    def __init__(self, collectors: _Collectors, scope: Scope, route: str) -> None:
+        self.collectors = collectors
+        self.method = scope["method"] if scope["method"] in METHODS else "other"
+        self.route = route
+        self.started = time.perf_counter()
+        self.status = 500
+        self.received = 0
+        self.sent = 0
+        direction = TRANSFERS.get((route, self.method))
+        self.transfer = None if direction is None else collectors.in_flight.labels(direction)
+        if self.transfer is not None:
+            self.transfer.inc()
+        self.finished = False
+
+    def finish(self) -> None:
+        """Record the request (only the first call counts)."""
+        if self.finished:
+            return
+        self.finished = True
+        c = self.collectors
+        if self.transfer is not None:
+            self.transfer.dec()
+        c.requests.labels(self.method, self.route, str(self.status)).inc()
+        c.duration.labels(self.method, self.route).observe(time.perf_counter() - self.started)
+        if self.received:
+            c.received.labels(self.route).inc(self.received)
+        if self.sent:
+            c.sent.labels(self.route).inc(self.sent)
