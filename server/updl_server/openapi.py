@@ -191,25 +191,27 @@ def spec() -> dict[str, Any]:
             )
         ),
         "/files/{name}": {
-            "get": _op(
-                "download",
-                "A file's bytes (Range, If-Range, If-None-Match supported).",
-                {
-                    "200": {
-                        "description": "The whole file; `ETag` is its quoted MD5, `Content-MD5` its digest.",
-                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            **_with_head(
+                _op(
+                    "download",
+                    "A file's bytes (Range, If-Range, If-None-Match supported).",
+                    {
+                        "200": {
+                            "description": "The whole file; `ETag` is its quoted MD5, `Content-MD5` its digest.",
+                            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        "206": {"description": "The range asked for (`Content-Range`)."},
+                        "304": {"description": "Not modified (`If-None-Match` matched)."},
+                        "307": {"description": "Redirect to a presigned store URL (S3 with presigned downloads)."},
+                        **_errors(400, 404, 416),
                     },
-                    "206": {"description": "The range asked for (`Content-Range`)."},
-                    "304": {"description": "Not modified (`If-None-Match` matched)."},
-                    "307": {"description": "Redirect to a presigned store URL (S3 with presigned downloads)."},
-                    **_errors(400, 404, 416),
-                },
-                parameters=[
-                    _NAME,
-                    _header("Range", "`bytes=a-b`, `bytes=a-` or `bytes=-n` (one range)."),
-                    _header("If-Range", "Honour Range only if the ETag still matches."),
-                    _header("If-None-Match", "304 when the current version matches."),
-                ],
+                    parameters=[
+                        _NAME,
+                        _header("Range", "`bytes=a-b`, `bytes=a-` or `bytes=-n` (one range)."),
+                        _header("If-Range", "Honour Range only if the ETag still matches."),
+                        _header("If-None-Match", "304 when the current version matches."),
+                    ],
+                )
             ),
             "put": _op(
                 "putFile",
