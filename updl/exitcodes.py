@@ -17,6 +17,7 @@ from .sdk.errors import (
     NotFoundError,
     PartialFailureError,
     PreconditionFailedError,
+    QuotaExceededError,
     SelectionError,
     SourceChangedError,
     UpdlError,
@@ -39,6 +40,7 @@ class ExitCode(IntEnum):
     PARTIAL_FAILURE = 8
     PRECONDITION_FAILED = 9
     FORBIDDEN = 10
+    QUOTA_EXCEEDED = 11
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
@@ -85,6 +87,12 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
         ExitCode.PRECONDITION_FAILED,
         str,
         "refused, nothing stored: the name exists (--no-clobber) or is another version (--if-match)",
+    ),
+    (
+        QuotaExceededError,
+        ExitCode.QUOTA_EXCEEDED,
+        str,
+        "refused, nothing stored: the upload would pass your quota (507); delete files or ask for more",
     ),
     (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
     (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),

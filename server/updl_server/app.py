@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from . import __version__
+from . import __version__, quotas
 from .access import DELETE, READ, WRITE
 from .account_routes import account_routes
 from .catalog import Catalog, FileRecord, utcnow
@@ -38,12 +39,14 @@ from .names import MAX_NAME_BYTES, Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
+from .retention import requested_expires_in, sweep_periodically
 from .services import Services, services
 from .storage import BlobNotFoundError, BlobStore, open_store
 from .tus.routes import tus_routes
 from .tus.service import TusService
 from .uploads import (
     MULTIPART_OVERHEAD,
+    declared_length,
     draining_on_error,
     refuse_declared_too_large,
     refuse_unless_allowed,
@@ -80,6 +83,7 @@ def file_info(record: FileRecord) -> dict[str, Any]:
         "md5": record.md5,
         "created": isoformat(record.created),
         "last_accessed": isoformat(record.last_accessed),
+        "expires": isoformat(record.expires),
     }
 
 
@@ -99,14 +103,21 @@ async def upload(request: Request) -> Response:
         grant = await svc.grant(request, WRITE)
         owner = grant.user_id
         conditions = Preconditions.from_headers(request.headers)
+        # The file is at least the body less its framing: a lower bound for the quota's early check.
+        declared = declared_length(request)
+        least = None if declared is None else max(0, declared - MULTIPART_OVERHEAD)
 
         async def on_name(name: str) -> None:
             grant.require(WRITE, name)  # a prefix token: known only once the form names the file
             await refuse_unless_allowed(svc.catalog, owner, name, conditions)
+            await quotas.refuse_early(svc.catalog, owner, name, least)
 
         source = MultipartSource(body, request.headers.get("content-type"), on_name)
         refuse_declared_too_large(request, svc.config.max_size, MULTIPART_OVERHEAD)
-        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions)
+        admission = await quotas.prepare(
+            svc.catalog, owner, svc.config.default_retention, requested_expires_in(request.headers), None, least
+        )
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions, admission)
     return JSONResponse(file_info(record))
 
 
@@ -119,8 +130,17 @@ async def put_file(request: Request) -> Response:
         source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
         refuse_declared_too_large(request, svc.config.max_size)
         conditions = Preconditions.from_headers(request.headers)
-        await refuse_unless_allowed(svc.catalog, owner, validate_name(request.path_params["name"]), conditions)
-        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions)
+        name = validate_name(request.path_params["name"])
+        await refuse_unless_allowed(svc.catalog, owner, name, conditions)
+        admission = await quotas.prepare(
+            svc.catalog,
+            owner,
+            svc.config.default_retention,
+            requested_expires_in(request.headers),
+            name,
+            declared_length(request),
+        )
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions, admission)
     return JSONResponse(file_info(record))
 
 
@@ -166,14 +186,25 @@ async def list_files(request: Request) -> Response:
 
 
 async def usage(request: Request) -> Response:
-    """``GET /usage?prefix=``: how many files start with ``prefix`` and their total size."""
+    """``GET /usage?prefix=``: how many files start with ``prefix`` and their total size,
+    with the user's quota and whole usage against it (``quota_*``: ``null`` when unlimited)."""
     svc = services(request)
     grant = await svc.grant(request, READ)
     owner = grant.user_id
     prefix = request.query_params.get("prefix", "")
     grant.require_prefix(READ, prefix)
     count, total = await run_in_threadpool(svc.catalog.usage, owner, prefix)
-    return JSONResponse({"prefix": prefix, "files": count, "bytes": total})
+    limits = await run_in_threadpool(quotas.limits_of, svc.catalog, owner)
+    all_files, all_bytes = (count, total) if not prefix else await run_in_threadpool(svc.catalog.usage, owner)
+    return JSONResponse(
+        {
+            "prefix": prefix,
+            "files": count,
+            "bytes": total,
+            **limits.fields(all_files, all_bytes),
+            "retention_seconds": limits.retention_seconds or svc.config.default_retention,
+        }
+    )
 
 
 async def info(request: Request) -> Response:
@@ -309,7 +340,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
     """
     catalog = catalog if catalog is not None else Catalog(config.database_url)
     store = store if store is not None else open_store(config)
-    tus = TusService(catalog, store, config.max_size, config.limits.body_timeout)
+    tus = TusService(catalog, store, config.max_size, config.limits.body_timeout, config.default_retention)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -323,7 +354,10 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         if swept:
             log.warning("removed %d expired or orphaned resumable upload(s)", swept)
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(sweep_periodically, catalog, store, config.sweep_interval)
+                yield
+                tasks.cancel_scope.cancel()
         finally:
             store.close()
             catalog.close()

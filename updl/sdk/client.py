@@ -16,13 +16,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from types import TracebackType
 from typing import TypeVar
 from urllib.parse import quote
 
 import requests
 
-from . import downloads, uploads
+from . import downloads, retention, uploads
 from .access import NewToken, TokenInfo, WhoAmI
 from .config import Settings, load_settings
 from .downloads import Destination
@@ -31,6 +32,7 @@ from .headers import expected_md5, file_info, parse_count
 from .models import FileInfo, Prefix, Usage
 from .progress import ProgressCallback
 from .resume import ResumeStore
+from .retention import seconds_of
 from .retry import Retrier, RetryEvent, RetryPolicy
 from .transport import Transport, build_session, file_path, json_object
 from .uploads import Source
@@ -122,6 +124,7 @@ class Client:
         resumable_threshold: int | None = None,
         no_clobber: bool = False,
         if_match: str | None = None,
+        expires_in: int | timedelta | None = None,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -148,6 +151,10 @@ class Client:
         meets the version an earlier attempt stored (its answer lost on the way)
         returns that version rather than refusing. A malformed
         ``if_match`` is a ``ValueError`` before anything is sent.
+
+        ``expires_in`` (seconds, or a ``timedelta``) makes the server delete the
+        file that long after it is stored (``FileInfo.expires``); without it the
+        user's or the server's default retention applies, if any.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
         return uploads.upload(
@@ -162,6 +169,7 @@ class Client:
             progress=progress,
             no_clobber=no_clobber,
             if_match=if_match,
+            expires_in=seconds_of(expires_in),
         )
 
     def download(
@@ -362,6 +370,32 @@ class Client:
         """
         path = f"/tokens/{quote(token_id, safe='')}"
         self._retrying(lambda _: self._transport.request("DELETE", path).close(), f"token {token_id}", on_retry)
+
+    def remove_prefix(
+        self,
+        prefix: str,
+        *,
+        older_than: int | timedelta | None = None,
+        dry_run: bool = False,
+        on_removed: Callable[[FileInfo], None] | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> builtins.list[FileInfo]:
+        """Delete every file whose name starts with ``prefix`` (only those created more than
+        ``older_than`` seconds ago, if given); return them. ``dry_run``: only return them.
+
+        The prefix is listed first, then each file deleted (``on_removed`` after
+        each). An empty ``prefix`` is a ``ValueError``: it would mean every file.
+        """
+        if not prefix:
+            raise ValueError("remove_prefix needs a non-empty prefix (an empty one is every file)")
+        listed = self.list(prefix, on_retry=on_retry)
+        return retention.remove_prefix(
+            listed,
+            lambda name: self.delete(name, on_retry=on_retry),
+            older_than=older_than,
+            dry_run=dry_run,
+            on_removed=on_removed,
+        )
 
     # -- batch helpers (added for batches: skip-existing, one client per worker thread) ---
 

@@ -14,6 +14,8 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── TooLargeError                          413  .max_size
     ├── PreconditionFailedError                412: the name exists (no_clobber) or is another version (if_match)
     │                                          .name .current_md5
+    ├── QuotaExceededError                     507 with quota fields: the upload would pass the user's quota
+    │                                          .quota_bytes .used_bytes .quota_files .used_files
     ├── BadRequestError                        400 and other 4xx
     │   ├── OffsetConflictError                409 to a tus PATCH not at the upload's offset  .offset
     │   └── RangeNotSatisfiableError           416 to a ranged download
@@ -65,6 +67,7 @@ __all__ = [
     "PartialFailureError",
     "PreconditionFailedError",
     "ProtocolError",
+    "QuotaExceededError",
     "RangeNotSatisfiableError",
     "RateLimitedError",
     "SelectionError",
@@ -225,6 +228,30 @@ class InsufficientStorageError(ServerError):
     """The server has no room for the upload (507); not retried: only freeing space helps."""
 
     retryable: ClassVar[bool] = False
+
+
+class QuotaExceededError(UpdlError):
+    """The upload would pass the user's quota (507 with quota fields); nothing was stored.
+
+    Not retried: only deleting files or a larger quota helps. ``None`` fields: unlimited or not sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        quota_bytes: int | None = None,
+        used_bytes: int | None = None,
+        quota_files: int | None = None,
+        used_files: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the quota and the usage the server reported."""
+        super().__init__(message, **kwargs)
+        self.quota_bytes = quota_bytes
+        self.used_bytes = used_bytes
+        self.quota_files = quota_files
+        self.used_files = used_files
 
 
 class ConnectionFailedError(UpdlError, ConnectionError):

@@ -33,6 +33,7 @@ from .errors import (
     OffsetConflictError,
     PreconditionFailedError,
     ProtocolError,
+    QuotaExceededError,
     RangeNotSatisfiableError,
     RateLimitedError,
     ServerError,
@@ -169,6 +170,19 @@ def _is_json(response: requests.Response) -> bool:
     return "json" in response.headers.get("Content-Type", "")
 
 
+def _quota_exceeded(message: str, body: dict[str, Any], **kwargs: Any) -> QuotaExceededError:
+    """507 with quota fields: what the quota is and how much of it is used, in the message too."""
+    fields = {key: body.get(key) for key in ("quota_bytes", "used_bytes", "quota_files", "used_files")}
+    numbers = {key: value if type(value) is int else None for key, value in fields.items()}
+    parts = []
+    if numbers["quota_bytes"] is not None and numbers["used_bytes"] is not None:
+        parts.append(f"{format_size(numbers['used_bytes'])} of {format_size(numbers['quota_bytes'])} used")
+    if numbers["quota_files"] is not None and numbers["used_files"] is not None:
+        parts.append(f"{numbers['used_files']} of {numbers['quota_files']} files")
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return QuotaExceededError(f"{message}{detail}; nothing was stored", **numbers, **kwargs)
+
+
 def translate(source: requests.Response | requests.RequestException, *, ca_bundle: str | None = None) -> UpdlError:
     """The updl error for an error response (status >= 400) or a ``requests`` exception.
 
@@ -272,6 +286,8 @@ def translate(source: requests.Response | requests.RequestException, *, ca_bundl
         return RateLimitedError(
             f"the server is rate limiting ({message}); try again later", retry_after=retry_after, **kwargs
         )
+    if status == 507 and ("quota_bytes" in body or "quota_files" in body):
+        return _quota_exceeded(message, body, **kwargs)
     if status == 507:
         return InsufficientStorageError(message, **kwargs)
     if status >= 500:

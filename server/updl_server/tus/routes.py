@@ -95,6 +95,8 @@ def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str
     headers = _progress_headers(record)
     if stored is not None:
         headers.update(_stored_headers(stored.md5, stored.created))
+        if stored.expires is not None:
+            headers["Updl-Expires"] = http_date(stored.expires)
     return headers
 
 
