@@ -510,7 +510,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-# The account commands (token ..., user ...) register themselves on ``main``; imported last
-# because they build on the options and helpers above.
-from . import admin  # noqa: E402, F401
-from . import quota_commands  # noqa: E402, F401  - registers ``quota`` and ``sweep`` on ``main``
+# The account commands (token ..., user ...) and ``quota``/``sweep`` register themselves on
+# ``main``; imported last because they build on the options and helpers above.
+from . import admin, quota_commands  # noqa: E402, F401
