@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import quotas
 from .access import MAX_LABEL, Grant, forbidden, parse_duration, parse_scopes, prefix_problem
 from .accounts import Accounts
 from .auth import issue_token
@@ -34,6 +35,7 @@ async def whoami(request: Request) -> Response:
     svc = services(request)
     grant = await svc.grant(request)
     count, total = await run_in_threadpool(svc.catalog.usage, grant.user_id, "")
+    limits = await run_in_threadpool(quotas.limits_of, svc.catalog, grant.user_id)
     return JSONResponse(
         {
             "user": grant.user,
@@ -42,7 +44,7 @@ async def whoami(request: Request) -> Response:
             "prefix": grant.prefix,
             "expires": isoformat(grant.expires),
             "label": grant.label,
-            "usage": {"files": count, "bytes": total},
+            "usage": {"files": count, "bytes": total, **limits.fields(count, total)},
         }
     )
 

@@ -603,7 +603,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-# The account commands (token ..., user ...) register themselves on ``main``; imported last
-# because they build on the options and helpers above.
-# ``quota`` and ``sweep`` likewise.
+# The account commands (token ..., user ...) and ``quota``/``sweep`` register themselves on
+# ``main``; imported last because they build on the options and helpers above.
 from . import admin, quota_commands  # noqa: E402, F401

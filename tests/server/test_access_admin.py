@@ -139,3 +139,48 @@ def test_user_commands(tmp_path: Path) -> None:
         assert admin(server, "user", "delete", "dave", "--yes").returncode == 1
     finally:
         server.stop()
+
+
+def test_tokens_of_an_older_catalog_keep_full_power(db_url: str) -> None:
+    """A catalog from before scopes (tokens and users without the new columns) is upgraded at
+    start, and its tokens keep every scope, no prefix and no expiry."""
+    import asyncio
+
+    from sqlalchemy import create_engine, text
+
+    from updl_server.auth import authenticate, mint_token
+    from updl_server.catalog import Catalog
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:  # the schema as the previous release made it
+        conn.execute(
+            text(
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(64) NOT NULL UNIQUE, "
+                "created TIMESTAMP NOT NULL, last_login TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TABLE tokens (id VARCHAR(16) PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id) "
+                "ON DELETE CASCADE, hash VARCHAR(64) NOT NULL, created TIMESTAMP NOT NULL)"
+            )
+        )
+        token = mint_token()
+        conn.execute(text("INSERT INTO users (id, name, created) VALUES (1, 'old', :now)"), {"now": utcnow()})
+        conn.execute(
+            text("INSERT INTO tokens (id, user_id, hash, created) VALUES (:id, 1, :hash, :now)"),
+            {"id": token.token_id, "hash": token.secret_hash, "now": utcnow()},
+        )
+    engine.dispose()
+    catalog = Catalog(db_url)
+    try:
+        catalog.create_tables()
+        grant = asyncio.run(authenticate(catalog, f"Bearer {token.text}"))
+        assert (grant.user, grant.scopes, grant.prefix, grant.expires) == (
+            "old",
+            ("read", "write", "delete"),
+            None,
+            None,
+        )
+    finally:
+        catalog.close()

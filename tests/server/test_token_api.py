@@ -34,7 +34,14 @@ def test_whoami_says_who_what_and_how_much(live_server: LiveServer, user: tuple[
         "prefix": "ci/",
         "expires": None,
         "label": "ci job",
-        "usage": {"files": 1, "bytes": 5},
+        "usage": {
+            "files": 1,
+            "bytes": 5,
+            "quota_bytes": None,
+            "used_bytes": 5,
+            "quota_files": None,
+            "used_files": 1,
+        },
     }
     assert Api(live_server.url, "nonsense").request("GET", "/whoami").status_code == 401
 
