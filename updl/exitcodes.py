@@ -10,6 +10,7 @@ from .sdk.errors import (
     BatchFailedError,
     ChecksumMismatchError,
     ConnectionFailedError,
+    ForbiddenError,
     InvalidSettingsError,
     MissingFilesError,
     NoFilesError,
@@ -38,7 +39,8 @@ class ExitCode(IntEnum):
     NO_FILES = 7
     PARTIAL_FAILURE = 8
     PRECONDITION_FAILED = 9
-    QUOTA_EXCEEDED = 10
+    FORBIDDEN = 10
+    QUOTA_EXCEEDED = 11
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
@@ -64,6 +66,12 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
         ExitCode.INTERRUPTED,
         lambda e: "interrupted; run the same command again to resume",
         "interrupted (Ctrl-C)",
+    ),
+    (
+        ForbiddenError,
+        ExitCode.FORBIDDEN,
+        str,
+        "the token may not do that (a scope it lacks, a name outside its prefix)",
     ),
     (AuthenticationError, ExitCode.AUTHENTICATION, str, "the server rejected the token, or none was given"),
     (NotFoundError, ExitCode.NOT_FOUND, str, "no such file on the server"),

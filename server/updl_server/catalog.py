@@ -66,6 +66,7 @@ users = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("created", DateTime, nullable=False),
     Column("last_login", DateTime),
+    Column("disabled", DateTime),  # when an operator disabled the user; its tokens get 401 (accounts.py)
 )
 
 tokens = Table(
@@ -75,6 +76,13 @@ tokens = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("hash", String(64), nullable=False),  # sha256 hex of the secret half
     Column("created", DateTime, nullable=False),
+    # Scoped tokens (accounts.py, access.py); a token made before scopes existed keeps full power.
+    Column("scopes", String(32), nullable=False, server_default="read,write,delete"),
+    Column("name_prefix", String(1024)),  # only names starting with this (None: any)
+    Column("label", String(128)),
+    Column("expires", DateTime),
+    Column("last_used", DateTime),
+    Column("revoked", DateTime),
 )
 
 files = Table(
@@ -153,15 +161,6 @@ class PreconditionFailedError(Exception):
         """Remember what the check saw."""
         super().__init__(current_md5)
         self.current_md5 = current_md5
-
-
-@dataclass(frozen=True)
-class Credential:
-    """What token verification needs from the catalog."""
-
-    user_id: int
-    secret_hash: str
-    last_login: datetime | None
 
 
 @dataclass(frozen=True)
@@ -321,22 +320,6 @@ class Catalog:
         """Record a token for ``user_id`` (only the secret's hash is stored)."""
         with self._write() as conn:
             conn.execute(tokens.insert().values(id=token_id, user_id=user_id, hash=secret_hash, created=utcnow()))
-
-    def credential(self, token_id: str) -> Credential | None:
-        """The stored hash and owner of token ``token_id``, or ``None``."""
-        query = (
-            select(tokens.c.user_id, tokens.c.hash, users.c.last_login)
-            .join(users, users.c.id == tokens.c.user_id)
-            .where(tokens.c.id == token_id)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else Credential(row.user_id, row.hash, row.last_login)
-
-    def record_login(self, user_id: int, when: datetime) -> None:
-        """Set the user's ``last_login`` (best effort: a failure is logged)."""
-        with self._bookkeeping("last login"), self._write() as conn:
-            conn.execute(users.update().where(users.c.id == user_id).values(last_login=when))
 
     # files
 

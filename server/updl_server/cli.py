@@ -510,4 +510,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-from . import quota_commands  # noqa: E402, F401  - registers ``quota`` and ``sweep`` on ``main``
+# The account commands (token ..., user ...) register themselves on ``main``; imported last
+# because they build on the options and helpers above.
+# ``quota`` and ``sweep`` likewise.
+from . import admin, quota_commands  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""``updl put --expires``, ``updl rm --prefix``, quotas in ``updl du`` and exit 10, through the SDK and the script."""
+"""``updl put --expires``, ``updl rm --prefix``, quotas in ``updl du`` and exit 11, through the SDK and the script."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_quota_in_du_and_exit_code(server_factory: ServerFactory, run_updl: Run,
     usage = records(run_updl(server, token, "--json", "du"))[0]
     assert usage["quota_bytes"] == 1000 and usage["used_bytes"] == 800
     again = run_updl(server, token, "put", str(source), "--name", "second.bin")
-    assert again.returncode == 10, again.stderr
+    assert again.returncode == 11, again.stderr
     assert "quota" in again.stderr and "nothing was stored" in again.stderr
     with updl.Client(server.url, token) as client:
         with pytest.raises(updl.QuotaExceededError) as refused:

@@ -7,6 +7,7 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
 
     UpdlError                                  .response .status .retryable .retry_after .attempts
     ├── AuthenticationError                    401, 403
+    │   └── ForbiddenError                     403: a valid token without the scope (or prefix)  .missing_scope
     ├── NotFoundError (FileNotFoundError)      404
     ├── ChecksumMismatchError       retryable  409 on upload, 460 on a tus chunk; local mismatch on download
     │                                          .expected .actual
@@ -55,6 +56,7 @@ __all__ = [
     "ChecksumMismatchError",
     "ConfigWarning",
     "ConnectionFailedError",
+    "ForbiddenError",
     "InsufficientStorageError",
     "InvalidSettingsError",
     "ManifestError",
@@ -111,6 +113,14 @@ class UpdlError(Exception):
 
 class AuthenticationError(UpdlError):
     """The server rejected the token (401) or refused access (403)."""
+
+
+class ForbiddenError(AuthenticationError):
+    """The token is valid but may not do this (403): it lacks ``missing_scope``, or the name is outside its prefix."""
+
+    def __init__(self, message: str, *, missing_scope: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.missing_scope = missing_scope
 
 
 class NotFoundError(UpdlError, FileNotFoundError):
