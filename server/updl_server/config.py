@@ -100,6 +100,8 @@ class ServerConfig:
     audit_log: str | None = None  # a file, "-" for stderr, or None: no audit log (audit.py)
     metrics_token: str | None = None  # the bearer GET /metrics wants; None: metrics off (metrics.py)
     metrics_dir: Path | None = None  # several workers: where their metrics meet (prometheus multiprocess)
+    default_retention: int | None = None  # seconds a file is kept when neither upload nor user says
+    sweep_interval: float = 600.0  # seconds between sweeps of expired files (retention.py)
 
     @property
     def database_url(self) -> str:

@@ -21,6 +21,7 @@ from ..errors import HTTPError, bad_request, too_large
 from ..formats import MD5_HEX
 from ..names import validate_name
 from ..numbers import count_field
+from ..retention import TUS_EXPIRES_KEY, checked_expires_in
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
@@ -158,6 +159,12 @@ class NewUpload:
     name: str
     md5: str | None  # lower-case hex, from Upload-Metadata
     metadata: str  # the raw Upload-Metadata, echoed by HEAD
+    expires_in: int | None = None  # seconds, from Upload-Metadata's expires_in (retention.py)
+
+
+def expires_in_of(metadata: Mapping[str, str]) -> int | None:
+    """The ``expires_in`` of parsed ``Upload-Metadata`` (seconds), ``None`` if absent; 400 if malformed."""
+    return checked_expires_in(metadata.get(TUS_EXPIRES_KEY), "expires_in in Upload-Metadata")
 
 
 def parse_creation(headers: Mapping[str, str], max_size: int) -> NewUpload:
@@ -175,7 +182,7 @@ def parse_creation(headers: Mapping[str, str], max_size: int) -> NewUpload:
     md5 = metadata.get("md5")
     if md5 is not None and not MD5_HEX.match(md5):
         raise bad_request("md5 in Upload-Metadata must be 32 hex digits", md5=md5)
-    return NewUpload(length, name, None if md5 is None else md5.lower(), raw_metadata)
+    return NewUpload(length, name, None if md5 is None else md5.lower(), raw_metadata, expires_in_of(metadata))
 
 
 def unsupported_version(sent: str | None) -> HTTPError:
