@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import quotas
+from . import audit, quotas
 from .access import MAX_LABEL, Grant, forbidden, parse_duration, parse_scopes, prefix_problem
 from .accounts import Accounts
 from .auth import issue_token
@@ -88,6 +88,7 @@ async def create_token(request: Request) -> Response:
     )
     record = await run_in_threadpool(Accounts(svc.catalog).token, token_id)
     assert record is not None
+    audit.record("token.created", new_token_id=token_id, scopes=list(scopes), prefix=prefix, via="POST /tokens")
     return JSONResponse({"token": text, **record.to_json()}, status_code=201, headers={"Cache-Control": "no-store"})
 
 
@@ -103,6 +104,7 @@ async def revoke_token(request: Request) -> Response:
     if record.id != grant.token_id and not grant.covers(record.scopes, record.prefix, record.expires):
         raise forbidden("a token can revoke itself or tokens with no more power than its own", token_id=token_id)
     await run_in_threadpool(accounts.revoke_token, token_id, utcnow(), user_id=grant.user_id)
+    audit.record("token.revoked", revoked_token_id=token_id, via="DELETE /tokens/{id}")
     return Response(status_code=204)
 
 

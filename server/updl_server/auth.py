@@ -117,6 +117,7 @@ async def authenticate(catalog: Catalog, authorization: str | None) -> Grant:
     audit.identify(record.user_id, token_id)
     if last_login_due(record.last_used, now):
         await run_in_threadpool(accounts.record_use, record.id, record.user_id, now)
+    audit.identify(record.user_id, record.id)
     return Grant(record.user_id, record.user, record.id, record.scopes, record.prefix, record.expires, record.label)
 
 

@@ -74,7 +74,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     """The error answers an operation can give, each with the JSON error body."""
     described = {
         "400": "Malformed request (a field, a name, a number); `field` names it.",
-        "401": "Missing, malformed or unknown token.",
+        "401": "Missing, malformed, unknown, revoked or expired token.",
+        "403": "The token's scopes or prefix do not allow this (`missing_scope`).",
         "404": "No such file, upload or route.",
         "409": "Checksum failed (`expected`, `actual`), or a tus offset conflict (`offset`).",
         "412": "A precondition failed (`current_md5`), or no `Tus-Resumable: 1.0.0`.",
@@ -262,6 +263,51 @@ def spec() -> dict[str, Any]:
                 auth=False,
             )
         ),
+        "/whoami": _with_head(
+            _op(
+                "whoami",
+                "The caller: user, this token's scopes, prefix and expiry, usage against quota.",
+                {"200": _json("Who the token is.", {"type": "object"})},
+            )
+        ),
+        "/tokens": {
+            **_with_head(
+                _op(
+                    "listTokens",
+                    "The caller's tokens (never their secrets).",
+                    {"200": _json("The tokens.", {"type": "object"}), **_errors(403)},
+                )
+            ),
+            "post": _op(
+                "createToken",
+                "A new token for the caller, with no more power than the caller's (the secret is shown once).",
+                {"201": _json("The token and its description.", {"type": "object"}), **_errors(400, 403, 413)},
+                requestBody={
+                    "required": False,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "scopes": {"type": "array", "items": {"enum": ["read", "write", "delete"]}},
+                                    "prefix": {"type": "string"},
+                                    "expires_in": {"type": "string", "description": "A duration: 1h, 30d, ..."},
+                                    "label": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+            ),
+        },
+        "/tokens/{token_id}": {
+            "delete": _op(
+                "revokeToken",
+                "Revoke one of the caller's tokens.",
+                {"204": {"description": "Revoked."}, **_errors(403, 404)},
+                parameters=[{"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            )
+        },
         "/tus/": {"post": _TUS_CREATE, "options": _TUS_OPTIONS},
         "/tus": {"post": _alias(_TUS_CREATE), "options": _alias(_TUS_OPTIONS)},
         "/tus/{upload_id}": {

@@ -28,6 +28,7 @@ import anyio
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from . import metrics
 from .catalog import Catalog, files
 from .errors import bad_request
 from .numbers import parse_count
@@ -91,6 +92,7 @@ def sweep_expired(catalog: Catalog, store: BlobStore, now: datetime | None = Non
         for location in locations:
             store.delete(location)
         removed += len(locations)
+        metrics.swept(len(locations), kind="expired_file")
         if len(locations) < SWEEP_BATCH:
             return removed
 
