@@ -41,6 +41,7 @@ from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
 from .retention import requested_expires_in, sweep_periodically
 from .services import Services, services
+from .shares import share_routes
 from .storage import BlobNotFoundError, BlobStore, open_store
 from .tus.routes import tus_routes
 from .tus.service import TusService
@@ -371,6 +372,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         Route("/info/{name:updl_name}", info, methods=["GET"]),
         *tus_routes(),
         *account_routes(),
+        *share_routes(),
         *web_routes(),
     ]
     app = Starlette(
