@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from . import __version__, quotas
+from . import __version__, audit, metrics, quotas
 from .access import DELETE, READ, WRITE
 from .account_routes import account_routes
 from .catalog import Catalog, FileRecord, utcnow
@@ -37,6 +37,7 @@ from .errors import HTTPError, bad_request, insufficient_storage, no_such_file, 
 from .formats import isoformat
 from .names import MAX_NAME_BYTES, Utf8Urls, validate_name
 from .numbers import parse_count
+from .openapi import serve_openapi
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
 from .retention import requested_expires_in, sweep_periodically
@@ -74,6 +75,7 @@ MAX_CURSOR = 4 * ((MAX_NAME_BYTES + 2) // 3)
 # A blob can vanish between lookup and open when the name is replaced at that
 # instant; looking the name up again finds the new version.
 OPEN_ATTEMPTS = 3
+UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})  # whose error answers may refuse an upload
 
 
 def file_info(record: FileRecord) -> dict[str, Any]:
@@ -254,6 +256,7 @@ async def delete_file(request: Request) -> Response:
     location = await run_in_threadpool(svc.catalog.delete_file, owner, name)
     if location is None:
         raise no_such_file(name)
+    audit.record("file.deleted", user_id=owner, name=name)
     # After the row is gone: a reader never finds a row without a blob.
     await run_in_threadpool(svc.store.delete, location)
     return Response(status_code=204)
@@ -305,7 +308,20 @@ def _decode_cursor(cursor: str) -> str:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
+    if request.method in UPLOAD_METHODS:
+        _note_refusal(request, exc)
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def _note_refusal(request: Request, exc: HTTPError) -> None:
+    """Count and audit an error answer that refuses an upload (409, 412, 413, ...)."""
+    reason = metrics.refusal_reason(exc.status, exc.extra)
+    if reason is None:
+        return
+    metrics.upload_refused(reason)
+    found = {k: exc.extra[k] for k in ("name", "expected", "actual", "max_size") if k in exc.extra}
+    name = request.path_params.get("name", found.pop("name", None))
+    audit.record("upload.refused", reason=reason, status=exc.status, name=name, **found)
 
 
 async def _on_starlette_error(request: Request, exc: Exception) -> Response:
@@ -349,6 +365,8 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         await run_in_threadpool(catalog.create_tables)
         await run_in_threadpool(store.start)
         report = await run_in_threadpool(store.sweep, catalog.is_referenced)
+        metrics.swept(report.orphan_blobs, kind="orphan_blob")
+        metrics.swept(report.temp_dirs, kind="temp_dir")
         if report.temp_dirs or report.orphan_blobs:
             log.warning("removed %d stale temp dir(s) and %d orphan blob(s)", report.temp_dirs, report.orphan_blobs)
         swept = await run_in_threadpool(tus.sweep)
@@ -370,15 +388,32 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         Route("/usage", usage, methods=["GET"]),
         Route("/files/{name:updl_name}", file_by_name, methods=list(_BY_METHOD)),
         Route("/info/{name:updl_name}", info, methods=["GET"]),
+        Route("/metrics", metrics.serve_metrics, methods=["GET"]),
+        Route("/openapi.json", serve_openapi, methods=["GET"]),
         *tus_routes(),
         *account_routes(),
         *share_routes(),
         *web_routes(),
     ]
+    audit.configure(config.audit_log)
+    metrics.configure(config.metrics_token is not None, config.metrics_dir)
+    metrics.watch(
+        metrics.GaugeOf(
+            "updl_tus_uploads_open",
+            "Resumable uploads started and not finished (nor expired).",
+            lambda: catalog.open_tus_uploads(utcnow()),
+        )
+    )
+    observers = [Middleware(metrics.RequestMetrics, routes=routes), Middleware(audit.AuditContext)]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[*cors_middleware(config.cors_origins), Middleware(SecurityHeaders), Middleware(Utf8Urls)],
+        middleware=[
+            *observers,
+            *cors_middleware(config.cors_origins),
+            Middleware(SecurityHeaders),
+            Middleware(Utf8Urls),
+        ],
         exception_handlers={
             HTTPError: _on_http_error,
             HTTPException: _on_starlette_error,

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
 
+from . import audit
 from .access import Grant
 from .accounts import USE_RESOLUTION, Accounts
 from .catalog import Catalog, utcnow
@@ -113,6 +114,7 @@ async def authenticate(catalog: Catalog, authorization: str | None) -> Grant:
         raise unauthorized("token expired: ask for a new one", reason="expired")
     if record.user_disabled is not None:
         raise unauthorized(f"user {record.user!r} is disabled: ask the server's operator", reason="disabled")
+    audit.identify(record.user_id, token_id)
     if last_login_due(record.last_used, now):
         await run_in_threadpool(accounts.record_use, record.id, record.user_id, now)
     return Grant(record.user_id, record.user, record.id, record.scopes, record.prefix, record.expires, record.label)

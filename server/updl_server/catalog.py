@@ -575,6 +575,12 @@ class Catalog:
             row = conn.execute(select(tus_completed).where(tus_completed.c.id == upload_id)).first()
         return None if row is None else TusCompletion.from_row(row)
 
+    def open_tus_uploads(self, now: datetime) -> int:
+        """How many resumable uploads are unfinished and not expired at ``now`` (the metrics' gauge)."""
+        query = select(func.count()).select_from(tus_uploads).where(tus_uploads.c.expires > now)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def delete_tus_completion(self, upload_id: str) -> None:
         """Forget a finished upload (absent is fine); its file is not touched."""
         self._freeing(lambda conn: conn.execute(tus_completed.delete().where(tus_completed.c.id == upload_id)))

@@ -6,7 +6,9 @@ import logging
 import socket
 import ssl
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +16,7 @@ from typing import Any, TypeVar
 import click
 import uvicorn
 
+from . import audit
 from .app import create_app
 from .auth import mint_token
 from .catalog import Catalog, UserExistsError
@@ -27,6 +30,7 @@ from .config import (
     parse_storage,
 )
 from .connections import fit_descriptors, guarded_protocol
+from .metrics import prepare_multiprocess_dir
 from .names import user_name_problem
 from .retention import DEFAULT_SWEEP_INTERVAL, parse_duration
 from .workers import serve_forked
@@ -37,6 +41,7 @@ LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
 GRACEFUL_SHUTDOWN_SECONDS = 10
 LIMITS = ConnectionLimits()  # the defaults
 SECONDS = click.FloatRange(min=0, min_open=True)
+MIN_METRICS_TOKEN = 16
 
 
 class StartupError(click.ClickException):
@@ -113,6 +118,19 @@ def data_dir_option() -> Callable[[F], F]:
         show_default=True,
         show_envvar=True,
         help="Where the database and blobs live (created if missing).",
+    )
+
+
+def audit_log_option() -> Callable[[F], F]:
+    """``--audit-log``, shared by the commands that change state."""
+    return click.option(
+        "--audit-log",
+        default=None,
+        metavar="FILE",
+        envvar="UPDL_SERVER_AUDIT_LOG",
+        show_envvar=True,
+        help="Append one JSON line per state change (uploads, deletes, users, tokens) to FILE; "
+        "'-' for standard error. Default: none.",
     )
 
 
@@ -296,6 +314,27 @@ def main() -> None:
     show_envvar=True,
     help="How often each worker deletes the blobs of expired files (they vanish from the API at once).",
 )
+@click.option(
+    "--metrics-token",
+    default=None,
+    metavar="SECRET",
+    envvar="UPDL_SERVER_METRICS_TOKEN",
+    show_envvar=True,
+    help="Serve Prometheus metrics at GET /metrics to requests bearing this secret "
+    f"(at least {MIN_METRICS_TOKEN} characters; not a user's token; prefer the variable, "
+    "which `ps` does not show). Default: metrics off.",
+)
+@click.option(
+    "--metrics-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    envvar="UPDL_SERVER_METRICS_DIR",
+    show_envvar=True,
+    help="With --workers N and metrics: where the workers' metrics meet, emptied at start "
+    "(only this server may use it). Default: a temporary directory removed at exit.",
+)
+@audit_log_option()
 def run(
     host: str,
     port: int,
@@ -316,9 +355,15 @@ def run(
     tls_key: Path | None,
     default_retention: int | None,
     sweep_interval: float,
+    metrics_token: str | None,
+    metrics_dir: Path | None,
+    audit_log: str | None,
 ) -> None:
     """Serve the API until interrupted."""
     _check_tls(tls_cert, tls_key)
+    _check_audit_log(audit_log)
+    if metrics_token is not None and len(metrics_token) < MIN_METRICS_TOKEN:
+        raise StartupError(f"--metrics-token must be at least {MIN_METRICS_TOKEN} characters (a random secret)")
     if storage is None and (s3_endpoint_url or s3_presign_downloads):
         raise click.UsageError("--s3-endpoint-url and --s3-presign-downloads need --storage s3://BUCKET/PREFIX")
     if storage is not None:
@@ -341,6 +386,8 @@ def run(
         cors_origins=tuple(dict.fromkeys(cors_origins)),
         default_retention=default_retention,
         sweep_interval=sweep_interval,
+        audit_log=audit_log,
+        metrics_token=metrics_token,
     )
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
     config = replace(
@@ -358,11 +405,11 @@ def run(
     scheme = "https" if tls_cert else "http"
     print(f"updl-server listening on {scheme}://{shown_host}:{bound_port}", file=sys.stderr, flush=True)
 
-    def serve(listener: socket.socket) -> None:
+    def serve(listener: socket.socket, settings: ServerConfig = config) -> None:
         # Built per process: each worker needs its own DB pool and blob-store temp dir.
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(config),
+                create_app(settings),
                 loop="auto",
                 http=guarded_protocol(config.limits),
                 lifespan="on",
@@ -378,20 +425,25 @@ def run(
 
     if workers == 1:
         serve(sock)
-    else:
-        sys.exit(serve_forked(serve, sock, workers))
+        return
+    with _metrics_meeting_place(metrics_token is not None, metrics_dir) as meeting:
+        shared = replace(config, metrics_dir=meeting)
+        status = serve_forked(lambda listener: serve(listener, shared), sock, workers)
+    sys.exit(status)
 
 
 @main.command("add-user")
 @click.argument("name")
 @data_dir_option()
 @db_url_option()
-def add_user(name: str, data_dir: Path, db_url: str | None) -> None:
+@audit_log_option()
+def add_user(name: str, data_dir: Path, db_url: str | None, audit_log: str | None) -> None:
     """Create user NAME and print a token for it (alone on stdout; where it was stored on stderr)."""
     problem = user_name_problem(name)
     if problem is not None:
         raise click.ClickException(f"invalid user name {name!r}: {problem}")
     new = _is_new(data_dir, db_url)
+    _open_audit_log(audit_log)
     catalog = _open_catalog(data_dir, db_url)
     try:
         user_id = catalog.add_user(name)
@@ -399,7 +451,8 @@ def add_user(name: str, data_dir: Path, db_url: str | None) -> None:
         raise click.ClickException(
             f"user {name!r} already exists; run 'updl-server new-token {name}' for another token"
         ) from None
-    click.echo(_issue_token(catalog, user_id))
+    audit.record("user.created", user_id=user_id, user=name, via="updl-server add-user")
+    click.echo(_issue_token(catalog, user_id, "updl-server add-user"))
     where = _where(data_dir, db_url)
     if new:
         # A new data dir is right the first time and wrong when run from another directory: say
@@ -418,19 +471,58 @@ def add_user(name: str, data_dir: Path, db_url: str | None) -> None:
 @click.argument("name")
 @data_dir_option()
 @db_url_option()
-def new_token(name: str, data_dir: Path, db_url: str | None) -> None:
+@audit_log_option()
+def new_token(name: str, data_dir: Path, db_url: str | None, audit_log: str | None) -> None:
     """Print another token for existing user NAME (older tokens stay valid)."""
     if _is_new(data_dir, db_url):  # no user can be there: do not leave an empty data dir behind
         raise click.ClickException(
             f"no database in {data_dir.resolve()}: no server has used it; pass the server's "
             "--data-dir (or UPDL_SERVER_DATA_DIR)"
         )
+    _open_audit_log(audit_log)
     catalog = _open_catalog(data_dir, db_url)
     user_id = catalog.user_id(name)
     if user_id is None:
         raise click.ClickException(f"no user {name!r}; run 'updl-server add-user {name}' to create it")
-    click.echo(_issue_token(catalog, user_id))
+    click.echo(_issue_token(catalog, user_id, "updl-server new-token"))
     click.echo(f"updl-server: new token for user {name!r} in {_where(data_dir, db_url)}", err=True)
+
+
+@contextmanager
+def _metrics_meeting_place(enabled: bool, chosen: Path | None) -> Iterator[Path | None]:
+    """The directory several workers' metrics meet in (emptied now), or ``None`` without metrics.
+
+    Made before forking, so every worker counts into it from its first request.
+    """
+    if not enabled:
+        yield None
+        return
+    if chosen is not None:
+        prepare_multiprocess_dir(chosen)
+        yield chosen
+        return
+    with tempfile.TemporaryDirectory(prefix="updl-metrics-") as made:
+        yield Path(made)
+
+
+def _open_audit_log(destination: str | None) -> None:
+    """An admin command's audit log (one line appended per change), or a one-line error."""
+    try:
+        audit.configure(destination)
+    except OSError as exc:
+        raise click.ClickException(f"cannot open --audit-log {destination}: {exc.strerror}") from None
+
+
+def _check_audit_log(destination: str | None) -> None:
+    """Fail before listening if the audit log cannot be opened for appending."""
+    if destination is None or destination == audit.STDERR:
+        return
+    try:
+        audit.configure(destination)
+    except OSError as exc:
+        raise StartupError(f"cannot open --audit-log {destination}: {exc.strerror}") from None
+    finally:
+        audit.configure(None)
 
 
 def _is_new(data_dir: Path, db_url: str | None) -> bool:
@@ -456,10 +548,11 @@ def _open_catalog(data_dir: Path, db_url: str | None) -> Catalog:
     return catalog
 
 
-def _issue_token(catalog: Catalog, user_id: int) -> str:
+def _issue_token(catalog: Catalog, user_id: int, via: str) -> str:
     """Mint a token, store its hash, and return the text to hand to the user."""
     token = mint_token()
     catalog.add_token(user_id, token.token_id, token.secret_hash)
+    audit.record("token.created", user_id=user_id, token_id=token.token_id, via=via)
     return token.text
 
 
@@ -512,5 +605,5 @@ def _listen(host: str, port: int) -> socket.socket:
 
 # The account commands (token ..., user ...) register themselves on ``main``; imported last
 # because they build on the options and helpers above.
-from . import admin  # noqa: E402, F401
-from . import quota_commands  # noqa: E402, F401  - registers ``quota`` and ``sweep`` on ``main``
+# ``quota`` and ``sweep`` likewise.
+from . import admin, quota_commands  # noqa: E402, F401

@@ -99,6 +99,9 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; "*": any
     default_retention: int | None = None  # seconds a file is kept when neither upload nor user says
     sweep_interval: float = 600.0  # seconds between sweeps of expired files (retention.py)
+    audit_log: str | None = None  # a file, "-" for stderr, or None: no audit log (audit.py)
+    metrics_token: str | None = None  # the bearer GET /metrics wants; None: metrics off (metrics.py)
+    metrics_dir: Path | None = None  # several workers: where their metrics meet (prometheus multiprocess)
 
     @property
     def database_url(self) -> str:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from . import audit, metrics
 from .catalog import Catalog, FileRecord, PreconditionFailedError
 from .errors import HTTPError, checksum_failed, too_large
 from .numbers import parse_count
@@ -98,6 +99,8 @@ async def record_committed(
         raise
     if replaced is not None:
         await run_in_threadpool(store.delete, replaced)
+    metrics.upload_verified(size)
+    audit.record("upload.replaced" if replaced else "upload.committed", user_id=owner_id, name=name, size=size, md5=md5)
     return record
 
 

@@ -73,7 +73,7 @@ from typing import Any, Protocol
 
 from anyio import to_thread
 
-from .. import quotas
+from .. import audit, metrics, quotas
 from ..catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
 from ..errors import HTTPError, checksum_failed
 from ..pipeline import WorkerPipe
@@ -262,7 +262,9 @@ class TusService:
         for upload_id in self.catalog.expired_tus_uploads(now):
             removed += self._remove_expired(upload_id)
         self.catalog.delete_expired_tus_completions(now)
-        return removed + self.store.staging.sweep(self.catalog.has_tus_upload)
+        removed += self.store.staging.sweep(self.catalog.has_tus_upload)
+        metrics.swept(removed, kind="tus_upload")
+        return removed
 
     # internals
 
@@ -385,6 +387,7 @@ class TusService:
         await to_thread.run_sync(
             self.catalog.complete_tus_upload, record.id, stored.md5, stored.created, utcnow() + EXPIRY
         )
+        audit.record("tus.completed", upload_id=record.id, name=record.name, size=record.length, md5=stored.md5)
         return stored
 
     def _discard_staged(self, upload_id: str) -> None:
