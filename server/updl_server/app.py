@@ -42,6 +42,7 @@ from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
 from .retention import requested_expires_in, sweep_periodically
 from .services import Services, services
+from .shares import share_routes
 from .storage import BlobNotFoundError, BlobStore, open_store
 from .tus.routes import tus_routes
 from .tus.service import TusService
@@ -391,6 +392,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         Route("/openapi.json", serve_openapi, methods=["GET"]),
         *tus_routes(),
         *account_routes(),
+        *share_routes(),
         *web_routes(),
     ]
     audit.configure(config.audit_log)
