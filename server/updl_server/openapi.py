@@ -78,6 +78,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         "403": "The token's scopes or prefix do not allow this (`missing_scope`).",
         "404": "No such file, upload or route.",
         "409": "Checksum failed (`expected`, `actual`), or a tus offset conflict (`offset`).",
+        "410": "The share link expired, was revoked or is used up.",
         "412": "A precondition failed (`current_md5`), or no `Tus-Resumable: 1.0.0`.",
         "413": "Larger than the server's limit (`max_size`).",
         "416": "Range not satisfiable.",
@@ -308,6 +309,58 @@ def spec() -> dict[str, Any]:
                 parameters=[{"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             )
         },
+        "/shares": {
+            **_with_head(
+                _op(
+                    "listShares",
+                    "The caller's share links (never their secrets), with download counts.",
+                    {"200": _json("The links.", {"type": "object"}), **_errors(403)},
+                )
+            ),
+            "post": _op(
+                "createShare",
+                "A link that downloads one of the caller's files without a token (the URL is shown once).",
+                {"201": _json("The link, with its `url`.", {"type": "object"}), **_errors(400, 403, 404)},
+                requestBody={
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name", "expires_in"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "expires_in": {"type": "integer", "minimum": 1, "maximum": 2592000},
+                                    "max_downloads": {"type": ["integer", "null"], "minimum": 1},
+                                },
+                            }
+                        }
+                    },
+                },
+            ),
+        },
+        "/shares/{id}": {
+            "delete": _op(
+                "revokeShare",
+                "Revoke one of the caller's share links.",
+                {"204": {"description": "Revoked."}, **_errors(403, 404)},
+                parameters=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            )
+        },
+        "/s/{link}": _with_head(
+            _op(
+                "shareDownload",
+                "A shared file, without a token (`Range`, `If-None-Match`; served as an attachment, sandboxed).",
+                {
+                    "200": {"description": "The file."},
+                    "206": {"description": "The requested range."},
+                    "304": {"description": "Not modified."},
+                    **_errors(404, 410, 416),
+                },
+                auth=False,
+                parameters=[{"name": "link", "in": "path", "required": True, "schema": {"type": "string"}}],
+            )
+        ),
         "/tus/": {"post": _TUS_CREATE, "options": _TUS_OPTIONS},
         "/tus": {"post": _alias(_TUS_CREATE), "options": _alias(_TUS_OPTIONS)},
         "/tus/{upload_id}": {
