@@ -3,7 +3,7 @@
 A link names one file of its owner. Only a hash of its secret is stored; the secret is
 compared in constant time. A download is a GET that starts sending the body (a Range GET
 counts as one download; HEAD and 304 do not). After ``max_downloads``, expiry or
-revocation the link answers 410.
+revocation the link answers 410; while its owner is disabled, 404.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .access import READ
-from .catalog import Catalog, metadata
+from .catalog import Catalog, metadata, users
 from .downloads import etag, head_response, reader_bounds, stream_response, wanted_range
 from .errors import HTTPError, bad_request, no_such_file
 from .formats import isoformat
@@ -99,9 +99,14 @@ def add_share(catalog: Catalog, owner: int, name: str, expires_in: int, max_down
 
 
 def find_share(catalog: Catalog, share_id: str) -> Share | None:
-    """The link ``share_id``, or ``None``."""
+    """The link ``share_id``, or ``None`` (also when its owner is disabled: their links stop with their tokens)."""
+    query = (
+        select(shares)
+        .join(users, users.c.id == shares.c.owner_id)
+        .where(shares.c.id == share_id, users.c.disabled.is_(None))
+    )
     with catalog.engine.connect() as conn:
-        row = conn.execute(select(shares).where(shares.c.id == share_id)).first()
+        row = conn.execute(query).first()
     return None if row is None else Share(**row._mapping)
 
 

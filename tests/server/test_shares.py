@@ -8,6 +8,7 @@ from pathlib import Path
 
 import requests
 
+from tests.server.test_access_admin import admin
 from tests.support.api import Api
 from tests.support.live_server import LiveServer
 from updl_server.catalog import Catalog
@@ -113,3 +114,21 @@ def test_a_link_expires_by_the_injected_clock(tmp_path: Path) -> None:
     assert found.usable(catalog.clock())
     assert not found.usable(made.created + timedelta(seconds=60))
     catalog.close()
+
+
+def test_a_disabled_users_links_stop_working(tmp_path: Path) -> None:
+    """Disabling the owner makes the link 404 like an unknown one; enabling brings it back."""
+    server = LiveServer(data_dir=tmp_path / "data")
+    server.start()
+    try:
+        api = Api(server.url, server.add_user("frank"))
+        api.upload("f", b"data")
+        url = share(api, "f").json()["url"]
+        assert requests.get(url, timeout=TIMEOUT).status_code == 200
+        assert admin(server, "user", "disable", "frank").returncode == 0
+        refused = requests.get(url, timeout=TIMEOUT)
+        assert refused.status_code == 404 and "error" in refused.json()
+        assert admin(server, "user", "enable", "frank").returncode == 0
+        assert requests.get(url, timeout=TIMEOUT).content == b"data"
+    finally:
+        server.stop()
