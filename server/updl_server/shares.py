@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import audit
 from .access import READ
 from .catalog import Catalog, metadata, users
 from .downloads import etag, head_response, reader_bounds, stream_response, wanted_range
@@ -172,6 +173,9 @@ async def create(request: Request) -> Response:
         raise no_such_file(name)
     share, secret = await run_in_threadpool(add_share, svc.catalog, grant.user_id, name, expires_in, max_downloads)
     url = str(request.base_url).rstrip("/") + f"/s/{share.id}.{secret}"
+    audit.record(
+        "share.created", share_id=share.id, name=name, expires=share.info()["expires"], max_downloads=max_downloads
+    )
     return JSONResponse({**share.info(), "url": url}, status_code=201)
 
 
@@ -190,6 +194,7 @@ async def revoke(request: Request) -> Response:
     share_id = request.path_params["id"]
     if len(share_id) > MAX_LINK or not await run_in_threadpool(revoke_share, svc.catalog, grant.user_id, share_id):
         raise HTTPError(404, "no such share link", id=share_id[:MAX_LINK])
+    audit.record("share.revoked", share_id=share_id)
     return Response(status_code=204)
 
 
@@ -226,6 +231,9 @@ async def download(request: Request) -> Response:
     else:
         if not await run_in_threadpool(count_download, svc.catalog, share):
             raise _gone()
+        audit.record(
+            "share.used", user_id=share.owner_id, share_id=share.id, name=share.name, range=byte_range is not None
+        )
         reader = await run_in_threadpool(svc.store.open, record.location, *reader_bounds(byte_range))
         response = stream_response(record, byte_range, reader)
     response.headers.update(disposition)

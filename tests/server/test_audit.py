@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support.api import Api, md5_hex
 from tests.support.live_server import LiveServer, clean_env, console_script
@@ -77,6 +78,22 @@ def test_a_tus_upload_completing_is_audited(audited: tuple[LiveServer, Api, Path
     assert done["name"] == "tus.bin" and done["size"] == len(data) and done["md5"] == md5_hex(data)
     assert done["token_id"] == token_id(api.token)
     assert [line["name"] for line in events(log, "upload.committed")] == ["tus.bin"]
+
+
+def test_share_links_created_used_and_revoked_are_audited(audited: tuple[LiveServer, Api, Path]) -> None:
+    """A link's life in the log: created (by the token), each counted download (by the owner), revoked."""
+    _, api, log = audited
+    api.upload("s.txt", b"shared")
+    made = api.request("POST", "/shares", json={"name": "s.txt", "expires_in": 600}).json()
+    assert requests.head(made["url"], timeout=30).status_code == 200  # not a download: no line
+    assert requests.get(made["url"], timeout=30).content == b"shared"
+    assert api.request("DELETE", f"/shares/{made['id']}").status_code == 204
+    [created_line], [used], [revoked] = (events(log, e) for e in ("share.created", "share.used", "share.revoked"))
+    assert created_line["share_id"] == used["share_id"] == revoked["share_id"] == made["id"]
+    assert created_line["token_id"] == revoked["token_id"] == token_id(api.token)
+    assert used["name"] == "s.txt" and used["user_id"] == created_line["user_id"] and "token_id" not in used
+    secret = made["url"].rsplit(".", 1)[1]
+    assert secret not in log.read_text()
 
 
 def test_reads_and_refused_tokens_write_nothing(audited: tuple[LiveServer, Api, Path]) -> None:
