@@ -193,7 +193,7 @@ async def revoke(request: Request) -> Response:
     grant = await svc.grant(request)
     share_id = request.path_params["id"]
     if len(share_id) > MAX_LINK or not await run_in_threadpool(revoke_share, svc.catalog, grant.user_id, share_id):
-        raise HTTPError(404, "no such share link", id=share_id[:MAX_LINK])
+        raise HTTPError(404, "no such share link", share_id=share_id[:MAX_LINK])
     audit.record("share.revoked", share_id=share_id)
     return Response(status_code=204)
 

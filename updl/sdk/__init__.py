@@ -37,6 +37,7 @@ from .hashing import HashingReader, HashingWriter, md5_of
 from .models import FileInfo, Prefix, Usage
 from .progress import ProgressCallback, ProgressEvent, tqdm_progress
 from .retry import RetryEvent, RetryPolicy, run_with_retries
+from .shares import ShareLink
 
 __all__ = [
     "AuthenticationError",
@@ -70,6 +71,7 @@ __all__ = [
     "SelectionError",
     "ServerError",
     "Settings",
+    "ShareLink",
     "SourceChangedError",
     "TlsError",
     "TokenInfo",

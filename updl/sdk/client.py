@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import requests
 
-from . import downloads, retention, uploads
+from . import downloads, retention, shares, uploads
 from .access import NewToken, TokenInfo, WhoAmI
 from .config import Settings, load_settings
 from .downloads import Destination
@@ -34,6 +34,7 @@ from .progress import ProgressCallback
 from .resume import ResumeStore
 from .retention import seconds_of
 from .retry import Retrier, RetryEvent, RetryPolicy
+from .shares import ShareLink
 from .transport import Transport, build_session, file_path, json_object
 from .uploads import Source
 
@@ -370,6 +371,19 @@ class Client:
         """
         path = f"/tokens/{quote(token_id, safe='')}"
         self._retrying(lambda _: self._transport.request("DELETE", path).close(), f"token {token_id}", on_retry)
+
+    def share(self, name: str, expires: int | timedelta, *, max_downloads: int | None = None) -> ShareLink:
+        """A URL that downloads ``name`` without a token until ``expires`` (at most 30 days) passes,
+        it is revoked, or it served ``max_downloads`` downloads. Not retried."""
+        return shares.create_share(self._transport, name, expires, max_downloads)
+
+    def list_shares(self, *, on_retry: RetryCallback | None = None) -> builtins.list[ShareLink]:
+        """The account's share links with their download counts (never their URLs)."""
+        return self._retrying(lambda _: shares.list_shares(self._transport), "shares", on_retry)
+
+    def revoke_share(self, share_id: str) -> None:
+        """Revoke one of the account's live share links (NotFoundError otherwise)."""
+        shares.revoke_share(self._transport, share_id)
 
     def remove_prefix(
         self,

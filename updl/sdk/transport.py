@@ -143,7 +143,7 @@ def _tls_error(exc: requests.exceptions.SSLError, server: str, ca_bundle: str | 
 def _may_be_updl_404(response: requests.Response, body: dict[str, Any]) -> bool:
     """Whether a 404 without a ``name`` can still be updl's "no such file".
 
-    updl's 404s name what is missing (``name``, ``upload`` for tus, ``token_id``). A HEAD answer has no
+    updl's 404s name what is missing (``name``, ``upload`` for tus, ``token_id``, ``share_id``). A HEAD answer has no
     body to tell, and a redirected request (a presigned S3 URL) was not answered by updl at all.
     """
     if response.history:
@@ -230,7 +230,11 @@ def translate(source: requests.Response | requests.RequestException, *, ca_bundl
         return AuthenticationError(f"the server rejected the token; {REJECTED_HINT}", **kwargs)
     if status == 404:
         name = body.get("name")
-        if name is None and not {"upload", "token_id"} & body.keys() and not _may_be_updl_404(response, body):
+        if (
+            name is None
+            and not {"upload", "token_id", "share_id"} & body.keys()
+            and not _may_be_updl_404(response, body)
+        ):
             return InvalidSettingsError(_not_updl_message(response, message), **kwargs)
         return NotFoundError(f"{message}: {name}" if name else message, **kwargs)
     if status == 409 and ("offset" in body or "sent" in body):
