@@ -32,7 +32,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from transfer import BIN, Server, hyperfine, make_file  # noqa: E402
+from transfer import BIN, Server, hyperfine, make_file
 
 TUS = {"Tus-Resumable": "1.0.0"}
 
