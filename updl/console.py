@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .sdk.config import format_size
-from .sdk.models import FileInfo, Prefix, format_time
+from .sdk.models import FileInfo, Prefix, Usage, format_time
 from .sdk.progress import ProgressEvent
 from .sdk.retry import RetryEvent
 
@@ -104,7 +104,21 @@ def info_lines(info: FileInfo) -> list[str]:
         f"md5:           {info.md5}",
         f"created:       {format_time(info.created)}",
         f"last accessed: {accessed}",
+        f"expires:       {format_time(info.expires) if info.expires else 'never'}",
     ]
+
+
+def quota_lines(usage: Usage) -> list[str]:
+    """``updl du``'s lines about the quota: usage against each limit the user has, and the retention."""
+    lines = []
+    if usage.quota_bytes is not None and usage.used_bytes is not None:
+        share = f" ({100 * usage.used_bytes / usage.quota_bytes:.0f}%)" if usage.quota_bytes else ""
+        lines.append(f"quota: {human_size(usage.used_bytes)} of {human_size(usage.quota_bytes)} used{share}")
+    if usage.quota_files is not None and usage.used_files is not None:
+        lines.append(f"quota: {usage.used_files} of {usage.quota_files} files")
+    if usage.retention_seconds is not None:
+        lines.append(f"retention: files are deleted {usage.retention_seconds}s after upload unless put --expires says")
+    return lines
 
 
 def _resuming(event: ProgressEvent) -> str:

@@ -10,12 +10,14 @@ from .sdk.errors import (
     BatchFailedError,
     ChecksumMismatchError,
     ConnectionFailedError,
+    ForbiddenError,
     InvalidSettingsError,
     MissingFilesError,
     NoFilesError,
     NotFoundError,
     PartialFailureError,
     PreconditionFailedError,
+    QuotaExceededError,
     SelectionError,
     SourceChangedError,
     UpdlError,
@@ -37,6 +39,8 @@ class ExitCode(IntEnum):
     NO_FILES = 7
     PARTIAL_FAILURE = 8
     PRECONDITION_FAILED = 9
+    FORBIDDEN = 10
+    QUOTA_EXCEEDED = 11
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
@@ -63,6 +67,12 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
         lambda e: "interrupted; run the same command again to resume",
         "interrupted (Ctrl-C)",
     ),
+    (
+        ForbiddenError,
+        ExitCode.FORBIDDEN,
+        str,
+        "the token may not do that (a scope it lacks, a name outside its prefix)",
+    ),
     (AuthenticationError, ExitCode.AUTHENTICATION, str, "the server rejected the token, or none was given"),
     (NotFoundError, ExitCode.NOT_FOUND, str, "no such file on the server"),
     (MissingFilesError, ExitCode.NOT_FOUND, str, "files a manifest lists are missing"),
@@ -77,6 +87,12 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
         ExitCode.PRECONDITION_FAILED,
         str,
         "refused, nothing stored: the name exists (--no-clobber) or is another version (--if-match)",
+    ),
+    (
+        QuotaExceededError,
+        ExitCode.QUOTA_EXCEEDED,
+        str,
+        "refused, nothing stored: the upload would pass your quota (507); delete files or ask for more",
     ),
     (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
     (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),

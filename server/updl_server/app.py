@@ -7,9 +7,9 @@ import binascii
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
+import anyio
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +20,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from . import __version__
+from . import __version__, quotas
+from .access import DELETE, READ, WRITE
+from .account_routes import account_routes
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
 from .downloads import (
@@ -32,16 +34,19 @@ from .downloads import (
     wanted_range,
 )
 from .errors import HTTPError, bad_request, insufficient_storage, no_such_file, out_of_space
+from .formats import isoformat
 from .names import MAX_NAME_BYTES, Utf8Urls, validate_name
 from .numbers import parse_count
 from .preconditions import Preconditions, not_modified
 from .receive import MultipartSource, RawSource, RequestBody
+from .retention import requested_expires_in, sweep_periodically
 from .services import Services, services
 from .storage import BlobNotFoundError, BlobStore, open_store
 from .tus.routes import tus_routes
 from .tus.service import TusService
 from .uploads import (
     MULTIPART_OVERHEAD,
+    declared_length,
     draining_on_error,
     refuse_declared_too_large,
     refuse_unless_allowed,
@@ -70,11 +75,6 @@ MAX_CURSOR = 4 * ((MAX_NAME_BYTES + 2) // 3)
 OPEN_ATTEMPTS = 3
 
 
-def isoformat(moment: datetime | None) -> str | None:
-    """A catalog time as the contract's ISO 8601 UTC with ``Z``."""
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def file_info(record: FileRecord) -> dict[str, Any]:
     """The contract's FileInfo object."""
     return {
@@ -83,6 +83,7 @@ def file_info(record: FileRecord) -> dict[str, Any]:
         "md5": record.md5,
         "created": isoformat(record.created),
         "last_accessed": isoformat(record.last_accessed),
+        "expires": isoformat(record.expires),
     }
 
 
@@ -99,15 +100,24 @@ async def upload(request: Request) -> Response:
     svc = services(request)
     body = RequestBody(request)
     async with draining_on_error(request, body, svc.config.max_size):
-        owner = await svc.owner(request)
+        grant = await svc.grant(request, WRITE)
+        owner = grant.user_id
         conditions = Preconditions.from_headers(request.headers)
+        # The file is at least the body less its framing: a lower bound for the quota's early check.
+        declared = declared_length(request)
+        least = None if declared is None else max(0, declared - MULTIPART_OVERHEAD)
 
         async def on_name(name: str) -> None:
+            grant.require(WRITE, name)  # a prefix token: known only once the form names the file
             await refuse_unless_allowed(svc.catalog, owner, name, conditions)
+            await quotas.refuse_early(svc.catalog, owner, name, least)
 
         source = MultipartSource(body, request.headers.get("content-type"), on_name)
         refuse_declared_too_large(request, svc.config.max_size, MULTIPART_OVERHEAD)
-        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions)
+        admission = await quotas.prepare(
+            svc.catalog, owner, svc.config.default_retention, requested_expires_in(request.headers), None, least
+        )
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions, admission)
     return JSONResponse(file_info(record))
 
 
@@ -116,12 +126,21 @@ async def put_file(request: Request) -> Response:
     svc = services(request)
     body = RequestBody(request)
     async with draining_on_error(request, body, svc.config.max_size):
-        owner = await svc.owner(request)
+        owner, _ = await svc.owner_of(request, WRITE)
         source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
         refuse_declared_too_large(request, svc.config.max_size)
         conditions = Preconditions.from_headers(request.headers)
-        await refuse_unless_allowed(svc.catalog, owner, validate_name(request.path_params["name"]), conditions)
-        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions)
+        name = validate_name(request.path_params["name"])
+        await refuse_unless_allowed(svc.catalog, owner, name, conditions)
+        admission = await quotas.prepare(
+            svc.catalog,
+            owner,
+            svc.config.default_retention,
+            requested_expires_in(request.headers),
+            name,
+            declared_length(request),
+        )
+        record = await store_verified(svc.store, svc.catalog, owner, source, svc.config.max_size, conditions, admission)
     return JSONResponse(file_info(record))
 
 
@@ -132,10 +151,12 @@ async def list_files(request: Request) -> Response:
     rolled up into ``prefixes`` (folders), each listed once, paged with the files.
     """
     svc = services(request)
-    owner = await svc.owner(request)
+    grant = await svc.grant(request, READ)
+    owner = grant.user_id
     params = request.query_params
     limit = _limit(params.get("limit"))
     prefix = params.get("prefix", "")
+    grant.require_prefix(READ, prefix)
     after = _decode_cursor(params["cursor"]) if params.get("cursor") else None
     delimiter = params.get("delimiter")
     if delimiter is None:
@@ -165,19 +186,31 @@ async def list_files(request: Request) -> Response:
 
 
 async def usage(request: Request) -> Response:
-    """``GET /usage?prefix=``: how many files start with ``prefix`` and their total size."""
+    """``GET /usage?prefix=``: how many files start with ``prefix`` and their total size,
+    with the user's quota and whole usage against it (``quota_*``: ``null`` when unlimited)."""
     svc = services(request)
-    owner = await svc.owner(request)
+    grant = await svc.grant(request, READ)
+    owner = grant.user_id
     prefix = request.query_params.get("prefix", "")
+    grant.require_prefix(READ, prefix)
     count, total = await run_in_threadpool(svc.catalog.usage, owner, prefix)
-    return JSONResponse({"prefix": prefix, "files": count, "bytes": total})
+    limits = await run_in_threadpool(quotas.limits_of, svc.catalog, owner)
+    all_files, all_bytes = (count, total) if not prefix else await run_in_threadpool(svc.catalog.usage, owner)
+    return JSONResponse(
+        {
+            "prefix": prefix,
+            "files": count,
+            "bytes": total,
+            **limits.fields(all_files, all_bytes),
+            "retention_seconds": limits.retention_seconds or svc.config.default_retention,
+        }
+    )
 
 
 async def info(request: Request) -> Response:
     """``GET /info/{name}``: one file's FileInfo."""
     svc = services(request)
-    owner = await svc.owner(request)
-    name = validate_name(request.path_params["name"])
+    owner, name = await svc.owner_of(request, READ)
     record = await run_in_threadpool(svc.catalog.file, owner, name)
     if record is None:
         raise no_such_file(name)
@@ -187,8 +220,7 @@ async def info(request: Request) -> Response:
 async def get_file(request: Request) -> Response:
     """``GET``/``HEAD /files/{name}``: the bytes (or just the headers), with Range support."""
     svc = services(request)
-    owner = await svc.owner(request)
-    name = validate_name(request.path_params["name"])
+    owner, name = await svc.owner_of(request, READ)
     for _ in range(OPEN_ATTEMPTS):
         record = await run_in_threadpool(svc.catalog.file, owner, name)
         if record is None:
@@ -217,8 +249,7 @@ async def get_file(request: Request) -> Response:
 async def delete_file(request: Request) -> Response:
     """``DELETE /files/{name}``: 204, or 404 when absent."""
     svc = services(request)
-    owner = await svc.owner(request)
-    name = validate_name(request.path_params["name"])
+    owner, name = await svc.owner_of(request, DELETE)
     location = await run_in_threadpool(svc.catalog.delete_file, owner, name)
     if location is None:
         raise no_such_file(name)
@@ -309,7 +340,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
     """
     catalog = catalog if catalog is not None else Catalog(config.database_url)
     store = store if store is not None else open_store(config)
-    tus = TusService(catalog, store, config.max_size, config.limits.body_timeout)
+    tus = TusService(catalog, store, config.max_size, config.limits.body_timeout, config.default_retention)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -323,7 +354,10 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         if swept:
             log.warning("removed %d expired or orphaned resumable upload(s)", swept)
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(sweep_periodically, catalog, store, config.sweep_interval)
+                yield
+                tasks.cancel_scope.cancel()
         finally:
             store.close()
             catalog.close()
@@ -336,6 +370,7 @@ def create_app(config: ServerConfig, *, catalog: Catalog | None = None, store: B
         Route("/files/{name:updl_name}", file_by_name, methods=list(_BY_METHOD)),
         Route("/info/{name:updl_name}", info, methods=["GET"]),
         *tus_routes(),
+        *account_routes(),
         *web_routes(),
     ]
     app = Starlette(

@@ -12,17 +12,18 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
 
+from .access import Grant
+from .accounts import USE_RESOLUTION, Accounts
 from .catalog import Catalog, utcnow
 from .errors import HTTPError
 
 PREFIX = "updl"
 _TOKEN = re.compile(r"^updl_([0-9a-f]{16})_([A-Za-z0-9_-]{16,128})$")
-# Writing last_login on every request would turn every read into a DB write.
-LOGIN_RESOLUTION = timedelta(minutes=1)
+LOGIN_RESOLUTION = USE_RESOLUTION
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,30 @@ def mint_token() -> NewToken:
     return NewToken(token_id, hash_secret(secret), f"{PREFIX}_{token_id}_{secret}")
 
 
+def issue_token(
+    catalog: Catalog,
+    user_id: int,
+    *,
+    scopes: tuple[str, ...] | None = None,
+    prefix: str | None = None,
+    label: str | None = None,
+    expires: datetime | None = None,
+) -> tuple[str, str]:
+    """Mint a token with these limits, store its hash; return its text (shown once) and its id."""
+    token = mint_token()
+    Accounts(catalog).add_token(
+        user_id,
+        token.token_id,
+        token.secret_hash,
+        scopes=scopes,
+        prefix=prefix,
+        label=label,
+        expires=expires,
+        now=utcnow(),
+    )
+    return token.text, token.token_id
+
+
 def split_token(text: str) -> tuple[str, str] | None:
     """``(token_id, secret)`` of a well-formed token, or ``None``."""
     match = _TOKEN.match(text)
@@ -57,13 +82,17 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
-def unauthorized(message: str) -> HTTPError:
+def unauthorized(message: str, **extra: str) -> HTTPError:
     """The contract's 401, with the challenge header."""
-    return HTTPError(401, message, headers={"WWW-Authenticate": "Bearer"})
+    return HTTPError(401, message, headers={"WWW-Authenticate": "Bearer"}, **extra)
 
 
-async def authenticate(catalog: Catalog, authorization: str | None) -> int:
-    """The user id behind an ``Authorization: Bearer`` header; raises 401 otherwise."""
+async def authenticate(catalog: Catalog, authorization: str | None) -> Grant:
+    """The token behind an ``Authorization: Bearer`` header and what it may do; raises 401 otherwise.
+
+    Read from the database on every request (no cache), so a revoked or expired
+    token, or a disabled user, is refused at once by every worker.
+    """
     if not authorization:
         raise unauthorized(
             "missing token: send 'Authorization: Bearer <token>' (get one with 'updl-server add-user NAME')"
@@ -73,13 +102,20 @@ async def authenticate(catalog: Catalog, authorization: str | None) -> int:
     if parts is None:
         raise unauthorized("malformed token: expected 'Authorization: Bearer updl_...'")
     token_id, secret = parts
-    credential = await run_in_threadpool(catalog.credential, token_id)
-    if credential is None or not secret_matches(secret, credential.secret_hash):
+    accounts = Accounts(catalog)
+    record = await run_in_threadpool(accounts.token, token_id)
+    if record is None or not secret_matches(secret, record.secret_hash):
         raise unauthorized("unknown token")
     now = utcnow()
-    if last_login_due(credential.last_login, now):
-        await run_in_threadpool(catalog.record_login, credential.user_id, now)
-    return credential.user_id
+    if record.revoked is not None:
+        raise unauthorized("token revoked: ask for a new one", reason="revoked")
+    if record.expires is not None and record.expires <= now:
+        raise unauthorized("token expired: ask for a new one", reason="expired")
+    if record.user_disabled is not None:
+        raise unauthorized(f"user {record.user!r} is disabled: ask the server's operator", reason="disabled")
+    if last_login_due(record.last_used, now):
+        await run_in_threadpool(accounts.record_use, record.id, record.user_id, now)
+    return Grant(record.user_id, record.user, record.id, record.scopes, record.prefix, record.expires, record.label)
 
 
 def last_login_due(last_login: datetime | None, now: datetime) -> bool:

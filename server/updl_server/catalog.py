@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -42,12 +42,14 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    or_,
     select,
     text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateColumn
+from sqlalchemy.sql.elements import ColumnElement
 
 from .errors import out_of_space
 from .reserve import SpaceReserve
@@ -64,6 +66,7 @@ users = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("created", DateTime, nullable=False),
     Column("last_login", DateTime),
+    Column("disabled", DateTime),  # when an operator disabled the user; its tokens get 401 (accounts.py)
 )
 
 tokens = Table(
@@ -73,6 +76,13 @@ tokens = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("hash", String(64), nullable=False),  # sha256 hex of the secret half
     Column("created", DateTime, nullable=False),
+    # Scoped tokens (accounts.py, access.py); a token made before scopes existed keeps full power.
+    Column("scopes", String(32), nullable=False, server_default="read,write,delete"),
+    Column("name_prefix", String(1024)),  # only names starting with this (None: any)
+    Column("label", String(128)),
+    Column("expires", DateTime),
+    Column("last_used", DateTime),
+    Column("revoked", DateTime),
 )
 
 files = Table(
@@ -86,6 +96,7 @@ files = Table(
     Column("location", String(255), nullable=False, index=True),  # blob store key
     Column("created", DateTime, nullable=False),
     Column("last_accessed", DateTime),
+    Column("expires", DateTime, index=True),  # None: kept until deleted; past: gone (see retention.py)
     UniqueConstraint("owner_id", "name"),
 )
 
@@ -136,6 +147,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def live(now: datetime) -> ColumnElement[bool]:
+    """Files not expired at ``now``: an expired row is gone for every reader at once, before the sweep."""
+    return or_(files.c.expires.is_(None), files.c.expires > now)
+
+
 class UserExistsError(Exception):
     """``add_user`` was asked for a name that is taken."""
 
@@ -150,15 +166,6 @@ class PreconditionFailedError(Exception):
 
 
 @dataclass(frozen=True)
-class Credential:
-    """What token verification needs from the catalog."""
-
-    user_id: int
-    secret_hash: str
-    last_login: datetime | None
-
-
-@dataclass(frozen=True)
 class FileRecord:
     """One stored file version, as the catalog knows it."""
 
@@ -170,6 +177,7 @@ class FileRecord:
     location: str
     created: datetime
     last_accessed: datetime | None
+    expires: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> FileRecord:
@@ -248,6 +256,7 @@ class Catalog:
         self.engine = _make_engine(url)
         self._reserve = SpaceReserve.for_database(url)
         self._writer = self.engine.execution_options(updl_write=True)
+        self.clock: Callable[[], datetime] = utcnow  # tests replace it to make files expire
 
     def create_tables(self) -> None:
         """Create missing tables (idempotent, and safe when several processes start at once)."""
@@ -316,27 +325,11 @@ class Catalog:
         with self._write() as conn:
             conn.execute(tokens.insert().values(id=token_id, user_id=user_id, hash=secret_hash, created=utcnow()))
 
-    def credential(self, token_id: str) -> Credential | None:
-        """The stored hash and owner of token ``token_id``, or ``None``."""
-        query = (
-            select(tokens.c.user_id, tokens.c.hash, users.c.last_login)
-            .join(users, users.c.id == tokens.c.user_id)
-            .where(tokens.c.id == token_id)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else Credential(row.user_id, row.hash, row.last_login)
-
-    def record_login(self, user_id: int, when: datetime) -> None:
-        """Set the user's ``last_login`` (best effort: a failure is logged)."""
-        with self._bookkeeping("last login"), self._write() as conn:
-            conn.execute(users.update().where(users.c.id == user_id).values(last_login=when))
-
     # files
 
     def file(self, owner_id: int, name: str) -> FileRecord | None:
         """The current version of ``owner_id``'s file ``name``, or ``None``."""
-        query = select(files).where(files.c.owner_id == owner_id, files.c.name == name)
+        query = select(files).where(files.c.owner_id == owner_id, files.c.name == name, live(self.clock()))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else FileRecord.from_row(row)
@@ -345,7 +338,7 @@ class Catalog:
         self, owner_id: int, *, prefix: str = "", after: str | None = None, limit: int = 1000
     ) -> list[FileRecord]:
         """The owner's files starting with ``prefix``, after ``after``, by name (``limit`` max)."""
-        query = select(files).where(files.c.owner_id == owner_id)
+        query = select(files).where(files.c.owner_id == owner_id, live(self.clock()))
         if prefix:
             # substr, not LIKE: SQLite's LIKE ignores ASCII case and needs escaping.
             query = query.where(files.c.name >= prefix, func.substr(files.c.name, 1, len(prefix)) == prefix)
@@ -357,7 +350,9 @@ class Catalog:
 
     def usage(self, owner_id: int, prefix: str = "") -> tuple[int, int]:
         """How many of the owner's files start with ``prefix``, and their total size: one query."""
-        query = select(func.count(), func.coalesce(func.sum(files.c.size), 0)).where(files.c.owner_id == owner_id)
+        query = select(func.count(), func.coalesce(func.sum(files.c.size), 0)).where(
+            files.c.owner_id == owner_id, live(self.clock())
+        )
         if prefix:
             query = query.where(files.c.name >= prefix, func.substr(files.c.name, 1, len(prefix)) == prefix)
         with self.engine.connect() as conn:
@@ -388,7 +383,8 @@ class Catalog:
             else_=files.c.name,
         )
         inner = select(key.label("key"), case((position > 0, 1), else_=0).label("folder"))
-        inner = inner.where(files.c.owner_id == owner_id)
+        now = self.clock()
+        inner = inner.where(files.c.owner_id == owner_id, live(now))
         if prefix:
             inner = inner.where(files.c.name >= prefix, func.substr(files.c.name, 1, len(prefix)) == prefix)
         if after is not None:
@@ -407,7 +403,9 @@ class Catalog:
             file_names = [k for k, folder in keys if not folder]
             found: dict[str, FileRecord] = {}
             if file_names:
-                rows = conn.execute(select(files).where(files.c.owner_id == owner_id, files.c.name.in_(file_names)))
+                rows = conn.execute(
+                    select(files).where(files.c.owner_id == owner_id, files.c.name.in_(file_names), live(now))
+                )
                 found = {row.name: FileRecord.from_row(row) for row in rows}
         # A file replaced or deleted between the two queries is left out of the page.
         return [k if folder else found[k] for k, folder in keys if folder or k in found]
@@ -421,6 +419,8 @@ class Catalog:
         location: str,
         *,
         check: Callable[[str | None], bool] | None = None,
+        expires_in: int | None = None,
+        admit: Callable[[Connection, int, int | None], None] | None = None,
     ) -> tuple[FileRecord, str | None]:
         """Insert or replace the owner's file ``name`` in one transaction.
 
@@ -431,19 +431,37 @@ class Catalog:
         queue and each replaced location is handed out exactly once.
         ``check``, given the current version's MD5 (``None``: absent) under that
         lock, may refuse with ``PreconditionFailedError``; nothing changes then.
+        An expired current version counts as absent. ``expires_in`` (seconds)
+        sets the new version's expiry. ``admit`` (the quota check), given the
+        transaction, ``size`` and the size of the live version replaced (``None``: none),
+        may raise to refuse; nothing changes then either.
         """
-        values = {"size": size, "md5": md5, "location": location, "created": utcnow(), "last_accessed": None}
+        created = self.clock()
+        expires = None if expires_in is None else created + timedelta(seconds=expires_in)
+        values = {
+            "size": size,
+            "md5": md5,
+            "location": location,
+            "created": created,
+            "last_accessed": None,
+            "expires": expires,
+        }
         where = (files.c.owner_id == owner_id, files.c.name == name)
         for attempt in range(1, PUT_ATTEMPTS + 1):
             try:
                 with self._write() as conn:
                     current = conn.execute(
-                        select(files.c.location, files.c.md5).where(*where).with_for_update()
+                        select(files.c.location, files.c.md5, files.c.size, files.c.expires)
+                        .where(*where)
+                        .with_for_update()
                     ).first()
                     old = None if current is None else str(current.location)
-                    old_md5 = None if current is None else str(current.md5)
+                    alive = current is not None and (current.expires is None or current.expires > created)
+                    old_md5 = str(current.md5) if current is not None and alive else None
                     if check is not None and not check(old_md5):
                         raise PreconditionFailedError(old_md5)
+                    if admit is not None:
+                        admit(conn, size, int(current.size) if current is not None and alive else None)
                     if old is None:
                         conn.execute(files.insert().values(owner_id=owner_id, name=name, **values))
                     else:
@@ -458,7 +476,7 @@ class Catalog:
 
     def delete_file(self, owner_id: int, name: str) -> str | None:
         """Remove the owner's file ``name``; return its blob location, or ``None`` if absent."""
-        where = (files.c.owner_id == owner_id, files.c.name == name)
+        where = (files.c.owner_id == owner_id, files.c.name == name, live(self.clock()))
 
         def delete(conn: Connection) -> str | None:
             # Locked, so a concurrent replace cannot slip its new location under this delete.

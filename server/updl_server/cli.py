@@ -28,6 +28,7 @@ from .config import (
 )
 from .connections import fit_descriptors, guarded_protocol
 from .names import user_name_problem
+from .retention import DEFAULT_SWEEP_INTERVAL, parse_duration
 from .workers import serve_forked
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,6 +56,21 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since
             return value
         try:
             return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
+    """A duration: seconds, or a number with s, m, h, d or w."""
+
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Parse ``value`` with ``parse_duration``."""
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -260,6 +276,26 @@ def main() -> None:
     show_envvar=True,
     help="The PEM private key of --tls-cert (unencrypted).",
 )
+@click.option(
+    "--default-retention",
+    type=DurationType(),
+    default=None,
+    metavar="DURATION",
+    envvar="UPDL_SERVER_DEFAULT_RETENTION",
+    show_envvar=True,
+    help="Delete files this long after upload (e.g. 30d) unless the upload or the user's quota "
+    "says otherwise. Default: keep until deleted.",
+)
+@click.option(
+    "--sweep-interval",
+    type=SECONDS,
+    default=DEFAULT_SWEEP_INTERVAL,
+    metavar="SECONDS",
+    envvar="UPDL_SERVER_SWEEP_INTERVAL",
+    show_default=True,
+    show_envvar=True,
+    help="How often each worker deletes the blobs of expired files (they vanish from the API at once).",
+)
 def run(
     host: str,
     port: int,
@@ -278,6 +314,8 @@ def run(
     cors_origins: tuple[str, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
+    default_retention: int | None,
+    sweep_interval: float,
 ) -> None:
     """Serve the API until interrupted."""
     _check_tls(tls_cert, tls_key)
@@ -301,6 +339,8 @@ def run(
         s3_endpoint_url=s3_endpoint_url,
         s3_presign_downloads=s3_presign_downloads,
         cors_origins=tuple(dict.fromkeys(cors_origins)),
+        default_retention=default_retention,
+        sweep_interval=sweep_interval,
     )
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
     config = replace(
@@ -468,3 +508,9 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+# The account commands (token ..., user ...) register themselves on ``main``; imported last
+# because they build on the options and helpers above.
+# ``quota`` and ``sweep`` likewise.
+from . import admin, quota_commands  # noqa: E402, F401

@@ -97,6 +97,8 @@ class ServerConfig:
     s3_presign_downloads: bool = False
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; "*": any
+    default_retention: int | None = None  # seconds a file is kept when neither upload nor user says
+    sweep_interval: float = 600.0  # seconds between sweeps of expired files (retention.py)
 
     @property
     def database_url(self) -> str:

@@ -90,6 +90,8 @@ def file_headers(record: FileRecord, byte_range: ByteRange | None) -> dict[str, 
         "Last-Modified": http_date(record.created),
         "Content-Type": "application/octet-stream",
     }
+    if record.expires is not None:
+        headers["Updl-Expires"] = http_date(record.expires)  # when the server deletes it (retention.py)
     if byte_range is None:
         headers["Content-Length"] = str(record.size)
         headers["Content-MD5"] = base64.b64encode(bytes.fromhex(record.md5)).decode("ascii")

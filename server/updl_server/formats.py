@@ -18,3 +18,8 @@ MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 def http_date(moment: datetime) -> str:
     """A catalog time (naive UTC) as an RFC 9110 date (``Last-Modified``, ``Upload-Expires``)."""
     return format_datetime(moment.replace(tzinfo=UTC), usegmt=True)
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    """A catalog time as the contract's ISO 8601 UTC with ``Z``."""
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

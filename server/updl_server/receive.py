@@ -169,7 +169,8 @@ class MultipartSource:
         """Check the content type and boundary up front.
 
         ``on_name`` is awaited once with the ``name`` part as soon as it is parsed
-        (before the file's bytes when the client sends ``name`` first); it may raise.
+        (before the file's bytes when the client sends ``name`` first), or without
+        one with the file part's filename once the body is read; it may raise.
         """
         self.body = body
         self._on_name = on_name
@@ -195,7 +196,10 @@ class MultipartSource:
             raise bad_request(f"malformed multipart body: {exc}") from exc
         if parser.state != MultipartState.END:
             raise bad_request("malformed multipart body: it ends before the closing boundary")
-        return parts.claim()
+        claim = parts.claim()
+        if pending is not None:  # no name part: the name is the file's filename, known only now
+            await pending(claim.name)
+        return claim
 
 
 class _Parts:

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from .access import Grant
 from .auth import authenticate
 from .catalog import Catalog
 from .config import ServerConfig
+from .names import validate_name
 from .storage import BlobStore
 
 
@@ -22,9 +24,20 @@ class Services:
     store: BlobStore
     presign: Callable[[str, str], str] | None = None  # location, name -> URL (redirects)
 
-    async def owner(self, request: Request) -> int:
-        """The authenticated user's id (401 otherwise)."""
-        return await authenticate(self.catalog, request.headers.get("authorization"))
+    async def grant(self, request: Request, scope: str | None = None, name: str | None = None) -> Grant:
+        """The request's token (401 otherwise), which must have ``scope`` for ``name`` (403 otherwise)."""
+        found = await authenticate(self.catalog, request.headers.get("authorization"))
+        if scope is not None:
+            found.require(scope, name)
+        return found
+
+    async def owner_of(self, request: Request, scope: str) -> tuple[int, str]:
+        """The user's id and the route's ``{name}``: 401 first, then 400 for a bad name, then 403
+        unless the token has ``scope`` for that name (see ``access.py``)."""
+        found = await self.grant(request)
+        name = validate_name(request.path_params["name"])
+        found.require(scope, name)
+        return found.user_id, name
 
 
 def services(request: Request) -> Services:

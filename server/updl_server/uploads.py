@@ -17,6 +17,7 @@ from .catalog import Catalog, FileRecord, PreconditionFailedError
 from .errors import HTTPError, checksum_failed, too_large
 from .numbers import parse_count
 from .preconditions import Preconditions, precondition_failed
+from .quotas import Admission
 from .receive import BodySource, HashingSink, RequestBody
 from .storage import BlobStore
 
@@ -33,14 +34,15 @@ async def store_verified(
     source: BodySource,
     max_size: int,
     preconditions: Preconditions | None = None,
+    admission: Admission | None = None,
 ) -> FileRecord:
     """Receive, verify, commit and record one file; return its catalog record.
 
     1. stream the body into a temporary blob, hashing and counting (413 past ``max_size``);
     2. compare with the claimed MD5 (409, nothing kept);
     3. commit the blob (fsync + rename; still unreferenced, so invisible);
-    4. in one transaction, check ``preconditions`` (412) and point ``(owner, name)``
-       at the blob, learning the replaced blob;
+    4. in one transaction, check ``preconditions`` (412) and the quota (507, ``admission``)
+       and point ``(owner, name)`` at the blob, with its expiry, learning the replaced blob;
     5. only then delete the replaced blob.
     Any failure before 4 discards the temporary blob; a failure in 4 deletes the new one.
     """
@@ -58,7 +60,9 @@ async def store_verified(
         sink.settle()  # a batch may still be on its way into the writer
         writer.abort()
         raise
-    return await record_committed(store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions)
+    return await record_committed(
+        store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions, admission
+    )
 
 
 async def record_committed(
@@ -70,6 +74,7 @@ async def record_committed(
     md5: str,
     location: str,
     preconditions: Preconditions | None = None,
+    admission: Admission | None = None,
 ) -> FileRecord:
     """Steps 4 and 5 of the integrity order, for a verified blob already committed at ``location``.
 
@@ -78,9 +83,12 @@ async def record_committed(
     is deleted on any failure), then delete the version it replaced.
     """
     check = preconditions.allows if preconditions else None
+    admitted = admission or Admission()
     try:
         record, replaced = await run_in_threadpool(
-            lambda: catalog.put_file(owner_id, name, size, md5, location, check=check)
+            lambda: catalog.put_file(
+                owner_id, name, size, md5, location, check=check, expires_in=admitted.expires_in, admit=admitted.admit
+            )
         )
     except PreconditionFailedError as exc:
         await run_in_threadpool(store.delete, location)  # a network call on S3

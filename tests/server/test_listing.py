@@ -127,11 +127,24 @@ def test_usage_counts_files_and_bytes_below_a_prefix(api: Api, make_api, live_se
     for name, size in [("u/a", 10), ("u/b/c", 2000), ("u2", 5), ("v", 7)]:
         api.upload(name, b"x" * size)
     make_api(live_server).upload("u/other-user", b"y" * 999)
-    assert api.request("GET", "/usage", params={"prefix": "u/"}).json() == {"prefix": "u/", "files": 2, "bytes": 2010}
+    unlimited = {
+        "quota_bytes": None,
+        "quota_files": None,
+        "used_files": 4,
+        "used_bytes": 2022,
+        "retention_seconds": None,
+    }
+    assert api.request("GET", "/usage", params={"prefix": "u/"}).json() == {
+        "prefix": "u/",
+        "files": 2,
+        "bytes": 2010,
+        **unlimited,
+    }
     assert api.request("GET", "/usage", params={"prefix": "u"}).json()["files"] == 3
-    assert api.request("GET", "/usage").json() == {"prefix": "", "files": 4, "bytes": 2022}
+    assert api.request("GET", "/usage").json() == {"prefix": "", "files": 4, "bytes": 2022, **unlimited}
     assert api.request("GET", "/usage", params={"prefix": "none/"}).json() == {
         "prefix": "none/",
         "files": 0,
         "bytes": 0,
+        **unlimited,
     }

@@ -21,6 +21,7 @@ from ..reporting import BatchReport
 from ..sdk.client import Client
 from ..sdk.config import load_settings, parse_size
 from ..sdk.errors import ConfigWarning
+from ..sdk.retention import parse_duration
 from ..sdk.retry import RetryEvent
 from ..sdk.version import __version__
 
@@ -294,6 +295,21 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since
         """Parse with the SDK's ``parse_size``."""
         try:
             return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
+    """A duration: seconds, or with a suffix (90m, 12h, 14d, 2w)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Parse with the SDK's ``parse_duration`` (seconds)."""
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 

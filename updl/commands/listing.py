@@ -8,9 +8,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from ..console import files_table, info_lines, totals_line
+from ..console import files_table, info_lines, quota_lines, totals_line
 from ..sdk.models import FileInfo, Prefix
-from .base import Options, cli, pass_options
+from .base import DurationType, Options, cli, pass_options
 
 SORT_KEYS: dict[str, Callable[[FileInfo | Prefix], Any]] = {
     "name": lambda e: e.name,
@@ -91,6 +91,8 @@ def du(options: Options, prefix: str | None) -> None:
         return
     where = f" under {prefix}" if prefix else ""
     click.echo(f"{totals_line(result.files, result.bytes)}{where}", file=options.env.stdout)
+    for line in quota_lines(result):
+        click.echo(line, file=options.env.stdout)
 
 
 @cli.command()
@@ -107,14 +109,50 @@ def info(options: Options, name: str) -> None:
 
 
 @cli.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1)
+@click.option("--prefix", metavar="PREFIX", help="Delete every file whose name starts with PREFIX (instead of NAMEs).")
+@click.option(
+    "--older-than",
+    type=DurationType(),
+    metavar="DURATION",
+    help="With --prefix: only files created more than DURATION ago (e.g. 30d).",
+)
+@click.option("--dry-run", is_flag=True, help="With --prefix: list what would be deleted, delete nothing.")
 @pass_options
-def rm(options: Options, names: tuple[str, ...]) -> None:
-    """Delete NAME(s). Stops at the first failure."""
+def rm(options: Options, names: tuple[str, ...], prefix: str | None, older_than: int | None, dry_run: bool) -> None:
+    """Delete NAME(s), or with --prefix every file below PREFIX (--older-than: only old ones).
+
+    Stops at the first failure. --prefix alone deletes the whole prefix; the
+    count is printed at the end (--dry-run first to see it).
+    """
     client = options.client()
+    if prefix is not None or older_than is not None or dry_run:
+        if names or not prefix:
+            raise click.UsageError("--prefix PREFIX (not empty) replaces NAMEs; --older-than and --dry-run need it")
+        _rm_prefix(options, prefix, older_than, dry_run)
+        return
+    if not names:
+        raise click.UsageError("give NAME(s) to delete, or --prefix PREFIX")
     for name in names:
         client.delete(name)
         if options.json:
             options.emit({"name": name, "deleted": True})
         elif not options.quiet:
             click.echo(f"deleted {name}", file=options.env.stdout)  # a result: stdout
+
+
+def _rm_prefix(options: Options, prefix: str, older_than: int | None, dry_run: bool) -> None:
+    """``rm --prefix``: each file as it is deleted (or would be), then the count and size."""
+    verb = "would delete" if dry_run else "deleted"
+
+    def on_removed(info: FileInfo) -> None:
+        if options.json:
+            options.emit({**info.to_json(), "deleted": not dry_run, "dry_run": dry_run})
+        elif not options.quiet:
+            click.echo(f"{verb} {info.name}", file=options.env.stdout)
+
+    removed = options.client().remove_prefix(prefix, older_than=older_than, dry_run=dry_run, on_removed=on_removed)
+    if not options.json and not options.quiet:
+        age = f" older than {older_than}s" if older_than is not None else ""
+        total = totals_line(len(removed), sum(f.size for f in removed))
+        click.echo(f"updl: {verb} {total} under {prefix}{age}", file=options.env.stderr, err=True)

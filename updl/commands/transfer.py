@@ -18,7 +18,7 @@ from ..sdk.client import Client
 from ..sdk.errors import UpdlError
 from ..sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from ..sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
-from .base import Options, SizeType, cli, jobs_option, no_files_option, pass_options, retries_option
+from .base import DurationType, Options, SizeType, cli, jobs_option, no_files_option, pass_options, retries_option
 
 
 @cli.command()
@@ -48,6 +48,13 @@ from .base import Options, SizeType, cli, jobs_option, no_files_option, pass_opt
     help="Leave out files whose relative path matches (fnmatch; repeatable).",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded; contact no server.")
+@click.option(
+    "--expires",
+    type=DurationType(),
+    metavar="DURATION",
+    help="Have the server delete the file(s) this long after upload (e.g. 14d, 12h) "
+    "[default: your or the server's retention, if any].",
+)
 @click.option(
     "--skip-existing",
     is_flag=True,
@@ -98,6 +105,7 @@ def put(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     dry_run: bool,
+    expires: int | None,
     skip_existing: bool,
     no_clobber: bool,
     if_match: str | None,
@@ -131,7 +139,7 @@ def put(
         raise click.UsageError(
             "--no-clobber and --if-match exclude each other (a file cannot be both new and a version)"
         )
-    conditions = {"no_clobber": no_clobber, "if_match": if_match}
+    conditions = {"no_clobber": no_clobber, "if_match": if_match, "expires_in": expires}
     if "-" in files:
         if name is None or len(files) > 1:
             raise click.UsageError("uploading standard input ('-') needs --name and no other FILE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .access import NewToken, TokenInfo, WhoAmI
 from .client import Client
 from .config import Settings, load_settings
 from .errors import (
@@ -11,6 +12,7 @@ from .errors import (
     ChecksumMismatchError,
     ConfigWarning,
     ConnectionFailedError,
+    ForbiddenError,
     InsufficientStorageError,
     InvalidSettingsError,
     ManifestError,
@@ -20,6 +22,7 @@ from .errors import (
     PartialFailureError,
     PreconditionFailedError,
     ProtocolError,
+    QuotaExceededError,
     RateLimitedError,
     SelectionError,
     ServerError,
@@ -44,12 +47,14 @@ __all__ = [
     "ConfigWarning",
     "ConnectionFailedError",
     "FileInfo",
+    "ForbiddenError",
     "HashingReader",
     "HashingWriter",
     "InsufficientStorageError",
     "InvalidSettingsError",
     "ManifestError",
     "MissingFilesError",
+    "NewToken",
     "NoFilesError",
     "NotFoundError",
     "PartialFailureError",
@@ -58,6 +63,7 @@ __all__ = [
     "ProgressCallback",
     "ProgressEvent",
     "ProtocolError",
+    "QuotaExceededError",
     "RateLimitedError",
     "RetryEvent",
     "RetryPolicy",
@@ -66,11 +72,13 @@ __all__ = [
     "Settings",
     "SourceChangedError",
     "TlsError",
+    "TokenInfo",
     "TooLargeError",
     "UnsafeNameError",
     "UpdlError",
     "UploadBusyError",
     "Usage",
+    "WhoAmI",
     "load_settings",
     "md5_of",
     "run_with_retries",

@@ -9,17 +9,22 @@ small requests (listing, info, delete, ``HEAD``) are here.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from types import TracebackType
 from typing import TypeVar
+from urllib.parse import quote
 
 import requests
 
-from . import downloads, uploads
+from . import downloads, retention, uploads
+from .access import NewToken, TokenInfo, WhoAmI
 from .config import Settings, load_settings
 from .downloads import Destination
 from .errors import NotFoundError, ProtocolError, UpdlError
@@ -27,6 +32,7 @@ from .headers import expected_md5, file_info, parse_count
 from .models import FileInfo, Prefix, Usage
 from .progress import ProgressCallback
 from .resume import ResumeStore
+from .retention import seconds_of
 from .retry import Retrier, RetryEvent, RetryPolicy
 from .transport import Transport, build_session, file_path, json_object
 from .uploads import Source
@@ -119,6 +125,7 @@ class Client:
         no_clobber: bool = False,
         if_match: str | None = None,
         parts: int | None = None,
+        expires_in: int | timedelta | None = None,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -147,6 +154,10 @@ class Client:
         meets the version an earlier attempt stored (its answer lost on the way)
         returns that version rather than refusing. A malformed
         ``if_match`` is a ``ValueError`` before anything is sent.
+
+        ``expires_in`` (seconds, or a ``timedelta``) makes the server delete the
+        file that long after it is stored (``FileInfo.expires``); without it the
+        user's or the server's default retention applies, if any.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
         return uploads.upload(
@@ -162,6 +173,7 @@ class Client:
             progress=progress,
             no_clobber=no_clobber,
             if_match=if_match,
+            expires_in=seconds_of(expires_in),
         )
 
     def download(
@@ -315,6 +327,79 @@ class Client:
                 logger.info("%s: not found on attempt %d; an earlier attempt deleted it", name, number)
 
         self._retrying(attempt, name, on_retry)
+
+    # -- the token and its account (added for scoped tokens) -----------------------------
+
+    def whoami(self, *, on_retry: RetryCallback | None = None) -> WhoAmI:
+        """Who this client's token belongs to, what it may do, and the account's usage."""
+        return self._retrying(
+            lambda _: WhoAmI.from_json(json_object(self._transport.request("GET", "/whoami"))), "whoami", on_retry
+        )
+
+    def list_tokens(self, *, on_retry: RetryCallback | None = None) -> builtins.list[TokenInfo]:
+        """The account's tokens, revoked ones included (never their secrets)."""
+        page = self._retrying(lambda _: json_object(self._transport.request("GET", "/tokens")), "tokens", on_retry)
+        listed = page.get("tokens")
+        if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
+            raise ProtocolError("the server's token list is not a list of objects")
+        return [TokenInfo.from_json(item) for item in listed]
+
+    def create_token(
+        self,
+        scopes: Iterable[str] | None = None,
+        *,
+        prefix: str | None = None,
+        expires_in: int | str | None = None,
+        label: str | None = None,
+    ) -> NewToken:
+        """A new token for this account, no more powerful than this client's own (else ForbiddenError).
+
+        Unset limits are this token's own. ``expires_in``: seconds, or a duration such as
+        ``"30d"``. Not retried: a lost answer would leave a token nobody knows.
+        """
+        body: dict[str, object] = {"scopes": None if scopes is None else list(scopes), "prefix": prefix}
+        body.update({"expires_in": expires_in, "label": label})
+        sent = json.dumps({k: v for k, v in body.items() if v is not None})
+        reply = self._transport.request("POST", "/tokens", data=sent, headers={"Content-Type": "application/json"})
+        data = json_object(reply)
+        secret = data.get("token")
+        if not isinstance(secret, str):
+            raise ProtocolError("the server's answer to a new token has no token")
+        return NewToken(secret, TokenInfo.from_json(data))
+
+    def revoke_token(self, token_id: str, *, on_retry: RetryCallback | None = None) -> None:
+        """Revoke one of the account's tokens (NotFoundError if it has none of that id).
+
+        Revoking a revoked token succeeds, so a retry after a lost answer does too.
+        """
+        path = f"/tokens/{quote(token_id, safe='')}"
+        self._retrying(lambda _: self._transport.request("DELETE", path).close(), f"token {token_id}", on_retry)
+
+    def remove_prefix(
+        self,
+        prefix: str,
+        *,
+        older_than: int | timedelta | None = None,
+        dry_run: bool = False,
+        on_removed: Callable[[FileInfo], None] | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> builtins.list[FileInfo]:
+        """Delete every file whose name starts with ``prefix`` (only those created more than
+        ``older_than`` seconds ago, if given); return them. ``dry_run``: only return them.
+
+        The prefix is listed first, then each file deleted (``on_removed`` after
+        each). An empty ``prefix`` is a ``ValueError``: it would mean every file.
+        """
+        if not prefix:
+            raise ValueError("remove_prefix needs a non-empty prefix (an empty one is every file)")
+        listed = self.list(prefix, on_retry=on_retry)
+        return retention.remove_prefix(
+            listed,
+            lambda name: self.delete(name, on_retry=on_retry),
+            older_than=older_than,
+            dry_run=dry_run,
+            on_removed=on_removed,
+        )
 
     # -- batch helpers (added for batches: skip-existing, one client per worker thread) ---
 

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
     "Settings",
+    "config_file",
     "default_config_path",
     "format_size",
     "load_settings",
@@ -142,6 +143,18 @@ def _check_size(value: Any, key: str, source: str, minimum: int) -> int:
 def default_config_path() -> Path:
     """``<user config dir>/updl/config.toml`` (honours ``XDG_CONFIG_HOME`` when called)."""
     return platformdirs.user_config_path("updl") / "config.toml"
+
+
+def config_file(
+    environ: Mapping[str, str] | None = None, config_path: str | os.PathLike[str] | None = None
+) -> tuple[Path, bool]:
+    """The config file to use and whether it was named (``config_path``, then ``UPDL_CONFIG``) or is the default."""
+    env = os.environ if environ is None else environ
+    if config_path is not None:
+        return Path(config_path), True
+    if env.get("UPDL_CONFIG"):
+        return Path(env["UPDL_CONFIG"]), True
+    return default_config_path(), False
 
 
 def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
@@ -247,12 +260,7 @@ def load_settings(
     else:
         profile_name, profile_explicit = DEFAULT_PROFILE, False
 
-    if config_path is not None:
-        path, path_explicit = Path(config_path), True
-    elif env.get("UPDL_CONFIG"):
-        path, path_explicit = Path(env["UPDL_CONFIG"]), True
-    else:
-        path, path_explicit = default_config_path(), False
+    path, path_explicit = config_file(env, config_path)
 
     config = _read_config(path, path_explicit)
     section = config.get(profile_name)

@@ -7,12 +7,15 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
 
     UpdlError                                  .response .status .retryable .retry_after .attempts
     ├── AuthenticationError                    401, 403
+    │   └── ForbiddenError                     403: a valid token without the scope (or prefix)  .missing_scope
     ├── NotFoundError (FileNotFoundError)      404
     ├── ChecksumMismatchError       retryable  409 on upload, 460 on a tus chunk; local mismatch on download
     │                                          .expected .actual
     ├── TooLargeError                          413  .max_size
     ├── PreconditionFailedError                412: the name exists (no_clobber) or is another version (if_match)
     │                                          .name .current_md5
+    ├── QuotaExceededError                     507 with quota fields: the upload would pass the user's quota
+    │                                          .quota_bytes .used_bytes .quota_files .used_files
     ├── BadRequestError                        400 and other 4xx
     │   ├── OffsetConflictError                409 to a tus PATCH not at the upload's offset  .offset
     │   └── RangeNotSatisfiableError           416 to a ranged download
@@ -41,7 +44,7 @@ file key that is ignored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import requests
@@ -53,6 +56,7 @@ __all__ = [
     "ChecksumMismatchError",
     "ConfigWarning",
     "ConnectionFailedError",
+    "ForbiddenError",
     "InsufficientStorageError",
     "InvalidSettingsError",
     "ManifestError",
@@ -63,6 +67,7 @@ __all__ = [
     "PartialFailureError",
     "PreconditionFailedError",
     "ProtocolError",
+    "QuotaExceededError",
     "RangeNotSatisfiableError",
     "RateLimitedError",
     "SelectionError",
@@ -108,6 +113,14 @@ class UpdlError(Exception):
 
 class AuthenticationError(UpdlError):
     """The server rejected the token (401) or refused access (403)."""
+
+
+class ForbiddenError(AuthenticationError):
+    """The token is valid but may not do this (403): it lacks ``missing_scope``, or the name is outside its prefix."""
+
+    def __init__(self, message: str, *, missing_scope: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.missing_scope = missing_scope
 
 
 class NotFoundError(UpdlError, FileNotFoundError):
@@ -215,6 +228,30 @@ class InsufficientStorageError(ServerError):
     """The server has no room for the upload (507); not retried: only freeing space helps."""
 
     retryable: ClassVar[bool] = False
+
+
+class QuotaExceededError(UpdlError):
+    """The upload would pass the user's quota (507 with quota fields); nothing was stored.
+
+    Not retried: only deleting files or a larger quota helps. ``None`` fields: unlimited or not sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        quota_bytes: int | None = None,
+        used_bytes: int | None = None,
+        quota_files: int | None = None,
+        used_files: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the quota and the usage the server reported."""
+        super().__init__(message, **kwargs)
+        self.quota_bytes = quota_bytes
+        self.used_bytes = used_bytes
+        self.quota_files = quota_files
+        self.used_files = used_files
 
 
 class ConnectionFailedError(UpdlError, ConnectionError):

@@ -154,4 +154,5 @@ def file_info(response: requests.Response, name: str, size: int, md5: str, *, ac
         md5=md5,
         created=header_time(response.headers.get("Last-Modified")) or datetime.now(UTC),
         last_accessed=header_time(response.headers.get("Date")) if accessed else None,
+        expires=header_time(response.headers.get("Updl-Expires")),
     )

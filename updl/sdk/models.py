@@ -35,12 +35,14 @@ class FileInfo:
     md5: str
     created: datetime
     last_accessed: datetime | None = None
+    expires: datetime | None = None  # when the server deletes it; None: kept until deleted
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileInfo:
         """Build from the API's FileInfo object; :class:`~updl.sdk.errors.ProtocolError` if malformed."""
         try:
             last = data.get("last_accessed")
+            expires = data.get("expires")
             size = data["size"]
             if type(size) is not int or size < 0:  # a JSON number; not a bool, "12" or "²"
                 raise ValueError(f"size {size!r}")
@@ -50,6 +52,7 @@ class FileInfo:
                 md5=str(data["md5"]).lower(),
                 created=parse_time(data["created"]),
                 last_accessed=parse_time(last) if last else None,
+                expires=parse_time(expires) if expires else None,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"the server sent a malformed file record ({exc})") from exc
@@ -62,6 +65,7 @@ class FileInfo:
             "md5": self.md5,
             "created": format_time(self.created),
             "last_accessed": format_time(self.last_accessed) if self.last_accessed else None,
+            "expires": format_time(self.expires) if self.expires else None,
         }
 
 
@@ -78,11 +82,20 @@ class Prefix:
 
 @dataclass(frozen=True)
 class Usage:
-    """How many files start with ``prefix`` and their total size in bytes (``updl du``)."""
+    """How many files start with ``prefix`` and their total size in bytes (``updl du``).
+
+    With the user's quota (``None``: unlimited; servers before quotas send none)
+    and the whole usage it is measured against, and the retention in seconds.
+    """
 
     prefix: str
     files: int
     bytes: int
+    quota_bytes: int | None = None
+    quota_files: int | None = None
+    used_bytes: int | None = None
+    used_files: int | None = None
+    retention_seconds: int | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Usage:
@@ -90,8 +103,17 @@ class Usage:
         files, size = data.get("files"), data.get("bytes")
         if type(files) is not int or type(size) is not int or files < 0 or size < 0:
             raise ProtocolError(f"the server sent a malformed usage record: files {files!r}, bytes {size!r}")
-        return cls(str(data.get("prefix", "")), files, size)
+        extra = {key: data.get(key) for key in _QUOTA_FIELDS}
+        if any(value is not None and (type(value) is not int or value < 0) for value in extra.values()):
+            raise ProtocolError(f"the server sent a malformed usage record: {extra!r}")
+        return cls(str(data.get("prefix", "")), files, size, **extra)
 
     def to_json(self) -> dict[str, Any]:
-        """The record ``updl du --json`` prints."""
-        return {"prefix": self.prefix, "files": self.files, "bytes": self.bytes}
+        """The record ``updl du --json`` prints; the quota fields only when the user has a limit."""
+        record: dict[str, Any] = {"prefix": self.prefix, "files": self.files, "bytes": self.bytes}
+        if self.quota_bytes is not None or self.quota_files is not None or self.retention_seconds is not None:
+            record.update({key: getattr(self, key) for key in _QUOTA_FIELDS})
+        return record
+
+
+_QUOTA_FIELDS = ("quota_bytes", "quota_files", "used_bytes", "used_files", "retention_seconds")

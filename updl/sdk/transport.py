@@ -26,12 +26,14 @@ from .errors import (
     BadRequestError,
     ChecksumMismatchError,
     ConnectionFailedError,
+    ForbiddenError,
     InsufficientStorageError,
     InvalidSettingsError,
     NotFoundError,
     OffsetConflictError,
     PreconditionFailedError,
     ProtocolError,
+    QuotaExceededError,
     RangeNotSatisfiableError,
     RateLimitedError,
     ServerError,
@@ -141,7 +143,7 @@ def _tls_error(exc: requests.exceptions.SSLError, server: str, ca_bundle: str | 
 def _may_be_updl_404(response: requests.Response, body: dict[str, Any]) -> bool:
     """Whether a 404 without a ``name`` can still be updl's "no such file".
 
-    updl's 404s name what is missing (``name``, or ``upload`` for tus). A HEAD answer has no
+    updl's 404s name what is missing (``name``, ``upload`` for tus, ``token_id``). A HEAD answer has no
     body to tell, and a redirected request (a presigned S3 URL) was not answered by updl at all.
     """
     if response.history:
@@ -166,6 +168,19 @@ def _not_updl_message(response: requests.Response, message: str) -> str:
 
 def _is_json(response: requests.Response) -> bool:
     return "json" in response.headers.get("Content-Type", "")
+
+
+def _quota_exceeded(message: str, body: dict[str, Any], **kwargs: Any) -> QuotaExceededError:
+    """507 with quota fields: what the quota is and how much of it is used, in the message too."""
+    fields = {key: body.get(key) for key in ("quota_bytes", "used_bytes", "quota_files", "used_files")}
+    numbers = {key: value if type(value) is int else None for key, value in fields.items()}
+    parts = []
+    if numbers["quota_bytes"] is not None and numbers["used_bytes"] is not None:
+        parts.append(f"{format_size(numbers['used_bytes'])} of {format_size(numbers['quota_bytes'])} used")
+    if numbers["quota_files"] is not None and numbers["used_files"] is not None:
+        parts.append(f"{numbers['used_files']} of {numbers['quota_files']} files")
+    detail = f" ({', '.join(parts)})" if parts else ""
+    return QuotaExceededError(f"{message}{detail}; nothing was stored", **numbers, **kwargs)
 
 
 def translate(source: requests.Response | requests.RequestException, *, ca_bundle: str | None = None) -> UpdlError:
@@ -204,11 +219,18 @@ def translate(source: requests.Response | requests.RequestException, *, ca_bundl
         if not had_token:
             return AuthenticationError(f"no token given; {TOKEN_HINT}", **kwargs)
         if status == 403:
-            return AuthenticationError(f"access denied ({message}); check the token", **kwargs)
+            scope = body.get("missing_scope")
+            return ForbiddenError(
+                f"access denied: {message}",
+                missing_scope=scope if isinstance(scope, str) else None,
+                **kwargs,
+            )
+        if body.get("reason") in ("revoked", "expired", "disabled"):  # a token that was good
+            return AuthenticationError(f"the server rejected the token: {message}", **kwargs)
         return AuthenticationError(f"the server rejected the token; {REJECTED_HINT}", **kwargs)
     if status == 404:
         name = body.get("name")
-        if name is None and "upload" not in body and not _may_be_updl_404(response, body):
+        if name is None and not {"upload", "token_id"} & body.keys() and not _may_be_updl_404(response, body):
             return InvalidSettingsError(_not_updl_message(response, message), **kwargs)
         return NotFoundError(f"{message}: {name}" if name else message, **kwargs)
     if status == 409 and ("offset" in body or "sent" in body):
@@ -264,6 +286,8 @@ def translate(source: requests.Response | requests.RequestException, *, ca_bundl
         return RateLimitedError(
             f"the server is rate limiting ({message}); try again later", retry_after=retry_after, **kwargs
         )
+    if status == 507 and ("quota_bytes" in body or "quota_files" in body):
+        return _quota_exceeded(message, body, **kwargs)
     if status == 507:
         return InsufficientStorageError(message, **kwargs)
     if status >= 500:

@@ -181,15 +181,23 @@ class TusUpload:
     """One attempt at uploading one file resumably; call :meth:`run` per retry attempt."""
 
     def __init__(
-        self, transport: Transport, store: ResumeStore, path: Path, name: str, chunk_size: int, report: ProgressCallback
+        self,
+        transport: Transport,
+        store: ResumeStore,
+        path: Path,
+        name: str,
+        chunk_size: int,
+        report: ProgressCallback,
+        expires_in: int | None = None,
     ) -> None:
-        """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes."""
+        """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes (kept ``expires_in`` seconds)."""
         self._transport = transport
         self._store = store
         self._path = path
         self._name = name
         self._chunk_size = chunk_size
         self._report = report
+        self._expires_in = expires_in
         self.key = UploadKey.for_file(transport.base_url, name, path)
         self._opened: FileState | None = None
         self.resumed_from = 0
@@ -262,11 +270,13 @@ class TusUpload:
                     raise
                 self._store.forget_upload(self.key)
         # No md5 here: it travels on the last PATCH, computed while sending (one read).
-        name = base64.b64encode(self._name.encode()).decode()
+        metadata = f"name {base64.b64encode(self._name.encode()).decode()}"
+        if self._expires_in is not None:
+            metadata += f",expires_in {base64.b64encode(str(self._expires_in).encode()).decode()}"
         response = self._transport.request(
             "POST",
             "/tus/",
-            headers=self._headers(**{"Upload-Length": str(self.key.size), "Upload-Metadata": f"name {name}"}),
+            headers=self._headers(**{"Upload-Length": str(self.key.size), "Upload-Metadata": metadata}),
         )
         with response:
             url = self._relative(response.headers.get("Location", ""))

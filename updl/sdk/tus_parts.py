@@ -81,6 +81,7 @@ class PartedUpload:
         chunk_size: int,
         parts: int,
         report: ProgressCallback,
+        expires_in: int | None = None,
     ) -> None:
         """Prepare to upload ``path`` as ``name`` in up to ``parts`` parallel parts of ``chunk_size`` PATCHes."""
         if not 1 <= parts <= MAX_PARTS:
@@ -92,6 +93,7 @@ class PartedUpload:
         self._chunk_size = chunk_size
         self._count = parts
         self._report = report
+        self._expires_in = expires_in  # sent with the final upload, which names the file
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._attempt = 1
@@ -220,10 +222,13 @@ class PartedUpload:
         """``Upload-Concat: final``: the server joins the parts, checks the MD5 and stores the file."""
         name = base64.b64encode(self._name.encode()).decode()
         encoded_md5 = base64.b64encode(md5.encode()).decode()
+        metadata = f"name {name},md5 {encoded_md5}"
+        if self._expires_in is not None:
+            metadata += f",expires_in {base64.b64encode(str(self._expires_in).encode()).decode()}"
         headers = self._headers(
             **{
                 "Upload-Concat": "final;" + " ".join(part.url for part in parts),
-                "Upload-Metadata": f"name {name},md5 {encoded_md5}",
+                "Upload-Metadata": metadata,
                 "Upload-Md5": md5,
             }
         )

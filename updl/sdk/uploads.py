@@ -40,6 +40,7 @@ __all__ = ["DigestField", "Source", "conditional_headers", "open_source", "uploa
 
 Source = str | os.PathLike[str] | BinaryIO
 _MD5 = re.compile(r"[0-9a-f]{32}")
+EXPIRES_HEADER = "Updl-Expires-In"  # seconds the server keeps the file (docs/api.md, "Retention")
 
 
 class DigestField:
@@ -134,9 +135,11 @@ def upload(
     progress: bool = False,
     no_clobber: bool = False,
     if_match: str | None = None,
+    expires_in: int | None = None,
 ) -> FileInfo:
     """Upload ``source`` as ``name`` (default: its base name), retried by ``retrier``; see ``Client.upload``."""
     conditions = conditional_headers(no_clobber, if_match)
+    expiry = {EXPIRES_HEADER: str(expires_in)} if expires_in is not None else {}
     # The tus routes take no preconditions: a conditional upload goes as one multipart body,
     # which the server checks before reading it and again, atomically, when it commits.
     if isinstance(source, (str, os.PathLike)) and not conditions:
@@ -145,9 +148,9 @@ def upload(
             name = name or path.name
             with reporting(on_progress, progress, name) as report:
                 if parts > 1:  # parallel partial uploads, joined by the server (tus Concatenation)
-                    parted = PartedUpload(transport, store, path, name, chunk_size, parts, report)
+                    parted = PartedUpload(transport, store, path, name, chunk_size, parts, report, expires_in)
                     return retrier.run(parted.run, name)
-                resumable = TusUpload(transport, store, path, name, chunk_size, report)
+                resumable = TusUpload(transport, store, path, name, chunk_size, report, expires_in)
                 return retrier.run(resumable.run, name)
     with open_source(source) as (fileobj, default_name):
         name = name or default_name
@@ -159,7 +162,7 @@ def upload(
             def attempt(number: int) -> FileInfo:
                 fileobj.seek(start)
                 try:
-                    return upload_multipart(transport, fileobj, name, number, report, conditions)
+                    return upload_multipart(transport, fileobj, name, number, report, {**conditions, **expiry})
                 except PreconditionFailedError as exc:
                     if number > 1 and exc.current_md5 is not None and exc.current_md5 == _md5_from(fileobj, start):
                         # An earlier attempt was stored but its answer was lost: the version the

@@ -35,12 +35,13 @@ from urllib.parse import urlsplit
 
 from anyio import to_thread
 
+from .. import quotas
 from ..catalog import FileRecord, TusRecord, utcnow
 from ..errors import HTTPError, bad_request, checksum_failed, too_large
 from ..formats import UPLOAD_ID
 from ..storage import StagedUpload
 from ..uploads import record_committed
-from .protocol import TUS_EXTENSIONS, parse_name_and_md5
+from .protocol import TUS_EXTENSIONS, expires_in_of, parse_metadata, parse_name_and_md5
 from .service import EXPIRY, TusService
 
 MAX_PARTS = 64  # parts in one final upload (tus-js-client's parallelUploads is usually 2-8)
@@ -105,6 +106,8 @@ async def concatenate(
     length = sum(part.length for part in parts)
     if length > tus.max_size:
         raise too_large(tus.max_size)
+    expires_in = expires_in_of(parse_metadata(raw_metadata))
+    admission = await quotas.prepare(tus.catalog, owner, tus.default_retention, expires_in, name, length)  # 507
     now = utcnow()
     final = TusRecord(uuid.uuid4().hex, owner, name, length, length, md5, raw_metadata, now, now + EXPIRY)
     held: list[StagedUpload] = []
@@ -122,7 +125,9 @@ async def concatenate(
                 raise checksum_failed(declared, actual)
         location = await to_thread.run_sync(tus.store.staging.concatenate, held, owner)
         try:
-            stored = await record_committed(tus.store, tus.catalog, owner, name, length, actual, location)
+            stored = await record_committed(
+                tus.store, tus.catalog, owner, name, length, actual, location, None, admission
+            )
         except BaseException:
             await _drop_parts(tus, parts, [])  # their bytes are the blob now (deleted on failure)
             raise

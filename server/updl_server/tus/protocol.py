@@ -21,6 +21,7 @@ from ..errors import HTTPError, bad_request, too_large
 from ..formats import MD5_HEX
 from ..names import validate_name
 from ..numbers import count_field
+from ..retention import TUS_EXPIRES_KEY, checked_expires_in
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration,concatenation"
@@ -157,7 +158,13 @@ class NewUpload:
     name: str
     md5: str | None  # lower-case hex, from Upload-Metadata
     metadata: str  # the raw Upload-Metadata, echoed by HEAD
+    expires_in: int | None = None  # seconds, from Upload-Metadata's expires_in (retention.py)
     partial: bool = False  # Upload-Concat: partial (a part of a later concatenation)
+
+
+def expires_in_of(metadata: Mapping[str, str]) -> int | None:
+    """The ``expires_in`` of parsed ``Upload-Metadata`` (seconds), ``None`` if absent; 400 if malformed."""
+    return checked_expires_in(metadata.get(TUS_EXPIRES_KEY), "expires_in in Upload-Metadata")
 
 
 def parse_creation(headers: Mapping[str, str], max_size: int, *, partial: bool = False) -> NewUpload:
@@ -171,7 +178,7 @@ def parse_creation(headers: Mapping[str, str], max_size: int, *, partial: bool =
         raise too_large(max_size)
     raw_metadata = headers.get("upload-metadata", "")
     name, md5 = parse_name_and_md5(raw_metadata, required=not partial)
-    return NewUpload(length, name, md5, raw_metadata, partial)
+    return NewUpload(length, name, md5, raw_metadata, expires_in_of(parse_metadata(raw_metadata)), partial)
 
 
 def parse_name_and_md5(raw_metadata: str, *, required: bool = True) -> tuple[str, str | None]:

@@ -1,6 +1,7 @@
 """The tus 1.0 routes under ``/tus/``: thin handlers over :class:`.service.TusService`.
 
-Same token auth and name rules as the rest of the API; every answer carries
+Same token auth and name rules as the rest of the API (every route but
+``OPTIONS`` needs the ``write`` scope, and a prefix token's prefix; see ``access.py``); every answer carries
 ``Tus-Resumable`` and every error is JSON. ``OPTIONS`` (discovery) needs no
 token, like ``/health``. The answer that completes an upload, and ``HEAD``
 of a completed one, carry the stored file's ``ETag``, ``Upload-Md5`` and
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..access import WRITE, Grant
 from ..catalog import FileRecord, TusCompletion, TusRecord
 from ..errors import HTTPError, bad_request, insufficient_storage, out_of_space
 from ..formats import UPLOAD_ID, http_date
@@ -37,6 +39,7 @@ from .protocol import (
     parse_checksum,
     parse_creation,
     parse_final_md5,
+    parse_name_and_md5,
     past_length,
     refuse_unsupported,
     unsupported_version,
@@ -53,8 +56,16 @@ def _tus(request: Request) -> TusService:
     return service
 
 
-async def _owner(request: Request) -> int:
-    return await services(request).owner(request)
+async def _grant(request: Request) -> Grant:
+    return await services(request).grant(request, WRITE)
+
+
+async def _find(request: Request) -> TusRecord | TusCompletion:
+    """The caller's upload, once its token may write its name (403 otherwise)."""
+    grant = await _grant(request)
+    upload = await _tus(request).find(grant.user_id, _upload_id(request))
+    grant.require(WRITE, upload.name or None)  # a partial upload has no name of its own
+    return upload
 
 
 def _upload_id(request: Request) -> str:
@@ -86,6 +97,8 @@ def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str
     headers = _progress_headers(record)
     if stored is not None:
         headers.update(_stored_headers(stored.md5, stored.created))
+        if stored.expires is not None:
+            headers["Updl-Expires"] = http_date(stored.expires)
     return headers
 
 
@@ -139,20 +152,22 @@ async def create(request: Request) -> Response:
     tus = _tus(request)
     body = RequestBody(request)
     async with draining_on_error(request, body, tus.max_size):
-        owner = await _owner(request)
+        grant = await _grant(request)
         # Before any other header: Upload-Concat changes them all.
         refuse_unsupported(request.headers)
         concat = parse_concat(request.headers)
         with_upload = _offset_stream(request) and _has_body(request)
         if concat is not None and not concat.partial:
-            return await _create_final(request, tus, owner, concat, with_upload)
+            return await _create_final(request, tus, grant, concat, with_upload)
         checksum = parse_checksum(request.headers.get("upload-checksum")) if with_upload else None
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
         length = header_int(request.headers, "upload-length")
         if final_md5 is not None and (concat is not None or (length > 0 and not with_upload)):
             raise not_final(length)  # a partial upload's MD5 is not the file's: it goes on the final
         _refuse_md5_unless_final(request, 0, length, final_md5)
-        record = await tus.create(owner, parse_creation(request.headers, tus.max_size, partial=concat is not None))
+        new = parse_creation(request.headers, tus.max_size, partial=concat is not None)
+        grant.require(WRITE, new.name or None)  # a partial upload is named by its final one
+        record = await tus.create(grant.user_id, new)
         location = f"{str(request.base_url).rstrip('/')}/tus/{record.id}"
         stored = None
         try:
@@ -166,12 +181,14 @@ async def create(request: Request) -> Response:
     return Response(status_code=201, headers={"Location": location, **_completed_headers(record, stored)})
 
 
-async def _create_final(request: Request, tus: TusService, owner: int, concat: Concat, with_body: bool) -> Response:
+async def _create_final(request: Request, tus: TusService, grant: Grant, concat: Concat, with_body: bool) -> Response:
     """``POST /tus/`` with ``Upload-Concat: final;...``: the parts become the file at once."""
     if with_body or "upload-length" in request.headers:
         raise bad_request("a final upload (Upload-Concat: final) takes no body and no Upload-Length")
     final_md5 = parse_final_md5(request.headers.get("upload-md5"))
-    record, stored = await concatenate(tus, owner, concat, request.headers.get("upload-metadata", ""), final_md5)
+    raw_metadata = request.headers.get("upload-metadata", "")
+    grant.require(WRITE, parse_name_and_md5(raw_metadata)[0])
+    record, stored = await concatenate(tus, grant.user_id, concat, raw_metadata, final_md5)
     location = f"{str(request.base_url).rstrip('/')}/tus/{record.id}"
     headers = {"Location": location, "Upload-Length": str(record.length), **_completed_headers(record, stored)}
     return Response(status_code=201, headers=headers)
@@ -179,7 +196,7 @@ async def _create_final(request: Request, tus: TusService, owner: int, concat: C
 
 async def head(request: Request) -> Response:
     """``HEAD /tus/{id}``: how far the upload is (a completed one: what it stored)."""
-    upload = await _tus(request).find(await _owner(request), _upload_id(request))
+    upload = await _find(request)
     headers = {
         "Upload-Length": str(upload.length),
         "Upload-Expires": http_date(upload.expires),
@@ -202,13 +219,14 @@ async def patch(request: Request) -> Response:
     tus = _tus(request)
     body = RequestBody(request)
     async with draining_on_error(request, body, tus.max_size):
-        owner = await _owner(request)
+        grant = await _grant(request)
         if not _offset_stream(request):
             raise not_offset_stream()
         offset = header_int(request.headers, "upload-offset")
         checksum = parse_checksum(request.headers.get("upload-checksum"))
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
-        upload = await tus.find(owner, _upload_id(request))
+        upload = await tus.find(grant.user_id, _upload_id(request))
+        grant.require(WRITE, upload.name or None)  # a partial upload has no name of its own
         if isinstance(upload, TusCompletion):  # HEAD says it is done, and what it stored
             raise offset_conflict(upload.length, offset)
         declared = declared_length(request)
@@ -222,7 +240,7 @@ async def patch(request: Request) -> Response:
 async def terminate(request: Request) -> Response:
     """``DELETE /tus/{id}``: abandon the upload, deleting its bytes (a completed one: forget it)."""
     tus = _tus(request)
-    upload = await tus.find(await _owner(request), _upload_id(request))
+    upload = await _find(request)
     await tus.terminate(upload)
     return Response(status_code=204)
 

@@ -73,6 +73,7 @@ from typing import Any, Protocol
 
 from anyio import to_thread
 
+from .. import quotas
 from ..catalog import Catalog, FileRecord, TusCompletion, TusRecord, utcnow
 from ..errors import HTTPError, checksum_failed
 from ..pipeline import WorkerPipe
@@ -83,10 +84,12 @@ from .protocol import (
     Checksum,
     NewUpload,
     checksum_mismatch,
+    expires_in_of,
     moved_on,
     no_such_upload,
     not_final,
     offset_conflict,
+    parse_metadata,
     past_length,
     upload_busy,
     upload_expired,
@@ -140,8 +143,15 @@ class _RunningHashes:
 class TusService:
     """The tus state machine over a catalog and a blob store's staging area."""
 
-    def __init__(self, catalog: Catalog, store: BlobStore, max_size: int, stall_timeout: float = 60.0) -> None:
-        """Serve uploads of at most ``max_size`` bytes.
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: BlobStore,
+        max_size: int,
+        stall_timeout: float = 60.0,
+        default_retention: int | None = None,
+    ) -> None:
+        """Serve uploads of at most ``max_size`` bytes (kept ``default_retention`` seconds, if set).
 
         ``stall_timeout`` is the server's body timeout: a PATCH that stalls lets
         go of its upload by then, so a 423 tells the client to retry after it.
@@ -150,11 +160,16 @@ class TusService:
         self.store = store
         self.max_size = max_size
         self.stall_timeout = stall_timeout
+        self.default_retention = default_retention
         self._hashes = _RunningHashes()
         self._last_sweep = time.monotonic()
 
     async def create(self, owner: int, new: NewUpload) -> TusRecord:
-        """Make the upload a creation request asked for (validated by ``parse_creation``)."""
+        """Make the upload a creation request asked for (validated by ``parse_creation``).
+
+        507 at once, before anything is staged, when the owner's quota has no room for it.
+        """
+        await quotas.prepare(self.catalog, owner, self.default_retention, new.expires_in, new.name, new.length)
         now = utcnow()
         record = TusRecord(
             uuid.uuid4().hex, owner, new.name, new.length, 0, new.md5, new.metadata, now, now + EXPIRY, new.partial
@@ -359,10 +374,12 @@ class TusService:
                 await to_thread.run_sync(self.catalog.delete_tus_upload, record.id)
                 await to_thread.run_sync(held.discard)
                 raise checksum_failed(declared, md5)
+        expires_in = expires_in_of(parse_metadata(record.metadata))
         location = await to_thread.run_sync(held.promote, record.owner_id)
         try:
+            admission = await quotas.prepare(self.catalog, record.owner_id, self.default_retention, expires_in)
             stored = await record_committed(
-                self.store, self.catalog, record.owner_id, record.name, record.length, md5, location
+                self.store, self.catalog, record.owner_id, record.name, record.length, md5, location, None, admission
             )
         except BaseException:
             await to_thread.run_sync(self.catalog.delete_tus_upload, record.id)

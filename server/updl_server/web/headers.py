@@ -48,6 +48,7 @@ CORS_REQUEST_HEADERS = (
     "Upload-Md5",
     "Upload-Defer-Length",
     "Upload-Concat",
+    "Updl-Expires-In",
 )
 CORS_EXPOSED_HEADERS = (
     "ETag",
@@ -70,6 +71,7 @@ CORS_EXPOSED_HEADERS = (
     "Upload-Metadata",
     "Upload-Expires",
     "Upload-Md5",
+    "Updl-Expires",
 )
 CORS_MAX_AGE = 600  # seconds a browser may cache a preflight
 
