@@ -114,6 +114,8 @@ tus_uploads = Table(
     Column("upload_metadata", Text, nullable=False),  # Upload-Metadata as sent, echoed by HEAD
     Column("created", DateTime, nullable=False),
     Column("expires", DateTime, nullable=False, index=True),
+    # "partial": one part of a concatenation (tus Upload-Concat), never a file by itself
+    Column("concat", String(8)),
 )
 
 # Finished tus uploads, kept until they expire so that a client which lost the last PATCH's
@@ -196,6 +198,7 @@ class TusRecord:
     metadata: str
     created: datetime
     expires: datetime
+    partial: bool = False  # a part of a concatenation (Upload-Concat: partial)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> TusRecord:
@@ -211,6 +214,7 @@ class TusRecord:
             metadata=m["upload_metadata"],
             created=m["created"],
             expires=m["expires"],
+            partial=m["concat"] == "partial",
         )
 
 
@@ -513,6 +517,7 @@ class Catalog:
                     upload_metadata=upload.metadata,
                     created=upload.created,
                     expires=upload.expires,
+                    concat="partial" if upload.partial else None,
                 )
             )
 
@@ -568,6 +573,25 @@ class Catalog:
                 )
             )
             conn.execute(tus_uploads.delete().where(tus_uploads.c.id == upload_id))
+
+    def concatenate_tus_uploads(
+        self, final: TusRecord, part_ids: list[str], md5: str, stored: datetime, expires: datetime
+    ) -> None:
+        """In one transaction, record ``final`` as completed and forget the partial uploads it consumed."""
+        with self._write() as conn:
+            conn.execute(
+                tus_completed.insert().values(
+                    id=final.id,
+                    owner_id=final.owner_id,
+                    name=final.name,
+                    length=final.length,
+                    md5=md5,
+                    upload_metadata=final.metadata,
+                    stored=stored,
+                    expires=expires,
+                )
+            )
+            conn.execute(tus_uploads.delete().where(tus_uploads.c.id.in_(part_ids)))
 
     def tus_completion(self, upload_id: str) -> TusCompletion | None:
         """The finished upload ``upload_id``, or ``None``."""

@@ -27,6 +27,7 @@ def test_options_advertises_the_protocol(live_server: LiveServer) -> None:
         "checksum",
         "termination",
         "expiration",
+        "concatenation",
     }
     assert response.headers["Tus-Checksum-Algorithm"] == "crc32,md5,sha1,sha256"
     assert int(response.headers["Tus-Max-Size"]) == 10 * 1024**3

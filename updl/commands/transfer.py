@@ -88,6 +88,13 @@ from .base import DurationType, Options, SizeType, cli, jobs_option, no_files_op
     help="Files this big or bigger go in resumable chunks (tus); a rerun after an "
     "interruption continues where it stopped. 0: always [default: config or 64MiB].",
 )
+@click.option(
+    "--parts",
+    type=click.IntRange(1, 8),
+    envvar="UPDL_PARALLEL_PARTS",
+    help="Send each resumable file as N parallel parts that the server joins (tus "
+    "concatenation), each part resumable [default: config parallel_parts or 1].",
+)
 @pass_options
 def put(
     options: Options,
@@ -108,6 +115,7 @@ def put(
     if_no_files: str,
     retries: int | None,
     resumable_threshold: int | None,
+    parts: int | None,
     follow_symlinks: bool,
 ) -> None:
     """Upload FILE(s), directories (-r) and globs ('dist/*.whl', 'build/**/*.tgz', expanded by updl).
@@ -119,6 +127,7 @@ def put(
     standard input (with --name).
     """
     options.resumable_threshold = resumable_threshold
+    options.parallel_parts = parts
     options.retries = retries
     if name is not None and (len(files) > 1 or recursive or has_magic(files[0])):
         raise click.UsageError("--name works with one FILE only")

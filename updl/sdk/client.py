@@ -125,6 +125,7 @@ class Client:
         resumable_threshold: int | None = None,
         no_clobber: bool = False,
         if_match: str | None = None,
+        parts: int | None = None,
         expires_in: int | timedelta | None = None,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
@@ -140,7 +141,9 @@ class Client:
         A path of at least ``resumable_threshold`` bytes (default
         ``settings.resumable_threshold``, 64 MiB; 0: always) goes over tus in
         checksummed chunks and resumes where it stopped, even in a later
-        process (see :mod:`updl.sdk.tus`).
+        process (see :mod:`updl.sdk.tus`). With ``parts`` > 1 (default
+        ``settings.parallel_parts``, at most 8) it goes as that many parallel
+        partial uploads that the server joins (:mod:`updl.sdk.tus_parts`).
 
         ``no_clobber=True`` stores the file only if ``name`` does not exist yet;
         ``if_match="<md5>"`` only if ``name`` exists with that MD5 (replace that
@@ -166,6 +169,7 @@ class Client:
             retrier=self._retrier(on_retry, retries),
             resumable_threshold=threshold,
             chunk_size=self.settings.resumable_chunk_size,
+            parts=self.settings.parallel_parts if parts is None else parts,
             on_progress=on_progress,
             progress=progress,
             no_clobber=no_clobber,

@@ -15,6 +15,7 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
     timeout = 60          # or [connect, read]
     resumable_threshold = "64MiB"   # files at least this big go over tus (0: always)
     resumable_chunk_size = "8MiB"   # bytes per tus PATCH
+    parallel_parts = 1              # resumable uploads as this many parallel parts (1-8)
     ca_bundle = "~/updl-ca.pem"     # trust this CA (PEM) instead of the system's: a self-signed server
 
     [ci]
@@ -59,7 +60,18 @@ Timeout = float | tuple[float, float]
 MIB = 1024 * 1024
 DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
 DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
-KNOWN_KEYS = ("url", "token", "retries", "timeout", "resumable_threshold", "resumable_chunk_size", "ca_bundle")
+DEFAULT_PARALLEL_PARTS = 1  # see docs/benchmarks.md, "Parallel parts"
+MAX_PARALLEL_PARTS = 8
+KNOWN_KEYS = (
+    "url",
+    "token",
+    "retries",
+    "timeout",
+    "resumable_threshold",
+    "resumable_chunk_size",
+    "ca_bundle",
+    "parallel_parts",
+)
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
@@ -76,6 +88,8 @@ class Settings:
     token_source: str = "not set"
     resumable_threshold: int = DEFAULT_RESUMABLE_THRESHOLD
     resumable_chunk_size: int = DEFAULT_RESUMABLE_CHUNK_SIZE
+    #: Resumable uploads go as this many parallel tus parts, joined by the server (1: one upload).
+    parallel_parts: int = DEFAULT_PARALLEL_PARTS
     #: PEM file (or OpenSSL hashed directory) of the CAs to trust for ``https://``, instead of
     #: the default store; ``None``: requests' default (certifi, or ``REQUESTS_CA_BUNDLE``).
     ca_bundle: str | None = None
@@ -169,6 +183,14 @@ def _check_url(url: str, source: str) -> str:
 def _check_retries(value: Any, source: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidSettingsError(f"retries must be a whole number >= 0, got {value!r} (from {source})")
+    return value
+
+
+def _check_parts(value: Any, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARALLEL_PARTS:
+        raise InvalidSettingsError(
+            f"parallel_parts must be a whole number from 1 to {MAX_PARALLEL_PARTS}, got {value!r} (from {source})"
+        )
     return value
 
 
@@ -292,6 +314,9 @@ def load_settings(
         else DEFAULT_RESUMABLE_CHUNK_SIZE
     )
     retries = _check_retries(section["retries"], file_source) if "retries" in section else DEFAULT_RETRIES
+    parts = (
+        _check_parts(section["parallel_parts"], file_source) if "parallel_parts" in section else DEFAULT_PARALLEL_PARTS
+    )
     timeout = _check_timeout(section["timeout"], file_source) if "timeout" in section else DEFAULT_TIMEOUT
 
     return Settings(
@@ -304,6 +329,7 @@ def load_settings(
         token_source=token_source,
         resumable_threshold=threshold,
         resumable_chunk_size=chunk_size,
+        parallel_parts=parts,
         ca_bundle=None if bundle_value is None else _check_ca_bundle(bundle_value, bundle_source),
         ca_bundle_source=bundle_source,
     )

@@ -34,6 +34,7 @@ from .resume import ResumeStore
 from .retry import Retrier
 from .transport import Transport, file_path, json_object
 from .tus import TusUpload
+from .tus_parts import PartedUpload
 
 __all__ = ["DigestField", "Source", "conditional_headers", "open_source", "upload", "upload_multipart"]
 
@@ -129,6 +130,7 @@ def upload(
     retrier: Retrier,
     resumable_threshold: int,
     chunk_size: int,
+    parts: int = 1,
     on_progress: ProgressCallback | None = None,
     progress: bool = False,
     no_clobber: bool = False,
@@ -145,6 +147,9 @@ def upload(
         if path.is_file() and path.stat().st_size >= resumable_threshold:
             name = name or path.name
             with reporting(on_progress, progress, name) as report:
+                if parts > 1:  # parallel partial uploads, joined by the server (tus Concatenation)
+                    parted = PartedUpload(transport, store, path, name, chunk_size, parts, report, expires_in)
+                    return retrier.run(parted.run, name)
                 resumable = TusUpload(transport, store, path, name, chunk_size, report, expires_in)
                 return retrier.run(resumable.run, name)
     with open_source(source) as (fileobj, default_name):

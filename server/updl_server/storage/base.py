@@ -22,13 +22,18 @@ away or stalled) keeps what it can with ``keep``: every appended byte on
 local disk; on S3 only a tail of at least one part (S3's 5 MiB minimum), so
 the staged bytes stay composable server-side.
 
+Several staged uploads (the parts of a tus concatenation) become one blob with
+``Staging.concatenate``, which moves no byte: on local disk the part files
+become the segments of a composite blob, on S3 the blob is composed with
+``UploadPartCopy``.
+
 Implementations: :mod:`.local` and :mod:`.local_staging` (files under the
 data dir), :mod:`.s3` and :mod:`.s3_staging` (objects in a bucket).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -128,6 +133,10 @@ class Staging(Protocol):
 
     def sweep(self, is_live: Callable[[str], bool]) -> int:
         """Remove old staged uploads no catalog row owns; return how many."""
+
+    def concatenate(self, held: Sequence[StagedUpload], owner_id: int) -> str:
+        """Join held staged uploads, in order, into one committed (still unreferenced) blob of
+        ``owner_id`` without copying their bytes; they are gone afterwards. Return its location."""
 
 
 class BlobStore(Protocol):

@@ -3,6 +3,8 @@
 Layout under ``root``::
 
     ab/ab12...ef          committed blobs, sharded by the first two hex digits
+    ab/ab12...ef/00000..  a composite blob: a directory of segments read in name order
+                          (the parts of a tus concatenation, joined without a copy)
     tmp/<process>/lock    one dir per server process, flock'ed for its lifetime
     tmp/<process>/*.part  uploads in flight
     staging/<upload id>   resumable (tus) uploads, shared by all processes (see ``local_staging``)
@@ -113,6 +115,49 @@ class LocalBlobReader:
         self._handle.close()
 
 
+class CompositeBlobReader:
+    """Bytes ``[start, end)`` across the already-open segments of a composite blob."""
+
+    def __init__(self, handles: list[IO[bytes]], start: int, end: int | None, chunk_size: int) -> None:
+        """Wrap open segment handles (in order); nothing is read until iteration."""
+        self._handles = handles
+        self._start = start
+        self._end = end
+        self._chunk_size = chunk_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield the range in chunks, segment after segment, closing the handles at the end."""
+        try:
+            base = 0  # the blob offset of the current segment's first byte
+            for handle in self._handles:
+                size = os.fstat(handle.fileno()).st_size
+                lo = max(self._start - base, 0)
+                hi = size if self._end is None else min(size, self._end - base)
+                base += size
+                if lo >= hi:
+                    continue
+                yield from LocalBlobReader(handle, lo, hi, self._chunk_size)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close every segment."""
+        for handle in self._handles:
+            handle.close()
+
+
+def _open_composite(directory: Path) -> list[IO[bytes]]:
+    handles: list[IO[bytes]] = []
+    try:
+        for segment in sorted(directory.iterdir()):
+            handles.append(open(segment, "rb"))  # noqa: SIM115 - closed by the reader
+    except BaseException:
+        for handle in handles:
+            handle.close()
+        raise
+    return handles
+
+
 class LocalBlobStore:
     """Blobs as files under ``root`` (see the module docstring for the layout)."""
 
@@ -124,7 +169,7 @@ class LocalBlobStore:
         self._tmp_root = root / "tmp"
         self._process_dir: Path | None = None
         self._lock: IO[bytes] | None = None
-        self._staging = LocalStaging(root / "staging", self._new_blob_path, orphan_grace)
+        self._staging = LocalStaging(root / "staging", self._new_blob_path, orphan_grace, self._join)
 
     @property
     def staging(self) -> LocalStaging:
@@ -164,17 +209,44 @@ class LocalBlobStore:
         location = uuid.uuid4().hex
         return LocalBlobWriter(self._process_dir / f"{location}.part", self._path(location), location)
 
-    def open(self, location: str, start: int = 0, end: int | None = None) -> LocalBlobReader:
+    def open(self, location: str, start: int = 0, end: int | None = None) -> LocalBlobReader | CompositeBlobReader:
         """Open the blob now, so a later delete cannot pull it from under the reader."""
+        path = self._path(location)
         try:
-            handle = open(self._path(location), "rb")  # noqa: SIM115 - closed by the reader
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the reader
+        except IsADirectoryError:
+            try:
+                return CompositeBlobReader(_open_composite(path), start, end, self.chunk_size)
+            except FileNotFoundError as exc:
+                raise BlobNotFoundError(location) from exc
         except FileNotFoundError as exc:
             raise BlobNotFoundError(location) from exc
         return LocalBlobReader(handle, start, end, self.chunk_size)
 
     def delete(self, location: str) -> None:
         """Unlink a committed blob; open readers keep their bytes (POSIX semantics)."""
-        self._path(location).unlink(missing_ok=True)
+        _remove(self._path(location))
+
+    def _join(self, paths: list[Path]) -> str:
+        """Move the files at ``paths`` into a new composite blob, in order; return its location.
+
+        Built in this process's temporary directory (a crash leaves it to the sweep of
+        dead processes' temporaries), then renamed into place in one step. Renames
+        only: the bytes are not copied.
+        """
+        if self._process_dir is None:
+            raise RuntimeError("LocalBlobStore.start() was not called")
+        final, location = self._new_blob_path()
+        building = self._process_dir / f"{location}.join"
+        building.mkdir()
+        for number, path in enumerate(paths):
+            os.rename(path, building / f"{number:05d}")
+        fsync_dir(building)
+        final.parent.mkdir(exist_ok=True)
+        os.rename(building, final)
+        fsync_dir(final.parent)
+        fsync_dir(self._process_dir)
+        return location
 
     def sweep(self, is_referenced: Callable[[str], bool]) -> SweepReport:
         """Remove dead processes' temp dirs and unreferenced blobs older than the grace period."""
@@ -207,7 +279,7 @@ class LocalBlobStore:
                 continue
             for blob in shard.iterdir():
                 if _LOCATION.match(blob.name) and older_than(blob, cutoff) and not is_referenced(blob.name):
-                    blob.unlink(missing_ok=True)
+                    _remove(blob)
                     removed += 1
         return removed
 
@@ -220,6 +292,16 @@ class LocalBlobStore:
         if not _LOCATION.match(location):
             raise ValueError(f"not a blob location: {location!r}")
         return self.root / location[:2] / location
+
+
+def _remove(path: Path) -> None:
+    """Delete a blob: a file, or a composite blob's directory (absent is fine)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _lock_held(lock_path: Path) -> bool:

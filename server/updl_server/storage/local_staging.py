@@ -11,12 +11,12 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 from ..formats import UPLOAD_ID
-from .base import CHUNK_SIZE, StagedUploadGoneError, StagingBusyError
+from .base import CHUNK_SIZE, StagedUpload, StagedUploadGoneError, StagingBusyError
 from .localfs import fsync_dir, older_than
 
 
@@ -43,6 +43,11 @@ class LocalStagedUpload:
             # Promoted or discarded by the previous holder between our open and our lock.
             self.close()
             raise StagedUploadGoneError(path.name)
+
+    @property
+    def path(self) -> Path:
+        """The staging file."""
+        return self._path
 
     def _handle(self) -> IO[bytes]:
         if self._file is None:
@@ -108,14 +113,38 @@ class LocalStagedUpload:
 class LocalStaging:
     """The staging area of a local blob store: ``<root>/staging``."""
 
-    def __init__(self, root: Path, new_blob: Callable[[], tuple[Path, str]], grace: float) -> None:
+    def __init__(
+        self,
+        root: Path,
+        new_blob: Callable[[], tuple[Path, str]],
+        grace: float,
+        join: Callable[[list[Path]], str] | None = None,
+    ) -> None:
         """Staging under ``root`` (created on first use); ``new_blob`` names promoted blobs.
 
-        ``sweep`` leaves alone uploads touched less than ``grace`` seconds ago.
+        ``join(paths)`` makes the files at ``paths`` the segments of one new blob (moving
+        them) and returns its location. ``sweep`` leaves alone uploads touched less than
+        ``grace`` seconds ago.
         """
         self.root = root
         self._new_blob = new_blob
         self._grace = grace
+        self._join = join
+
+    def concatenate(self, held: Sequence[StagedUpload], owner_id: int = 0) -> str:
+        """One part: promote it (a rename); several: their files become one composite blob."""
+        parts = [part for part in held if isinstance(part, LocalStagedUpload)]
+        if len(parts) != len(held) or not parts:
+            raise TypeError("concatenate takes this staging area's own held uploads")
+        if len(parts) == 1:
+            return parts[0].promote(owner_id)
+        if self._join is None:
+            raise RuntimeError("this staging area cannot join uploads")
+        for part in parts:
+            part.sync()
+        location = self._join([part.path for part in parts])
+        fsync_dir(self.root)
+        return location
 
     def path(self, upload_id: str) -> Path:
         """The staging file of ``upload_id`` (refuses anything that is not one of our ids)."""

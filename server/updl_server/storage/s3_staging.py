@@ -24,7 +24,8 @@ without a checksum that is interrupted, or that passes a checkpoint, stores its
 spool with ``keep``: as a part when it holds at least ``MIN_PART_SIZE`` bytes,
 otherwise not at all, so every part but the last stays composable.
 
-**Promote.** When every part but the last is at least 5 MiB (the SDK's PATCHes
+**Promote** (and ``concatenate``, which does the same for the parts of several
+uploads in order, for tus concatenation). When every part but the last is at least 5 MiB (the SDK's PATCHes
 are 8 MiB), the blob is composed server-side with ``UploadPartCopy``: no byte
 passes through the server. Otherwise (small PATCHes) the parts are streamed
 back through a new blob writer: one extra download and upload of the file.
@@ -37,7 +38,7 @@ import math
 import re
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Protocol
@@ -46,7 +47,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from ..formats import UPLOAD_ID
-from .base import CHUNK_SIZE, BlobWriter, StagedUploadGoneError, StagingBusyError
+from .base import CHUNK_SIZE, BlobWriter, StagedUpload, StagedUploadGoneError, StagingBusyError
 from .s3_client import LOST_RACE, MIN_PART_SIZE, NOT_FOUND, error_code
 
 MAX_COPY_SIZE = 5 * 1024**3  # largest UploadPartCopy range
@@ -143,24 +144,14 @@ class S3StagedUpload:
         for part in self._parts:
             yield from self._staging.read(part.key)
 
+    @property
+    def parts(self) -> list[Part]:
+        """The stored parts, in order (``sync`` first for the spooled bytes)."""
+        return list(self._parts)
+
     def promote(self, owner_id: int = 0) -> str:
         """Compose the parts into a committed blob of ``owner_id``; delete the staging objects."""
-        self.sync()
-        writer = self._staging.new_blob(owner_id)
-        try:
-            if self._parts and all(p.size >= MIN_PART_SIZE for p in self._parts[:-1]):
-                for part in self._parts:
-                    for first, last in copy_ranges(part.size):
-                        writer.copy(part.key, first, last)
-            else:
-                for chunk in self.chunks():
-                    writer.write(chunk)
-            location = writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-        self.discard()
-        return location
+        return self._staging.concatenate([self], owner_id)
 
     def discard(self) -> None:
         """Delete the marker (the upload is gone for everyone) and then every part."""
@@ -332,6 +323,36 @@ class S3Staging:
                 self.delete_keys(keys[upload_id])
                 removed += 1
         return removed
+
+    def concatenate(self, held: Sequence[StagedUpload], owner_id: int = 0) -> str:
+        """Compose held uploads, in order, into a committed blob of ``owner_id``; delete their objects.
+
+        Server-side (``UploadPartCopy``) when every stored part but the very last is at
+        least ``MIN_PART_SIZE``; otherwise the bytes are streamed back through a new blob.
+        """
+        uploads = [upload for upload in held if isinstance(upload, S3StagedUpload)]
+        if len(uploads) != len(held):
+            raise TypeError("concatenate takes this staging area's own held uploads")
+        for upload in uploads:
+            upload.sync()
+        parts = [part for upload in uploads for part in upload.parts if part.size]
+        writer = self.new_blob(owner_id)
+        try:
+            if parts and all(p.size >= MIN_PART_SIZE for p in parts[:-1]):
+                for part in parts:
+                    for first, last in copy_ranges(part.size):
+                        writer.copy(part.key, first, last)
+            else:
+                for part in parts:
+                    for chunk in self.read(part.key):
+                        writer.write(chunk)
+            location = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        for upload in uploads:
+            upload.discard()
+        return location
 
     def _keys(self, prefix: str) -> Iterator[str]:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):

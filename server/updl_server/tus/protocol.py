@@ -24,10 +24,9 @@ from ..numbers import count_field
 from ..retention import TUS_EXPIRES_KEY, checked_expires_in
 
 TUS_VERSION = "1.0.0"
-TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
-# Creation headers of extensions we do not offer, refused rather than ignored: ignoring
-# ``Upload-Concat: partial`` stored one part of a parallel upload as the whole file.
-UNSUPPORTED_CREATION = {"upload-concat": "concatenation", "upload-defer-length": "creation-defer-length"}
+TUS_EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration,concatenation"
+# Creation headers of extensions we do not offer, refused rather than ignored.
+UNSUPPORTED_CREATION = {"upload-defer-length": "creation-defer-length"}
 # Stored with the upload and echoed by every HEAD; a name and an MD5 need under 2 KiB.
 MAX_METADATA_BYTES = 8 * 1024
 
@@ -160,6 +159,7 @@ class NewUpload:
     md5: str | None  # lower-case hex, from Upload-Metadata
     metadata: str  # the raw Upload-Metadata, echoed by HEAD
     expires_in: int | None = None  # seconds, from Upload-Metadata's expires_in (retention.py)
+    partial: bool = False  # Upload-Concat: partial (a part of a later concatenation)
 
 
 def expires_in_of(metadata: Mapping[str, str]) -> int | None:
@@ -167,22 +167,32 @@ def expires_in_of(metadata: Mapping[str, str]) -> int | None:
     return checked_expires_in(metadata.get(TUS_EXPIRES_KEY), "expires_in in Upload-Metadata")
 
 
-def parse_creation(headers: Mapping[str, str], max_size: int) -> NewUpload:
+def parse_creation(headers: Mapping[str, str], max_size: int, *, partial: bool = False) -> NewUpload:
     """``Upload-Length`` (413 past ``max_size``) and ``Upload-Metadata`` with ``name`` and
-    optional ``md5``; 400 for anything malformed (``refuse_unsupported`` comes first)."""
+    optional ``md5``; 400 for anything malformed (``refuse_unsupported`` comes first).
+
+    A ``partial`` upload needs no name: the final upload that concatenates it names the file.
+    """
     length = header_int(headers, "upload-length")
     if length > max_size:
         raise too_large(max_size)
     raw_metadata = headers.get("upload-metadata", "")
+    name, md5 = parse_name_and_md5(raw_metadata, required=not partial)
+    return NewUpload(length, name, md5, raw_metadata, expires_in_of(parse_metadata(raw_metadata)), partial)
+
+
+def parse_name_and_md5(raw_metadata: str, *, required: bool = True) -> tuple[str, str | None]:
+    """The ``name`` (or ``filename``, validated) and optional ``md5`` of an ``Upload-Metadata``."""
     metadata = parse_metadata(raw_metadata)
-    name = metadata.get("name") or metadata.get("filename")
-    if not name:
+    name = metadata.get("name") or metadata.get("filename") or ""
+    if required and not name:
         raise bad_request("Upload-Metadata needs a 'name' (or 'filename') to store under")
-    validate_name(name)
+    if name:
+        validate_name(name)
     md5 = metadata.get("md5")
     if md5 is not None and not MD5_HEX.match(md5):
         raise bad_request("md5 in Upload-Metadata must be 32 hex digits", md5=md5)
-    return NewUpload(length, name, None if md5 is None else md5.lower(), raw_metadata, expires_in_of(metadata))
+    return name, None if md5 is None else md5.lower()
 
 
 def unsupported_version(sent: str | None) -> HTTPError:

@@ -20,11 +20,12 @@ from starlette.routing import Route
 
 from ..access import WRITE, Grant
 from ..catalog import FileRecord, TusCompletion, TusRecord
-from ..errors import HTTPError, insufficient_storage, out_of_space
+from ..errors import HTTPError, bad_request, insufficient_storage, out_of_space
 from ..formats import UPLOAD_ID, http_date
 from ..receive import RequestBody
 from ..services import services
 from ..uploads import declared_length, draining_on_error
+from .concat import Concat, concatenate, parse_concat
 from .protocol import (
     CHECKSUMS,
     OFFSET_STREAM,
@@ -38,6 +39,7 @@ from .protocol import (
     parse_checksum,
     parse_creation,
     parse_final_md5,
+    parse_name_and_md5,
     past_length,
     refuse_unsupported,
     unsupported_version,
@@ -62,7 +64,7 @@ async def _find(request: Request) -> TusRecord | TusCompletion:
     """The caller's upload, once its token may write its name (403 otherwise)."""
     grant = await _grant(request)
     upload = await _tus(request).find(grant.user_id, _upload_id(request))
-    grant.require(WRITE, upload.name)
+    grant.require(WRITE, upload.name or None)  # a partial upload has no name of its own
     return upload
 
 
@@ -153,20 +155,23 @@ async def create(request: Request) -> Response:
         grant = await _grant(request)
         # Before any other header: Upload-Concat changes them all.
         refuse_unsupported(request.headers)
+        concat = parse_concat(request.headers)
         with_upload = _offset_stream(request) and _has_body(request)
+        if concat is not None and not concat.partial:
+            return await _create_final(request, tus, grant, concat, with_upload)
         checksum = parse_checksum(request.headers.get("upload-checksum")) if with_upload else None
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
         length = header_int(request.headers, "upload-length")
-        if final_md5 is not None and length > 0 and not with_upload:
-            raise not_final(length)
+        if final_md5 is not None and (concat is not None or (length > 0 and not with_upload)):
+            raise not_final(length)  # a partial upload's MD5 is not the file's: it goes on the final
         _refuse_md5_unless_final(request, 0, length, final_md5)
-        new = parse_creation(request.headers, tus.max_size)
-        grant.require(WRITE, new.name)
+        new = parse_creation(request.headers, tus.max_size, partial=concat is not None)
+        grant.require(WRITE, new.name or None)  # a partial upload is named by its final one
         record = await tus.create(grant.user_id, new)
         location = f"{str(request.base_url).rstrip('/')}/tus/{record.id}"
         stored = None
         try:
-            if record.length == 0:
+            if record.length == 0 and not record.partial:
                 stored = await tus.complete_empty(record, final_md5)
             elif with_upload:
                 record, stored = await tus.append(record, 0, checksum, body, final_md5)
@@ -174,6 +179,19 @@ async def create(request: Request) -> Response:
             exc.headers = {**exc.headers, "Location": location}
             raise
     return Response(status_code=201, headers={"Location": location, **_completed_headers(record, stored)})
+
+
+async def _create_final(request: Request, tus: TusService, grant: Grant, concat: Concat, with_body: bool) -> Response:
+    """``POST /tus/`` with ``Upload-Concat: final;...``: the parts become the file at once."""
+    if with_body or "upload-length" in request.headers:
+        raise bad_request("a final upload (Upload-Concat: final) takes no body and no Upload-Length")
+    final_md5 = parse_final_md5(request.headers.get("upload-md5"))
+    raw_metadata = request.headers.get("upload-metadata", "")
+    grant.require(WRITE, parse_name_and_md5(raw_metadata)[0])
+    record, stored = await concatenate(tus, grant.user_id, concat, raw_metadata, final_md5)
+    location = f"{str(request.base_url).rstrip('/')}/tus/{record.id}"
+    headers = {"Location": location, "Upload-Length": str(record.length), **_completed_headers(record, stored)}
+    return Response(status_code=201, headers=headers)
 
 
 async def head(request: Request) -> Response:
@@ -189,6 +207,8 @@ async def head(request: Request) -> Response:
         headers.update(_stored_headers(upload.md5, upload.stored))
     else:
         headers["Upload-Offset"] = str(upload.offset)
+        if upload.partial:
+            headers["Upload-Concat"] = "partial"
     if upload.metadata:
         headers["Upload-Metadata"] = upload.metadata
     return Response(status_code=200, headers=headers)
@@ -206,7 +226,7 @@ async def patch(request: Request) -> Response:
         checksum = parse_checksum(request.headers.get("upload-checksum"))
         final_md5 = parse_final_md5(request.headers.get("upload-md5"))
         upload = await tus.find(grant.user_id, _upload_id(request))
-        grant.require(WRITE, upload.name)
+        grant.require(WRITE, upload.name or None)  # a partial upload has no name of its own
         if isinstance(upload, TusCompletion):  # HEAD says it is done, and what it stored
             raise offset_conflict(upload.length, offset)
         declared = declared_length(request)

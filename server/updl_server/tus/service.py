@@ -171,7 +171,9 @@ class TusService:
         """
         await quotas.prepare(self.catalog, owner, self.default_retention, new.expires_in, new.name, new.length)
         now = utcnow()
-        record = TusRecord(uuid.uuid4().hex, owner, new.name, new.length, 0, new.md5, new.metadata, now, now + EXPIRY)
+        record = TusRecord(
+            uuid.uuid4().hex, owner, new.name, new.length, 0, new.md5, new.metadata, now, now + EXPIRY, new.partial
+        )
         # Staging first, row second: a crash in between leaves only a file the sweep removes.
         await to_thread.run_sync(self.store.staging.create, record.id)
         try:
@@ -222,7 +224,7 @@ class TusService:
             if current.offset != offset:
                 raise offset_conflict(current.offset, offset)
             record = await self._write(held, current, checksum, body, final_md5 is not None)
-            if record.offset < record.length:
+            if record.offset < record.length or record.partial:  # a complete part waits for its final
                 return record, None
             return record, await self._complete(held, record, final_md5)
         finally:
