@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,11 @@ WHOLE = b"".join(PIECES)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> LocalBlobStore:
+def store(tmp_path: Path) -> Iterator[LocalBlobStore]:
     blobs = LocalBlobStore(tmp_path / "blobs", chunk_size=7, orphan_grace=0.0)
     blobs.start()
-    return blobs
+    yield blobs
+    blobs.close()  # releases the process lock file
 
 
 def joined(store: LocalBlobStore) -> str:
