@@ -14,7 +14,7 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
     retries = 5
     timeout = 60          # or [connect, read]
     resumable_threshold = "64MiB"   # files at least this big go over tus (0: always)
-    resumable_chunk_size = "8MiB"   # bytes per tus PATCH
+    resumable_chunk_size = 0        # bytes per tus PATCH; 0: one streamed PATCH (see sdk/tus.py)
     ca_bundle = "~/updl-ca.pem"     # trust this CA (PEM) instead of the system's: a self-signed server
 
     [ci]
@@ -57,7 +57,8 @@ DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 300.0)
 Timeout = float | tuple[float, float]
 MIB = 1024 * 1024
 DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
-DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
+#: 0: stream the file in one PATCH (plus a checksummed 1 MiB tail), not chunk by chunk (sdk/tus.py).
+DEFAULT_RESUMABLE_CHUNK_SIZE = 0
 KNOWN_KEYS = ("url", "token", "retries", "timeout", "resumable_threshold", "resumable_chunk_size", "ca_bundle")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
@@ -279,7 +280,7 @@ def load_settings(
         else DEFAULT_RESUMABLE_THRESHOLD
     )
     chunk_size = (
-        _check_size(section["resumable_chunk_size"], "resumable_chunk_size", file_source, 1)
+        _check_size(section["resumable_chunk_size"], "resumable_chunk_size", file_source, 0)
         if "resumable_chunk_size" in section
         else DEFAULT_RESUMABLE_CHUNK_SIZE
     )
