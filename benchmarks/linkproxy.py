@@ -63,7 +63,10 @@ class _Direction:
         """Read from the source and queue each piece with its departure time."""
         while True:
             await self._reserve(READ_SIZE)
-            data = await reader.read(READ_SIZE)
+            try:
+                data = await reader.read(READ_SIZE)
+            except (ConnectionError, OSError):
+                data = b""  # a reset ends this direction like an EOF
             now = time.monotonic()
             if self._rate:
                 self._link_free = max(now, self._link_free) + len(data) / self._rate
@@ -138,7 +141,7 @@ class LinkProxy:
         ]
         try:
             # Both writers done (EOF delivered both ways) or any side reset: tear the pair down.
-            done, _ = await asyncio.wait([tasks[1], tasks[3]], return_when=asyncio.ALL_COMPLETED)
+            await asyncio.wait([tasks[1], tasks[3]], return_when=asyncio.ALL_COMPLETED)
         except asyncio.CancelledError:
             pass
         finally:

@@ -15,6 +15,7 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
     timeout = 60          # or [connect, read]
     resumable_threshold = "64MiB"   # files at least this big go over tus (0: always)
     resumable_chunk_size = 0        # bytes per tus PATCH; 0: one streamed PATCH (see sdk/tus.py)
+    download_connections = 4        # parallel ranged GETs for a download of 64 MiB or more (1: one stream)
     ca_bundle = "~/updl-ca.pem"     # trust this CA (PEM) instead of the system's: a self-signed server
 
     [ci]
@@ -59,7 +60,19 @@ MIB = 1024 * 1024
 DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
 #: 0: stream the file in one PATCH (plus a checksummed 1 MiB tail), not chunk by chunk (sdk/tus.py).
 DEFAULT_RESUMABLE_CHUNK_SIZE = 0
-KNOWN_KEYS = ("url", "token", "retries", "timeout", "resumable_threshold", "resumable_chunk_size", "ca_bundle")
+#: Parallel ranged GETs of one big download (sdk/ranged.py); docs/benchmarks.md has the figures.
+DEFAULT_DOWNLOAD_CONNECTIONS = 4
+MAX_DOWNLOAD_CONNECTIONS = 16
+KNOWN_KEYS = (
+    "url",
+    "token",
+    "retries",
+    "timeout",
+    "resumable_threshold",
+    "resumable_chunk_size",
+    "ca_bundle",
+    "download_connections",
+)
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
@@ -80,6 +93,8 @@ class Settings:
     #: the default store; ``None``: requests' default (certifi, or ``REQUESTS_CA_BUNDLE``).
     ca_bundle: str | None = None
     ca_bundle_source: str = "not set"
+    #: A download of at least 64 MiB to a path goes over this many ranged GETs at once (1: one stream).
+    download_connections: int = DEFAULT_DOWNLOAD_CONNECTIONS
 
 
 def parse_size(value: int | str) -> int:
@@ -124,6 +139,16 @@ def _check_size(value: Any, key: str, source: str, minimum: int) -> int:
     if size < minimum:
         raise InvalidSettingsError(f"{key} must be at least {minimum} bytes (from {source})")
     return size
+
+
+def check_connections(value: Any, source: str) -> int:
+    """A ``download_connections`` value: an integer from 1 to ``MAX_DOWNLOAD_CONNECTIONS``."""
+    if type(value) is not int or not 1 <= value <= MAX_DOWNLOAD_CONNECTIONS:
+        raise InvalidSettingsError(
+            f"download_connections must be an integer from 1 to {MAX_DOWNLOAD_CONNECTIONS}, "
+            f"not {value!r} (from {source})"
+        )
+    return value
 
 
 def default_config_path() -> Path:
@@ -284,6 +309,11 @@ def load_settings(
         if "resumable_chunk_size" in section
         else DEFAULT_RESUMABLE_CHUNK_SIZE
     )
+    connections = (
+        check_connections(section["download_connections"], file_source)
+        if "download_connections" in section
+        else DEFAULT_DOWNLOAD_CONNECTIONS
+    )
     retries = _check_retries(section["retries"], file_source) if "retries" in section else DEFAULT_RETRIES
     timeout = _check_timeout(section["timeout"], file_source) if "timeout" in section else DEFAULT_TIMEOUT
 
@@ -299,4 +329,5 @@ def load_settings(
         resumable_chunk_size=chunk_size,
         ca_bundle=None if bundle_value is None else _check_ca_bundle(bundle_value, bundle_source),
         ca_bundle_source=bundle_source,
+        download_connections=connections,
     )

@@ -199,9 +199,7 @@ class _StreamBody:
     to the socket. :meth:`close` stops the reader (a PATCH that failed half way).
     """
 
-    def __init__(
-        self, fileobj: BinaryIO, offset: int, end: int, running: Any, on_sent: Callable[[int], None]
-    ) -> None:
+    def __init__(self, fileobj: BinaryIO, offset: int, end: int, running: Any, on_sent: Callable[[int], None]) -> None:
         self._length = end - offset
         self._on_sent = on_sent
         self._pieces: queue.Queue[bytes | BaseException] = queue.Queue(STREAM_AHEAD)
@@ -238,7 +236,7 @@ class _StreamBody:
                 running.update(data)  # hashlib releases the GIL: the socket sends meanwhile
                 position += len(data)
                 self._put(data)
-        except BaseException as exc:  # handed to the sending thread, which raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the sending thread, which raises it
             self._put(exc)
 
     def _put(self, item: bytes | BaseException) -> None:
