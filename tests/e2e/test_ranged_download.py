@@ -48,7 +48,7 @@ def client(relay: Relay, token: str) -> Iterator[updl.Client]:
 
 
 def spy(
-    monkeypatch: pytest.MonkeyPatch, client: updl.Client, change: Callable[[dict[str, str]], None] | None = None
+    monkeypatch: pytest.MonkeyPatch, client: updl.Client, change: Callable[[dict[str, str]], object] | None = None
 ) -> list[dict[str, str]]:
     """Log the headers of every GET the client sends (``change`` may alter them first)."""
     transport = client._transport
