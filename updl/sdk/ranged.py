@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from .errors import ChecksumMismatchError, ConnectionFailedError, ProtocolError, UpdlError
+from .errors import (
+    ChecksumMismatchError,
+    ConnectionFailedError,
+    ProtocolError,
+    RangeNotSatisfiableError,
+    UpdlError,
+)
 from .headers import expected_md5, expected_total, file_info, server_etag
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
@@ -120,7 +126,12 @@ class RangedDownload:
         headers = {"Range": f"bytes={start}-"}
         if state is not None:
             headers["If-Range"] = str(state["etag"])
-        response = self._open_body(headers)
+        try:
+            response = self._open_body(headers)
+        except RangeNotSatisfiableError:  # an empty file has no byte 0
+            part.restart()
+            state = None
+            response = self._open_body({})
         with response:
             if response.status_code != 206 or (state is None and not self._worth_splitting(response)):
                 if state is not None:
