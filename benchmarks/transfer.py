@@ -16,7 +16,12 @@ What it measures (medians of ``--runs`` runs, same files, same machine):
    (WebDAV PUT written to disk, also followed by ``sync FILE`` since updl-server fsyncs before it
    answers; the same file served statically);
 4. many small files: ``updl put --jobs 8`` vs a shell loop of ``md5sum`` + ``curl -F`` per file;
-5. peak RSS (VmHWM) of client and server for a 100 MiB and a ``--big-rss-gib`` GiB transfer.
+5. peak RSS (VmHWM) of client and server for a 100 MiB and a ``--big-rss-gib`` GiB transfer;
+6. ``link``: upload and download through ``benchmarks/linkproxy.py`` at each ``--link-rtts`` round trip
+   (``direct``: no proxy): default ``updl put`` vs ``md5sum`` + ``curl -F`` and vs ``updl put`` as one
+   multipart POST; ``updl get`` (parallel ranges) vs ``updl get --connections 1``, ``curl -o`` + ``md5sum``
+   and a single ``curl -o``. The commands alternate run by run (a noisy shared machine drifts), medians
+   and ratios come from the same runs; ``--link-size-mib`` sets the file's size.
 """
 
 from __future__ import annotations
@@ -120,6 +125,98 @@ def hyperfine(root: Path, runs: int, commands: dict[str, str], prepare: str | No
     return {r["command"]: statistics.median(r["times"]) for r in json.loads(out.read_text())["results"]}
 
 
+def alternate(commands: dict[str, str], runs: int, prepare: str | None = None) -> dict[str, list[float]]:
+    """Seconds of each run of each command, the commands taking turns (one warm-up round first)."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for round_ in range(runs + 1):
+        for name, cmd in commands.items():
+            if prepare:
+                sh(prepare)
+            start = time.perf_counter()
+            sh(cmd)
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+class Proxy:
+    """benchmarks/linkproxy.py in its own process, in front of ``target_url``."""
+
+    def __init__(self, target_url: str, rtt_ms: float) -> None:
+        host_port = target_url.split("//", 1)[1]
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("linkproxy.py")),
+                "--target",
+                host_port,
+                "--rtt-ms",
+                str(rtt_ms),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        match = re.search(r"listening on (\S+)", line)
+        if not match:
+            raise SystemExit(f"linkproxy did not start: {line!r}")
+        self.url = f"http://{match.group(1)}"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
+def link(root: Path, server: Server, rtts: list[str], size_mib: int, runs: int) -> dict[str, object]:
+    """Section 6: uploads and downloads through the link proxy (see the module docstring)."""
+    src = root / "link.bin"
+    make_file(src, size_mib << 20)
+    out = root / "link.out"
+    auth = f"-H 'Authorization: Bearer {server.token}'"
+    sh(f"updl -q put {src} --name link")
+    results: dict[str, object] = {}
+    for rtt in rtts:
+        proxy = None if rtt == "direct" else Proxy(server.url, float(rtt))
+        url = server.url if proxy is None else proxy.url
+        try:
+            up = alternate(
+                {
+                    "updl put": f"UPDL_URL={url} updl -q put {src} --name link-up",
+                    "updl put (multipart)": f"UPDL_URL={url} updl -q put {src} --name link-up --resumable-threshold 1T",
+                    "md5sum + curl -F": (
+                        f"curl -sf {auth} -F file=@{src} -F md5=$(md5sum {src} | cut -c1-32) {url}/upload -o /dev/null"
+                    ),
+                },
+                runs,
+            )
+            down = alternate(
+                {
+                    "updl get": f"UPDL_URL={url} updl -q get link -o {out}",
+                    "updl get --connections 1": f"UPDL_URL={url} updl -q get link -o {out} --connections 1",
+                    "curl -o + md5sum": f"curl -sf {auth} {url}/files/link -o {out} && md5sum {out} >/dev/null",
+                    "curl -o": f"curl -sf {auth} {url}/files/link -o {out}",
+                },
+                runs,
+                prepare=f"rm -f {out}",
+            )
+        finally:
+            if proxy is not None:
+                proxy.stop()
+        med = {k: statistics.median(v) for k, v in {**up, **down}.items()}
+        results[f"rtt {rtt}" + ("" if rtt == "direct" else " ms")] = {
+            "median seconds": med,
+            "runs": {**up, **down},
+            "put / (md5sum + curl -F)": med["updl put"] / med["md5sum + curl -F"],
+            "put / multipart put": med["updl put"] / med["updl put (multipart)"],
+            "get / (curl -o + md5sum)": med["updl get"] / med["curl -o + md5sum"],
+            "curl -o / get (speed-up)": med["curl -o"] / med["updl get"],
+        }
+        print(json.dumps({rtt: results[list(results)[-1]]}, indent=1), file=sys.stderr)
+    src.unlink()
+    out.unlink(missing_ok=True)
+    return results
+
+
 def client_peak_rss_kib(cmd: str, env: dict[str, str]) -> int:
     result = subprocess.run(["/usr/bin/time", "-v", "sh", "-c", cmd], env=env, text=True, capture_output=True)
     if result.returncode:
@@ -134,7 +231,12 @@ def main() -> None:
     parser.add_argument("--small-files", type=int, default=1000)
     parser.add_argument("--big-rss-gib", type=int, default=4)
     parser.add_argument("--nginx-port", type=int, default=18080)
-    parser.add_argument("--skip", action="append", default=[], help="section to skip: upload download nginx small rss")
+    parser.add_argument(
+        "--skip", action="append", default=[], help="section to skip: upload download nginx small rss link"
+    )
+    parser.add_argument("--link-rtts", default="direct,0,20,50", help="round trips (ms) for the link section")
+    parser.add_argument("--link-size-mib", type=int, default=None, help="file size for the link section")
+    parser.add_argument("--link-runs", type=int, default=None, help="runs for the link section")
     opts = parser.parse_args()
     for tool in ("hyperfine", "curl", "md5sum", "aria2c", "nginx"):
         if shutil.which(tool) is None:
@@ -154,6 +256,14 @@ def main() -> None:
     auth = f"-H 'Authorization: Bearer {server.token}'"
     results: dict[str, object] = {"size_mib": opts.size_mib, "runs": opts.runs}
     try:
+        if "link" not in opts.skip:
+            results["link"] = link(
+                root,
+                server,
+                opts.link_rtts.split(","),
+                opts.link_size_mib or opts.size_mib,
+                opts.link_runs or opts.runs,
+            )
         big = root / "big.bin"
         make_file(big, opts.size_mib << 20)
         size = big.stat().st_size

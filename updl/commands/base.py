@@ -71,6 +71,7 @@ class Options:
     resumable_threshold: int | None = None  # put's --resumable-threshold, over the settings
     parallel_parts: int | None = None  # put's --parts, over the settings
     retries: int | None = None  # put's/get's --retries, over the settings: for every request they send
+    connections: int | None = None  # get's --connections, over the settings
     _client: Client | None = field(default=None, repr=False)
 
     def client(self) -> Client:
@@ -90,6 +91,8 @@ class Options:
                 settings = replace(settings, retries=self.retries)
             if self.parallel_parts is not None:
                 settings = replace(settings, parallel_parts=self.parallel_parts)
+            if self.connections is not None:
+                settings = replace(settings, download_connections=self.connections)
             _show_sdk_warnings(not (self.quiet or self.debug), self.env)
             self._client = Client(
                 settings=settings, sleep=self.env.sleep, on_retry=None if self.quiet else self._print_retry

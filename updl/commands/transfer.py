@@ -15,6 +15,7 @@ from ..sdk.batch import Outcome, Task, raise_for_outcomes
 from ..sdk.batch_download import download_batch, plan_downloads, plan_named_downloads
 from ..sdk.batch_upload import plan_uploads, unselected_outcomes, upload_batch
 from ..sdk.client import Client
+from ..sdk.config import MAX_DOWNLOAD_CONNECTIONS
 from ..sdk.errors import UpdlError
 from ..sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from ..sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
@@ -277,6 +278,13 @@ def _put_stdin(
 @jobs_option
 @no_files_option
 @retries_option
+@click.option(
+    "--connections",
+    type=click.IntRange(1, MAX_DOWNLOAD_CONNECTIONS),
+    metavar="N",
+    help="Fetch a file of 64 MiB or more over N ranged connections at once (1: one stream) "
+    "[default: config download_connections or 4].",
+)
 @pass_options
 def get(
     options: Options,
@@ -287,6 +295,7 @@ def get(
     jobs: int,
     if_no_files: str,
     retries: int | None,
+    connections: int | None,
 ) -> None:
     """Download NAME(s), or everything below --prefix; files appear only once their MD5 is verified.
 
@@ -296,6 +305,7 @@ def get(
     if bool(names) == (prefix is not None):
         raise click.UsageError("give either NAME(s) or --prefix PREFIX")
     options.retries = retries
+    options.connections = connections
     if manifest and prefix is None:
         raise click.UsageError("--manifest needs --prefix")
     if prefix is not None:

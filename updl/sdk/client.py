@@ -188,6 +188,7 @@ class Client:
         progress: bool = False,
         size: int | None = None,
         within: str | os.PathLike[str] | None = None,
+        connections: int | None = None,
     ) -> FileInfo:
         """Download ``name`` into ``dest`` (a path, a directory, or a binary file object).
 
@@ -208,6 +209,11 @@ class Client:
         announces is the limit. ``within``: refuse (``UnsafeNameError``) to
         write anywhere but inside that directory, symlinks resolved.
 
+        ``connections`` (default ``settings.download_connections``, 4): a file of
+        at least 64 MiB to a path comes over that many ranged GETs at once, each
+        written at its offset, resumable, verified on the whole file (see
+        :mod:`updl.sdk.ranged`); 1, or a server that refuses ranges: one stream.
+
         The returned info comes from the response headers: ``created`` from
         ``Last-Modified`` (second precision), ``last_accessed`` from ``Date``.
         """
@@ -221,6 +227,7 @@ class Client:
             progress=progress,
             size=size,
             within=within,
+            connections=self.settings.download_connections if connections is None else connections,
         )
 
     # -- listing, info, delete ------------------------------------------------------------

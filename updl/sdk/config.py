@@ -16,6 +16,8 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
     resumable_threshold = "64MiB"   # files at least this big go over tus (0: always)
     resumable_chunk_size = "8MiB"   # bytes per tus PATCH
     parallel_parts = 1              # resumable uploads as this many parallel parts (1-8)
+    resumable_chunk_size = 0        # bytes per tus PATCH; 0: one streamed PATCH (see sdk/tus.py)
+    download_connections = 4        # parallel ranged GETs for a download of 64 MiB or more (1: one stream)
     ca_bundle = "~/updl-ca.pem"     # trust this CA (PEM) instead of the system's: a self-signed server
 
     [ci]
@@ -62,6 +64,11 @@ DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
 DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
 DEFAULT_PARALLEL_PARTS = 1  # see docs/benchmarks.md, "Parallel parts"
 MAX_PARALLEL_PARTS = 8
+#: 0: stream the file in one PATCH (plus a checksummed 1 MiB tail), not chunk by chunk (sdk/tus.py).
+DEFAULT_RESUMABLE_CHUNK_SIZE = 0
+#: Parallel ranged GETs of one big download (sdk/ranged.py); docs/benchmarks.md has the figures.
+DEFAULT_DOWNLOAD_CONNECTIONS = 4
+MAX_DOWNLOAD_CONNECTIONS = 16
 KNOWN_KEYS = (
     "url",
     "token",
@@ -71,6 +78,7 @@ KNOWN_KEYS = (
     "resumable_chunk_size",
     "ca_bundle",
     "parallel_parts",
+    "download_connections",
 )
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
@@ -94,6 +102,8 @@ class Settings:
     #: the default store; ``None``: requests' default (certifi, or ``REQUESTS_CA_BUNDLE``).
     ca_bundle: str | None = None
     ca_bundle_source: str = "not set"
+    #: A download of at least 64 MiB to a path goes over this many ranged GETs at once (1: one stream).
+    download_connections: int = DEFAULT_DOWNLOAD_CONNECTIONS
 
 
 def parse_size(value: int | str) -> int:
@@ -138,6 +148,16 @@ def _check_size(value: Any, key: str, source: str, minimum: int) -> int:
     if size < minimum:
         raise InvalidSettingsError(f"{key} must be at least {minimum} bytes (from {source})")
     return size
+
+
+def check_connections(value: Any, source: str) -> int:
+    """A ``download_connections`` value: an integer from 1 to ``MAX_DOWNLOAD_CONNECTIONS``."""
+    if type(value) is not int or not 1 <= value <= MAX_DOWNLOAD_CONNECTIONS:
+        raise InvalidSettingsError(
+            f"download_connections must be an integer from 1 to {MAX_DOWNLOAD_CONNECTIONS}, "
+            f"not {value!r} (from {source})"
+        )
+    return value
 
 
 def default_config_path() -> Path:
@@ -309,9 +329,14 @@ def load_settings(
         else DEFAULT_RESUMABLE_THRESHOLD
     )
     chunk_size = (
-        _check_size(section["resumable_chunk_size"], "resumable_chunk_size", file_source, 1)
+        _check_size(section["resumable_chunk_size"], "resumable_chunk_size", file_source, 0)
         if "resumable_chunk_size" in section
         else DEFAULT_RESUMABLE_CHUNK_SIZE
+    )
+    connections = (
+        check_connections(section["download_connections"], file_source)
+        if "download_connections" in section
+        else DEFAULT_DOWNLOAD_CONNECTIONS
     )
     retries = _check_retries(section["retries"], file_source) if "retries" in section else DEFAULT_RETRIES
     parts = (
@@ -332,4 +357,5 @@ def load_settings(
         parallel_parts=parts,
         ca_bundle=None if bundle_value is None else _check_ca_bundle(bundle_value, bundle_source),
         ca_bundle_source=bundle_source,
+        download_connections=connections,
     )

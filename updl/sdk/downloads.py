@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import secrets
 import stat
@@ -56,6 +57,7 @@ from .hashing import CHUNK_SIZE, HashingWriter, hash_file
 from .headers import expected_md5, expected_total, file_info, server_etag
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, reporting
+from .ranged import RangedDownload
 from .resume import DownloadEntry, DownloadKey, ResumeStore
 from .retry import Retrier
 from .transport import Transport, file_path, translate
@@ -225,6 +227,40 @@ class PartFile:
         self.file.seek(0)
         self.file.truncate()
         self.remember(None)
+        self.forget_ranges()
+
+    @property
+    def _ranges_name(self) -> str:
+        return self.entry.part[: -len(".part")] + ".ranges"
+
+    def read_ranges(self) -> dict[str, Any] | None:
+        """The record of a parallel download's ranges beside the file (:mod:`~updl.sdk.ranged`), if any."""
+        try:
+            fd = os.open(self._ranges_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            try:
+                data = json.loads(f.read(1 << 20))
+            except ValueError:
+                return None
+        return data if isinstance(data, dict) and _valid_ranges(data) else None
+
+    def write_ranges(self, data: dict[str, Any]) -> None:
+        """Replace the ranges record (temporary file + rename, through the directory descriptor)."""
+        temp = self._ranges_name + ".new"
+        with _about(self.target):
+            fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=self._dir
+            )
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+            os.replace(temp, self._ranges_name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
+
+    def forget_ranges(self) -> None:
+        """Remove the ranges record (absent is fine)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._ranges_name, dir_fd=self._dir)
 
     def prefix_md5(self, length: int) -> Any:
         """MD5 of the first ``length`` bytes, read from disk; leaves the position at ``length``."""
@@ -244,6 +280,7 @@ class PartFile:
         with _about(self.target):
             os.replace(self.entry.part, self.target.name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
         self.done = True
+        self.forget_ranges()
         self._store.forget_download(self._key, self.entry.part)
 
     def close(self) -> None:
@@ -251,6 +288,7 @@ class PartFile:
         try:
             if not self.done and self.size() == 0 and self._names(self.entry.part, os.fstat(self.file.fileno())):
                 os.unlink(self.entry.part, dir_fd=self._dir)
+                self.forget_ranges()
                 self._store.forget_download(self._key, self.entry.part)
         finally:
             self.file.close()
@@ -277,6 +315,8 @@ class ResumableDownload:
     def run(self, attempt: int) -> FileInfo:
         """Continue (or start) the download, verify the whole file, rename it into place."""
         part = self._part
+        if part.read_ranges() is not None:
+            part.restart()  # left by a parallel download: holes, not a prefix to continue
         offset = part.size()
         etag = part.etag if offset else None
         if offset and etag is None:
@@ -289,9 +329,10 @@ class ResumableDownload:
             offset = 0
             response = self._open_body({})
         with response:
-            return self._receive(response, offset, attempt)
+            return self.receive(response, offset, attempt)
 
-    def _receive(self, response: requests.Response, offset: int, attempt: int) -> FileInfo:
+    def receive(self, response: requests.Response, offset: int, attempt: int) -> FileInfo:
+        """Receive the answer to a GET from ``offset`` into the part file, verify, rename into place."""
         part = self._part
         total = expected_total(response, self._name, self._size)
         if response.status_code == 206:
@@ -431,6 +472,20 @@ class BodyOpener:
         return response
 
 
+def _valid_ranges(data: dict[str, Any]) -> bool:
+    ranges = data.get("ranges")
+    return (
+        isinstance(data.get("etag"), str)
+        and isinstance(data.get("md5"), str)
+        and isinstance(data.get("size"), int)
+        and isinstance(ranges, list)
+        and all(
+            isinstance(r, list) and len(r) == 3 and all(isinstance(x, int) for x in r) and r[0] <= r[2] <= r[1]
+            for r in ranges
+        )
+    )
+
+
 def download(
     transport: Transport,
     store: ResumeStore,
@@ -442,8 +497,12 @@ def download(
     progress: bool = False,
     size: int | None = None,
     within: str | os.PathLike[str] | None = None,
+    connections: int = 1,
 ) -> FileInfo:
-    """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``."""
+    """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``.
+
+    ``connections`` > 1: a file of at least ``ranged.PARALLEL_MIN_SIZE`` to a path comes over that many
+    ranged GETs at once (:mod:`~updl.sdk.ranged`)."""
     open_body = BodyOpener(transport, name)
     with reporting(on_progress, progress, name) as report:
         if not isinstance(dest, (str, os.PathLike)):
@@ -455,6 +514,10 @@ def download(
         key = DownloadKey.for_target(transport.base_url, name, target)
         part = PartFile(target, key, store, None if within is None else Path(within))
         try:
-            return retrier.run(ResumableDownload(name, part, open_body, report, size).run, name)
+            single = ResumableDownload(name, part, open_body, report, size)
+            if connections > 1:
+                ranged = RangedDownload(name, part, open_body, single, report, connections, size)
+                return retrier.run(ranged.run, name)
+            return retrier.run(single.run, name)
         finally:
             part.close()

@@ -1,6 +1,22 @@
 """Resumable uploads of large files over tus 1.0, verified end to end.
 
-**One read of the file.** The upload is created with just a name and a
+**As few PATCHes as the link allows** (``Settings.resumable_chunk_size`` 0,
+the default). Waiting for each chunk's answer before sending the next idles
+the link for a round trip per chunk (half of a 1 Gbit/s, 50 ms link with
+8 MiB chunks). So the file goes in one streamed PATCH for all but its last
+``STREAM_TAIL`` bytes, without ``Upload-Checksum``: updl-server (like tusd)
+then keeps what such a PATCH delivered — durable every 64 MiB while it runs
+and whatever arrived when the connection drops — so an interruption loses a
+bounded amount and the retry (or a later run) resumes from the server's
+offset (``HEAD``). A per-PATCH checksum would make the PATCH all or nothing
+(it covers the whole body), so it is left to the tail. The tail then goes as
+one checksummed PATCH carrying ``Upload-Md5``: the whole file's MD5, known
+only once every byte has been read, still decides the commit. The body is
+read and MD5-hashed one piece ahead in a worker thread while the socket sends
+the previous piece. A positive ``resumable_chunk_size`` keeps the chunked
+mode described next: each PATCH checksummed and acknowledged before the next.
+
+**Chunked mode: one read of the file.** The upload is created with just a name and a
 length. Then the file is read once, in chunks (``Settings.resumable_chunk_size``,
 8 MiB by default), and each chunk's bytes in memory feed two digests: the
 chunk's own checksum, sent as the PATCH's ``Upload-Checksum`` (the server
@@ -48,9 +64,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import queue
+import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +98,9 @@ OFFSET_STREAM = "application/offset+octet-stream"
 GONE = (404, 410)
 MAX_RESYNCS = 3
 CHUNK_CHECKSUM = "crc32"  # Upload-Checksum algorithm of each PATCH (see the module docstring)
+STREAM_TAIL = 1024 * 1024  # streamed mode: the last PATCH, checksummed, carrying Upload-Md5
+STREAM_PIECE = 1024 * 1024  # streamed mode: bytes per read (and per socket send)
+STREAM_AHEAD = 4  # streamed mode: pieces read ahead of the socket (memory: at most this many)
 
 
 class _ChunkBody:
@@ -168,6 +189,71 @@ class _ChunkReader:
         return _Chunk(offset, data, own.result(), self._running.hexdigest())
 
 
+class _StreamBody:
+    """The body of a streamed PATCH: ``fileobj`` from ``offset`` to ``end``, read and MD5-hashed ahead.
+
+    Iterable and sized (requests sends it with a ``Content-Length``, one socket
+    send per piece). A worker thread reads up to ``STREAM_AHEAD`` pieces ahead
+    and feeds each to ``running`` (updated in place: after the whole body it is
+    the MD5 of the file up to ``end``); ``on_sent(n)`` after each piece handed
+    to the socket. :meth:`close` stops the reader (a PATCH that failed half way).
+    """
+
+    def __init__(self, fileobj: BinaryIO, offset: int, end: int, running: Any, on_sent: Callable[[int], None]) -> None:
+        self._length = end - offset
+        self._on_sent = on_sent
+        self._pieces: queue.Queue[bytes | BaseException] = queue.Queue(STREAM_AHEAD)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(
+            target=self._read, args=(fileobj, offset, end, running), name="updl-tus-stream", daemon=True
+        )
+        self._reader.start()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        while sent < self._length:
+            piece = self._pieces.get()
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+            sent += len(piece)
+            self._on_sent(sent)
+
+    def _read(self, fileobj: BinaryIO, offset: int, end: int, running: Any) -> None:
+        position = offset
+        try:
+            fileobj.seek(offset)
+            while position < end and not self._stop.is_set():
+                data = fileobj.read(min(STREAM_PIECE, end - position))
+                if not data:
+                    raise SourceChangedError(
+                        f"the file shrank while being uploaded ({position} bytes left); "
+                        "upload it again once it is complete"
+                    )
+                running.update(data)  # hashlib releases the GIL: the socket sends meanwhile
+                position += len(data)
+                self._put(data)
+        except BaseException as exc:  # noqa: BLE001 - handed to the sending thread, which raises it
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._pieces.put(item, timeout=0.1)
+                return
+
+    def close(self) -> None:
+        """Stop the reader and wait for it (it blocks at most one read)."""
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._pieces.get_nowait()
+        self._reader.join()
+
+
 def _chunk_digest(data: bytes) -> bytes:
     return zlib.crc32(data).to_bytes(4, "big")
 
@@ -190,7 +276,8 @@ class TusUpload:
         report: ProgressCallback,
         expires_in: int | None = None,
     ) -> None:
-        """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes (kept ``expires_in`` seconds)."""
+        """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes (0: streamed, see the module),
+        kept ``expires_in`` seconds."""
         self._transport = transport
         self._store = store
         self._path = path
@@ -227,8 +314,10 @@ class TusUpload:
         size = self.key.size
         resyncs = 0
         while True:
-            with _ChunkReader(fileobj, offset, size, self._chunk_size, running) as chunks:
-                try:
+            try:
+                if not self._chunk_size and size - offset > STREAM_TAIL:
+                    offset = self._stream(fileobj, entry, offset, size - STREAM_TAIL, running, attempt)
+                with _ChunkReader(fileobj, offset, size, self._chunk_size or STREAM_TAIL, running) as chunks:
                     while True:
                         chunk = chunks.take()
                         final = chunk.end == size
@@ -243,12 +332,12 @@ class TusUpload:
                                 "without reporting the stored MD5 (Upload-Md5); "
                                 "upgrade updl-server"
                             )
-                except OffsetConflictError:
-                    if resyncs >= MAX_RESYNCS:
-                        raise
-                except SourceChangedError:  # what the server has can never be completed
-                    self._abandon(entry)
+            except OffsetConflictError:
+                if resyncs >= MAX_RESYNCS:
                     raise
+            except SourceChangedError:  # what the server has can never be completed
+                self._abandon(entry)
+                raise
             resyncs += 1  # another process moved the offset: ask where to continue
             offset, done = self._head(entry)
             running = _md5_file(fileobj, offset)
@@ -306,6 +395,48 @@ class TusUpload:
                 raise UpdlError(f"{self._name}: the server's HEAD answer has no Upload-Offset", response=response)
             return offset, self._stored(response, offset)
 
+    def _stream(self, fileobj: BinaryIO, entry: UploadEntry, offset: int, end: int, running: Any, attempt: int) -> int:
+        """One PATCH of the bytes from ``offset`` to ``end``, streamed, without a checksum; returns ``end``.
+
+        If it breaks, the server keeps what it received and the next attempt resumes from there.
+        """
+        body = _StreamBody(
+            fileobj,
+            offset,
+            end,
+            running,
+            lambda n: self._report(ProgressEvent(self._name, offset + n, self.key.size, attempt)),
+        )
+        headers = self._headers(**{"Content-Type": OFFSET_STREAM, "Upload-Offset": str(offset)})
+        try:
+            response = self._request_patch(entry, body, headers)
+        finally:
+            body.close()
+        with response:
+            self._check_offset(response, end)
+        return end
+
+    def _request_patch(self, entry: UploadEntry, body: Any, headers: dict[str, str]) -> requests.Response:
+        """Send a PATCH; forget the upload when the server says it is gone or refused the whole file."""
+        try:
+            return self._transport.request("PATCH", entry.url, data=body, headers=headers)
+        except ChecksumMismatchError as exc:
+            if exc.status == 409:  # the server refused the whole file and dropped the upload
+                self._store.forget_upload(self.key)
+            raise  # 460: one chunk was corrupted; the next attempt resumes at the server's offset
+        except UpdlError as exc:
+            if exc.status in GONE:
+                self._store.forget_upload(self.key)
+            raise
+
+    def _check_offset(self, response: requests.Response, end: int) -> None:
+        new_offset = response.headers.get("Upload-Offset", "")
+        if parse_count(new_offset) != end:
+            raise UpdlError(
+                f"{self._name}: the server answered Upload-Offset {new_offset[:40]!r} after {end} bytes",
+                response=response,
+            )
+
     def _patch(self, entry: UploadEntry, chunk: _Chunk, attempt: int, final: bool) -> FileInfo | None:
         """Send one chunk; the stored file when this PATCH completed the upload."""
         offset = chunk.offset
@@ -321,23 +452,9 @@ class TusUpload:
         body = _ChunkBody(
             chunk.data, lambda n: self._report(ProgressEvent(self._name, offset + n, self.key.size, attempt))
         )
-        try:
-            response = self._transport.request("PATCH", entry.url, data=body, headers=headers)
-        except ChecksumMismatchError as exc:
-            if exc.status == 409:  # the server refused the whole file and dropped the upload
-                self._store.forget_upload(self.key)
-            raise  # 460: one chunk was corrupted; the next attempt resumes at the server's offset
-        except UpdlError as exc:
-            if exc.status in GONE:
-                self._store.forget_upload(self.key)
-            raise
+        response = self._request_patch(entry, body, headers)
         with response:
-            new_offset = response.headers.get("Upload-Offset", "")
-            if parse_count(new_offset) != chunk.end:
-                raise UpdlError(
-                    f"{self._name}: the server answered Upload-Offset {new_offset[:40]!r} after {chunk.end} bytes",
-                    response=response,
-                )
+            self._check_offset(response, chunk.end)
             return self._stored(response, chunk.end) if final else None
 
     def _check_unchanged(self, fileobj: BinaryIO) -> None:

@@ -51,6 +51,9 @@ MAX_PARTS = 8
 HASH_CHUNK = 8 * 1024 * 1024
 
 
+PART_CHUNK_SIZE = 8 * 1024 * 1024  # bytes per PATCH of a part when resumable_chunk_size is 0 (streamed)
+
+
 def part_ranges(size: int, parts: int, chunk_size: int) -> list[tuple[int, int]]:
     """``[start, end)`` of up to ``parts`` ranges covering ``size``, each but the last a multiple of
     ``chunk_size`` (fewer ranges when the file has fewer chunks)."""

@@ -34,7 +34,7 @@ from .resume import ResumeStore
 from .retry import Retrier
 from .transport import Transport, file_path, json_object
 from .tus import TusUpload
-from .tus_parts import PartedUpload
+from .tus_parts import PART_CHUNK_SIZE, PartedUpload
 
 __all__ = ["DigestField", "Source", "conditional_headers", "open_source", "upload", "upload_multipart"]
 
@@ -148,7 +148,8 @@ def upload(
             name = name or path.name
             with reporting(on_progress, progress, name) as report:
                 if parts > 1:  # parallel partial uploads, joined by the server (tus Concatenation)
-                    parted = PartedUpload(transport, store, path, name, chunk_size, parts, report, expires_in)
+                    part_chunk = chunk_size or PART_CHUNK_SIZE  # parts go in checksummed PATCHes
+                    parted = PartedUpload(transport, store, path, name, part_chunk, parts, report, expires_in)
                     return retrier.run(parted.run, name)
                 resumable = TusUpload(transport, store, path, name, chunk_size, report, expires_in)
                 return retrier.run(resumable.run, name)
