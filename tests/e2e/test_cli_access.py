@@ -72,7 +72,7 @@ def test_token_create_list_revoke(live_server: LiveServer, user: tuple[str, str]
     assert made.stdout == secret + "\n" and secret.startswith("updl_")
     listed = run_updl(live_server, full, "token", "list")
     assert token_id(secret) in listed.stdout and "out/" in listed.stdout
-    assert secret.split("_")[2] not in listed.stdout
+    assert secret.split("_", 2)[2] not in listed.stdout
     records = [json.loads(line) for line in run_updl(live_server, full, "token", "list", "--json").stdout.splitlines()]
     assert {r["id"] for r in records} == {token_id(full), token_id(secret)}
     # The read token cannot mint a write token: 403, exit 10.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import uuid
@@ -23,13 +24,14 @@ def api(live_server: LiveServer, token: str) -> Api:
     return Api(live_server.url, token)
 
 
+_extra_users = itertools.count(1)  # unique per process: the session's server outlives each test
+
+
 @pytest.fixture
 def make_api() -> Callable[[LiveServer], Api]:
     """A fresh user on a given server (e.g. one from ``server_factory``)."""
-    counter = iter(range(1, 1000))
-
     def make(server: LiveServer) -> Api:
-        return Api(server.url, server.add_user(f"extra{next(counter)}-{os.getpid()}"))
+        return Api(server.url, server.add_user(f"extra{next(_extra_users)}-{os.getpid()}"))
 
     return make
 
