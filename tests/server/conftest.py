@@ -30,6 +30,7 @@ _extra_users = itertools.count(1)  # unique per process: the session's server ou
 @pytest.fixture
 def make_api() -> Callable[[LiveServer], Api]:
     """A fresh user on a given server (e.g. one from ``server_factory``)."""
+
     def make(server: LiveServer) -> Api:
         return Api(server.url, server.add_user(f"extra{next(_extra_users)}-{os.getpid()}"))
 
