@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .sdk.attributes import format_mode
 from .sdk.config import format_size
 from .sdk.models import FileInfo, Prefix, format_time
 from .sdk.progress import ProgressEvent
@@ -104,6 +105,8 @@ def info_lines(info: FileInfo) -> list[str]:
         f"md5:           {info.md5}",
         f"created:       {format_time(info.created)}",
         f"last accessed: {accessed}",
+        f"mode:          {format_mode(info.mode) if info.mode is not None else 'not recorded'}",
+        f"mtime:         {format_time(info.mtime) if info.mtime else 'not recorded'}",
     ]
 
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from . import __version__
+from .attributes import MODE_HEADER, MTIME_HEADER, Attributes, format_mode, format_mtime
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
 from .downloads import (
@@ -83,6 +84,8 @@ def file_info(record: FileRecord) -> dict[str, Any]:
         "md5": record.md5,
         "created": isoformat(record.created),
         "last_accessed": isoformat(record.last_accessed),
+        "mode": format_mode(record.mode),
+        "mtime": format_mtime(record.mtime),
     }
 
 
@@ -117,7 +120,8 @@ async def put_file(request: Request) -> Response:
     body = RequestBody(request)
     async with draining_on_error(request, body, svc.config.max_size):
         owner = await svc.owner(request)
-        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
+        attributes = Attributes.parse(request.headers.get(MODE_HEADER), request.headers.get(MTIME_HEADER))
+        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"), attributes)
         refuse_declared_too_large(request, svc.config.max_size)
         conditions = Preconditions.from_headers(request.headers)
         await refuse_unless_allowed(svc.catalog, owner, validate_name(request.path_params["name"]), conditions)
@@ -230,7 +234,8 @@ async def delete_file(request: Request) -> Response:
 def presigned_redirect(record: FileRecord, url: str) -> Response:
     """307 to a presigned store URL, with the file's ``ETag`` and ``Content-MD5`` (the store's
     own ETag is not the MD5 for a multipart object, so clients verify against these)."""
-    headers = {k: v for k, v in file_headers(record, None).items() if k in ("ETag", "Content-MD5", "Last-Modified")}
+    kept = ("ETag", "Content-MD5", "Last-Modified", MODE_HEADER, MTIME_HEADER)
+    headers = {k: v for k, v in file_headers(record, None).items() if k in kept}
     return RedirectResponse(url, status_code=307, headers={**headers, "Cache-Control": "no-store"})
 
 

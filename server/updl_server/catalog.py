@@ -86,6 +86,8 @@ files = Table(
     Column("location", String(255), nullable=False, index=True),  # blob store key
     Column("created", DateTime, nullable=False),
     Column("last_accessed", DateTime),
+    Column("mode", Integer),  # permission bits the client recorded (attributes.py), if it did
+    Column("mtime", DateTime),  # modification time the client recorded, if it did
     UniqueConstraint("owner_id", "name"),
 )
 
@@ -168,6 +170,8 @@ class FileRecord:
     location: str
     created: datetime
     last_accessed: datetime | None
+    mode: int | None = None
+    mtime: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> FileRecord:
@@ -417,6 +421,8 @@ class Catalog:
         location: str,
         *,
         check: Callable[[str | None], bool] | None = None,
+        mode: int | None = None,
+        mtime: datetime | None = None,
     ) -> tuple[FileRecord, str | None]:
         """Insert or replace the owner's file ``name`` in one transaction.
 
@@ -427,8 +433,17 @@ class Catalog:
         queue and each replaced location is handed out exactly once.
         ``check``, given the current version's MD5 (``None``: absent) under that
         lock, may refuse with ``PreconditionFailedError``; nothing changes then.
+        ``mode``/``mtime`` are the attributes the client recorded (a new version replaces them).
         """
-        values = {"size": size, "md5": md5, "location": location, "created": utcnow(), "last_accessed": None}
+        values = {
+            "size": size,
+            "md5": md5,
+            "location": location,
+            "created": utcnow(),
+            "last_accessed": None,
+            "mode": mode,
+            "mtime": mtime,
+        }
         where = (files.c.owner_id == owner_id, files.c.name == name)
         for attempt in range(1, PUT_ATTEMPTS + 1):
             try:

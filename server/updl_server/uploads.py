@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from .attributes import NO_ATTRIBUTES, Attributes
 from .catalog import Catalog, FileRecord, PreconditionFailedError
 from .errors import HTTPError, checksum_failed, too_large
 from .numbers import parse_count
@@ -58,7 +59,9 @@ async def store_verified(
         sink.settle()  # a batch may still be on its way into the writer
         writer.abort()
         raise
-    return await record_committed(store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions)
+    return await record_committed(
+        store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions, claim.attributes
+    )
 
 
 async def record_committed(
@@ -70,6 +73,7 @@ async def record_committed(
     md5: str,
     location: str,
     preconditions: Preconditions | None = None,
+    attributes: Attributes = NO_ATTRIBUTES,
 ) -> FileRecord:
     """Steps 4 and 5 of the integrity order, for a verified blob already committed at ``location``.
 
@@ -80,7 +84,9 @@ async def record_committed(
     check = preconditions.allows if preconditions else None
     try:
         record, replaced = await run_in_threadpool(
-            lambda: catalog.put_file(owner_id, name, size, md5, location, check=check)
+            lambda: catalog.put_file(
+                owner_id, name, size, md5, location, check=check, mode=attributes.mode, mtime=attributes.mtime
+            )
         )
     except PreconditionFailedError as exc:
         await run_in_threadpool(store.delete, location)  # a network call on S3

@@ -18,7 +18,16 @@ from ..sdk.client import Client
 from ..sdk.errors import UpdlError
 from ..sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from ..sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
-from .base import Options, SizeType, cli, jobs_option, no_files_option, pass_options, retries_option
+from .base import (
+    Options,
+    SizeType,
+    cli,
+    jobs_option,
+    no_files_option,
+    no_preserve_option,
+    pass_options,
+    retries_option,
+)
 
 
 @cli.command()
@@ -81,6 +90,7 @@ from .base import Options, SizeType, cli, jobs_option, no_files_option, pass_opt
     help="Files this big or bigger go in resumable chunks (tus); a rerun after an "
     "interruption continues where it stopped. 0: always [default: config or 64MiB].",
 )
+@no_preserve_option
 @pass_options
 def put(
     options: Options,
@@ -101,6 +111,7 @@ def put(
     retries: int | None,
     resumable_threshold: int | None,
     follow_symlinks: bool,
+    no_preserve: bool,
 ) -> None:
     """Upload FILE(s), directories (-r) and globs ('dist/*.whl', 'build/**/*.tgz', expanded by updl).
 
@@ -122,7 +133,7 @@ def put(
         raise click.UsageError(
             "--no-clobber and --if-match exclude each other (a file cannot be both new and a version)"
         )
-    conditions = {"no_clobber": no_clobber, "if_match": if_match}
+    conditions = {"no_clobber": no_clobber, "if_match": if_match, "preserve": not no_preserve}
     if "-" in files:
         if name is None or len(files) > 1:
             raise click.UsageError("uploading standard input ('-') needs --name and no other FILE")
@@ -260,6 +271,7 @@ def _put_stdin(
 @jobs_option
 @no_files_option
 @retries_option
+@no_preserve_option
 @pass_options
 def get(
     options: Options,
@@ -270,22 +282,25 @@ def get(
     jobs: int,
     if_no_files: str,
     retries: int | None,
+    no_preserve: bool,
 ) -> None:
     """Download NAME(s), or everything below --prefix; files appear only once their MD5 is verified.
 
     Several NAMEs go into the -o directory (default: the current one), each under its
-    base name, --jobs at a time.
+    base name, --jobs at a time. Each file gets the permission bits (through your
+    umask) and mtime recorded at upload, unless --no-preserve.
     """
+    preserve = not no_preserve
     if bool(names) == (prefix is not None):
         raise click.UsageError("give either NAME(s) or --prefix PREFIX")
     options.retries = retries
     if manifest and prefix is None:
         raise click.UsageError("--manifest needs --prefix")
     if prefix is not None:
-        _get_prefix(options, prefix, Path(output or "."), manifest, jobs, if_no_files, retries)
+        _get_prefix(options, prefix, Path(output or "."), manifest, jobs, if_no_files, retries, preserve)
         return
     if len(names) > 1:
-        _get_names(options, names, Path(output or "."), jobs, retries)
+        _get_names(options, names, Path(output or "."), jobs, retries, preserve)
         return
     name = names[0]
     if output == "-":
@@ -298,7 +313,8 @@ def get(
     if dest.is_dir():
         dest = dest / basename
     # One file is a batch of one: the same result line, --json record and summary as any batch.
-    _download_all(options.client(), options.report("downloaded", 1), [Task(name, dest, basename)], [], 1, retries)
+    report = options.report("downloaded", 1)
+    _download_all(options.client(), report, [Task(name, dest, basename)], [], 1, retries, preserve)
 
 
 def _get_stdout(options: Options, name: str, retries: int | None) -> None:
@@ -316,17 +332,26 @@ def _get_stdout(options: Options, name: str, retries: int | None) -> None:
         view.close()
 
 
-def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: int, retries: int | None) -> None:
+def _get_names(
+    options: Options, names: tuple[str, ...], out_dir: Path, jobs: int, retries: int | None, preserve: bool
+) -> None:
     """``get NAME NAME...``: each into ``out_dir/<base name>``, reported like any batch."""
     out_dir.mkdir(parents=True, exist_ok=True)  # with several NAMEs -o can only be a directory
     client = options.client()
     tasks, decided = plan_named_downloads(client, names, out_dir)
     report = options.report("downloaded", len(names))
-    _download_all(client, report, tasks, decided, jobs, retries)
+    _download_all(client, report, tasks, decided, jobs, retries, preserve)
 
 
 def _get_prefix(
-    options: Options, prefix: str, out_dir: Path, manifest: str | None, jobs: int, if_no_files: str, retries: int | None
+    options: Options,
+    prefix: str,
+    out_dir: Path,
+    manifest: str | None,
+    jobs: int,
+    if_no_files: str,
+    retries: int | None,
+    preserve: bool,
 ) -> None:
     """``get --prefix``: every file below the prefix (or those the manifest lists) into ``out_dir``."""
     entries = read_manifest(manifest) if manifest else None
@@ -336,11 +361,17 @@ def _get_prefix(
     if not tasks and not decided:
         report.no_files(if_no_files, f"nothing on the server below {normalize_prefix(prefix)!r}")
         return
-    _download_all(client, report, tasks, decided, jobs, retries)
+    _download_all(client, report, tasks, decided, jobs, retries, preserve)
 
 
 def _download_all(
-    client: Client, report: BatchReport, tasks: list[Task], decided: list[Outcome], jobs: int, retries: int | None
+    client: Client,
+    report: BatchReport,
+    tasks: list[Task],
+    decided: list[Outcome],
+    jobs: int,
+    retries: int | None,
+    preserve: bool = True,
 ) -> None:
     """Run a planned download batch: report the outcomes decided without fetching, fetch the rest
     ``jobs`` at a time, then the summary and the batch's exit code."""
@@ -358,6 +389,7 @@ def _download_all(
             on_progress=view.progress,
             on_retry=view.retry,
             on_outcome=report.outcome,
+            preserve=preserve,
         )
     finally:
         view.close()

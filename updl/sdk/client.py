@@ -118,6 +118,7 @@ class Client:
         resumable_threshold: int | None = None,
         no_clobber: bool = False,
         if_match: str | None = None,
+        preserve: bool = True,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -144,6 +145,10 @@ class Client:
         meets the version an earlier attempt stored (its answer lost on the way)
         returns that version rather than refusing. A malformed
         ``if_match`` is a ``ValueError`` before anything is sent.
+
+        ``preserve`` (default): record the file's permission bits and mtime
+        (a path, or a file object on a regular file) for downloads to restore;
+        see :mod:`updl.sdk.attributes`.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
         return uploads.upload(
@@ -158,6 +163,7 @@ class Client:
             progress=progress,
             no_clobber=no_clobber,
             if_match=if_match,
+            preserve=preserve,
         )
 
     def download(
@@ -171,6 +177,7 @@ class Client:
         progress: bool = False,
         size: int | None = None,
         within: str | os.PathLike[str] | None = None,
+        preserve: bool = True,
     ) -> FileInfo:
         """Download ``name`` into ``dest`` (a path, a directory, or a binary file object).
 
@@ -193,6 +200,10 @@ class Client:
 
         The returned info comes from the response headers: ``created`` from
         ``Last-Modified`` (second precision), ``last_accessed`` from ``Date``.
+
+        ``preserve`` (default): a path gets the permission bits (through the
+        umask) and mtime the uploader recorded, set on the temporary file
+        before the rename; ``False`` leaves the defaults of a new file.
         """
         return downloads.download(
             self._transport,
@@ -204,6 +215,7 @@ class Client:
             progress=progress,
             size=size,
             within=within,
+            preserve=preserve,
         )
 
     # -- listing, info, delete ------------------------------------------------------------

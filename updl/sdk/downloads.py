@@ -44,6 +44,7 @@ from typing import Any, BinaryIO, cast
 
 import requests
 
+from .attributes import apply_attributes
 from .errors import (
     ChecksumMismatchError,
     ConnectionFailedError,
@@ -232,9 +233,14 @@ class PartFile:
         self.file.seek(length)
         return digest
 
-    def finish(self) -> None:
-        """fsync and rename into place — only if the name still refers to the file we wrote."""
+    def finish(self, attributes: FileInfo | None = None) -> None:
+        """fsync and rename into place — only if the name still refers to the file we wrote.
+
+        ``attributes``: set its ``mode`` and ``mtime`` first, so the file appears with them.
+        """
         self.file.flush()
+        if attributes is not None:
+            apply_attributes(cast(BinaryIO, self.file), attributes.mode, attributes.mtime)
         os.fsync(self.file.fileno())
         if not self._names(self.entry.part, os.fstat(self.file.fileno())):
             raise UpdlError(
@@ -265,9 +271,17 @@ class ResumableDownload:
     """
 
     def __init__(
-        self, name: str, part: PartFile, open_body: OpenBody, report: ProgressCallback, size: int | None = None
+        self,
+        name: str,
+        part: PartFile,
+        open_body: OpenBody,
+        report: ProgressCallback,
+        size: int | None = None,
+        preserve: bool = True,
     ) -> None:
-        """``open_body(headers)`` sends the GET and returns the streaming response."""
+        """``open_body(headers)`` sends the GET and returns the streaming response; ``preserve``:
+        restore the recorded mode and mtime."""
+        self._preserve = preserve
         self._name = name
         self._part = part
         self._open_body = open_body
@@ -326,7 +340,7 @@ class ResumableDownload:
             raise
         finally:
             part.file.flush()  # what arrived stays for the next attempt
-        part.finish()
+        part.finish(info if self._preserve else None)
         return info
 
 
@@ -442,6 +456,7 @@ def download(
     progress: bool = False,
     size: int | None = None,
     within: str | os.PathLike[str] | None = None,
+    preserve: bool = True,
 ) -> FileInfo:
     """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``."""
     open_body = BodyOpener(transport, name)
@@ -455,6 +470,6 @@ def download(
         key = DownloadKey.for_target(transport.base_url, name, target)
         part = PartFile(target, key, store, None if within is None else Path(within))
         try:
-            return retrier.run(ResumableDownload(name, part, open_body, report, size).run, name)
+            return retrier.run(ResumableDownload(name, part, open_body, report, size, preserve).run, name)
         finally:
             part.close()

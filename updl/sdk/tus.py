@@ -60,6 +60,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from .attributes import FileAttributes
 from .errors import (
     ChecksumMismatchError,
     OffsetConflictError,
@@ -181,9 +182,17 @@ class TusUpload:
     """One attempt at uploading one file resumably; call :meth:`run` per retry attempt."""
 
     def __init__(
-        self, transport: Transport, store: ResumeStore, path: Path, name: str, chunk_size: int, report: ProgressCallback
+        self,
+        transport: Transport,
+        store: ResumeStore,
+        path: Path,
+        name: str,
+        chunk_size: int,
+        report: ProgressCallback,
+        attributes: FileAttributes | None = None,
     ) -> None:
-        """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes."""
+        """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes, recording ``attributes``."""
+        self._attributes = attributes
         self._transport = transport
         self._store = store
         self._path = path
@@ -262,11 +271,12 @@ class TusUpload:
                     raise
                 self._store.forget_upload(self.key)
         # No md5 here: it travels on the last PATCH, computed while sending (one read).
-        name = base64.b64encode(self._name.encode()).decode()
+        pairs = [("name", self._name), *(self._attributes.fields() if self._attributes else [])]
+        metadata = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in pairs)
         response = self._transport.request(
             "POST",
             "/tus/",
-            headers=self._headers(**{"Upload-Length": str(self.key.size), "Upload-Metadata": f"name {name}"}),
+            headers=self._headers(**{"Upload-Length": str(self.key.size), "Upload-Metadata": metadata}),
         )
         with response:
             url = self._relative(response.headers.get("Location", ""))

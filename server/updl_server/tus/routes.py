@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..attributes import attribute_headers
 from ..catalog import FileRecord, TusCompletion, TusRecord
 from ..errors import HTTPError, insufficient_storage, out_of_space
 from ..formats import UPLOAD_ID, http_date
@@ -85,6 +86,7 @@ def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str
     headers = _progress_headers(record)
     if stored is not None:
         headers.update(_stored_headers(stored.md5, stored.created))
+        headers.update(attribute_headers(stored))
     return headers
 
 

@@ -83,6 +83,7 @@ from .protocol import (
     Checksum,
     NewUpload,
     checksum_mismatch,
+    metadata_attributes,
     moved_on,
     no_such_upload,
     not_final,
@@ -360,7 +361,14 @@ class TusService:
         location = await to_thread.run_sync(held.promote, record.owner_id)
         try:
             stored = await record_committed(
-                self.store, self.catalog, record.owner_id, record.name, record.length, md5, location
+                self.store,
+                self.catalog,
+                record.owner_id,
+                record.name,
+                record.length,
+                md5,
+                location,
+                attributes=metadata_attributes(record.metadata),
             )
         except BaseException:
             await to_thread.run_sync(self.catalog.delete_tus_upload, record.id)
