@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .commands import listing, transfer  # noqa: F401 - importing a command module registers its commands
+from .commands import listing, sync, transfer  # noqa: F401 - importing a command module registers its commands
 from .commands.base import Environment, Options, _stdout_closed, cli
 
 __all__ = ["Environment", "Options", "cli", "main"]

@@ -18,6 +18,7 @@ from .sdk.errors import (
     PreconditionFailedError,
     SelectionError,
     SourceChangedError,
+    TooManyDeletionsError,
     UpdlError,
 )
 
@@ -37,6 +38,7 @@ class ExitCode(IntEnum):
     NO_FILES = 7
     PARTIAL_FAILURE = 8
     PRECONDITION_FAILED = 9
+    DELETIONS_REFUSED = 10
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
@@ -77,6 +79,12 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
         ExitCode.PRECONDITION_FAILED,
         str,
         "refused, nothing stored: the name exists (--no-clobber) or is another version (--if-match)",
+    ),
+    (
+        TooManyDeletionsError,
+        ExitCode.DELETIONS_REFUSED,
+        str,
+        "sync --delete would delete more than 100 files, or more than 10 and 10%; nothing changed (add --force)",
     ),
     (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
     (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),
