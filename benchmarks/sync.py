@@ -58,7 +58,16 @@ class Server:
         self.log = root / "server.log"
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
-                [str(BIN / "updl-server"), "run", "--port", "0", "--data-dir", str(self.data), "--log-level", "warning"],
+                [
+                    str(BIN / "updl-server"),
+                    "run",
+                    "--port",
+                    "0",
+                    "--data-dir",
+                    str(self.data),
+                    "--log-level",
+                    "warning",
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -104,11 +104,11 @@ def test_raw_put_headers_and_bounds(live_server: LiveServer, token: str) -> None
 
 def test_multipart_fields_are_validated(live_server: LiveServer, token: str) -> None:
     auth = {"Authorization": f"Bearer {token}"}
-    files = {
-        "name": (None, "m"),
-        "mode": (None, "99"),
+    files: dict[str, tuple[str | None, bytes]] = {
+        "name": (None, b"m"),
+        "mode": (None, b"99"),
         "file": ("m", b"abc"),
-        "md5": (None, "900150983cd24fb0d6963f7d28e17f72"),
+        "md5": (None, b"900150983cd24fb0d6963f7d28e17f72"),
     }
     bad = requests.post(f"{live_server.url}/upload", files=files, headers=auth)
     assert bad.status_code == 400 and "mode" in bad.json()["error"]
