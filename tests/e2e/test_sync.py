@@ -106,7 +106,7 @@ def test_delete_lists_first_and_needs_force_over_the_threshold(
     assert sum(r["status"] == "would delete" for r in records.values()) == 15
     assert summary["deletions"] == 15 and summary["deletions_refused"] is True
     refused = run_updl(live_server, token, "sync", "--delete", str(src), "remote:t/")
-    assert refused.returncode == 10, refused.stderr
+    assert refused.returncode == 12, refused.stderr
     assert "--force" in refused.stderr
     with updl.Client(live_server.url, token) as client:
         assert len(client.list("t/")) == 19  # nothing deleted

@@ -29,7 +29,7 @@ def _remote(argument: str) -> str | None:
     is_flag=True,
     help="Also delete the destination's files that SOURCE does not have (after the transfers, "
     "only if none failed). More than 100, or more than 10 and 10% of the destination, "
-    "needs --force (exit 10 without).",
+    "needs --force (exit 12 without).",
 )
 @click.option("--force", is_flag=True, help="Allow --delete to delete any number of files.")
 @click.option("--dry-run", is_flag=True, help="List what would be transferred and deleted; change nothing.")
