@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .commands import access, listing, share, transfer  # noqa: F401 - importing a command module registers its commands
+from .commands import access, listing, share, sync, transfer  # noqa: F401 - importing a command module registers its commands
 from .commands.base import Environment, Options, _stdout_closed, cli
 
 __all__ = ["Environment", "Options", "cli", "main"]

@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .sdk.attributes import format_mode
 from .sdk.config import format_size
 from .sdk.models import FileInfo, Prefix, Usage, format_time
 from .sdk.progress import ProgressEvent
@@ -105,6 +106,8 @@ def info_lines(info: FileInfo) -> list[str]:
         f"created:       {format_time(info.created)}",
         f"last accessed: {accessed}",
         f"expires:       {format_time(info.expires) if info.expires else 'never'}",
+        f"mode:          {format_mode(info.mode) if info.mode is not None else 'not recorded'}",
+        f"mtime:         {format_time(info.mtime) if info.mtime else 'not recorded'}",
     ]
 
 

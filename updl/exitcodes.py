@@ -20,6 +20,7 @@ from .sdk.errors import (
     QuotaExceededError,
     SelectionError,
     SourceChangedError,
+    TooManyDeletionsError,
     UpdlError,
 )
 
@@ -41,6 +42,7 @@ class ExitCode(IntEnum):
     PRECONDITION_FAILED = 9
     FORBIDDEN = 10
     QUOTA_EXCEEDED = 11
+    DELETIONS_REFUSED = 12
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for coreutils stopped the same way
 
@@ -93,6 +95,12 @@ ERRORS: list[tuple[type[BaseException], ExitCode, Callable[[BaseException], str]
         ExitCode.QUOTA_EXCEEDED,
         str,
         "refused, nothing stored: the upload would pass your quota (507); delete files or ask for more",
+    ),
+    (
+        TooManyDeletionsError,
+        ExitCode.DELETIONS_REFUSED,
+        str,
+        "sync --delete would delete more than 100 files, or more than 10 and 10%; nothing changed (add --force)",
     ),
     (ConnectionFailedError, ExitCode.UNREACHABLE, _attempts, "cannot reach the server after all retries"),
     (InvalidSettingsError, ExitCode.USAGE, str, "bad configuration (URL, config file, profile)"),

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from . import __version__, audit, metrics, quotas
 from .access import DELETE, READ, WRITE
 from .account_routes import account_routes
+from .attributes import MODE_HEADER, MTIME_HEADER, Attributes, format_mode, format_mtime
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
 from .downloads import (
@@ -87,6 +88,8 @@ def file_info(record: FileRecord) -> dict[str, Any]:
         "created": isoformat(record.created),
         "last_accessed": isoformat(record.last_accessed),
         "expires": isoformat(record.expires),
+        "mode": format_mode(record.mode),
+        "mtime": format_mtime(record.mtime),
     }
 
 
@@ -130,7 +133,8 @@ async def put_file(request: Request) -> Response:
     body = RequestBody(request)
     async with draining_on_error(request, body, svc.config.max_size):
         owner, _ = await svc.owner_of(request, WRITE)
-        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
+        attributes = Attributes.parse(request.headers.get(MODE_HEADER), request.headers.get(MTIME_HEADER))
+        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"), attributes)
         refuse_declared_too_large(request, svc.config.max_size)
         conditions = Preconditions.from_headers(request.headers)
         name = validate_name(request.path_params["name"])
@@ -265,7 +269,8 @@ async def delete_file(request: Request) -> Response:
 def presigned_redirect(record: FileRecord, url: str) -> Response:
     """307 to a presigned store URL, with the file's ``ETag`` and ``Content-MD5`` (the store's
     own ETag is not the MD5 for a multipart object, so clients verify against these)."""
-    headers = {k: v for k, v in file_headers(record, None).items() if k in ("ETag", "Content-MD5", "Last-Modified")}
+    kept = ("ETag", "Content-MD5", "Last-Modified", MODE_HEADER, MTIME_HEADER)
+    headers = {k: v for k, v in file_headers(record, None).items() if k in kept}
     return RedirectResponse(url, status_code=307, headers={**headers, "Cache-Control": "no-store"})
 
 

@@ -97,6 +97,8 @@ files = Table(
     Column("created", DateTime, nullable=False),
     Column("last_accessed", DateTime),
     Column("expires", DateTime, index=True),  # None: kept until deleted; past: gone (see retention.py)
+    Column("mode", Integer),  # permission bits the client recorded (attributes.py), if it did
+    Column("mtime", DateTime),  # modification time the client recorded, if it did
     UniqueConstraint("owner_id", "name"),
 )
 
@@ -178,6 +180,8 @@ class FileRecord:
     created: datetime
     last_accessed: datetime | None
     expires: datetime | None = None
+    mode: int | None = None
+    mtime: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> FileRecord:
@@ -421,6 +425,8 @@ class Catalog:
         check: Callable[[str | None], bool] | None = None,
         expires_in: int | None = None,
         admit: Callable[[Connection, int, int | None], None] | None = None,
+        mode: int | None = None,
+        mtime: datetime | None = None,
     ) -> tuple[FileRecord, str | None]:
         """Insert or replace the owner's file ``name`` in one transaction.
 
@@ -434,7 +440,8 @@ class Catalog:
         An expired current version counts as absent. ``expires_in`` (seconds)
         sets the new version's expiry. ``admit`` (the quota check), given the
         transaction, ``size`` and the size of the live version replaced (``None``: none),
-        may raise to refuse; nothing changes then either.
+        may raise to refuse; nothing changes then either. ``mode``/``mtime`` are the
+        attributes the client recorded (a new version replaces them).
         """
         created = self.clock()
         expires = None if expires_in is None else created + timedelta(seconds=expires_in)
@@ -445,6 +452,8 @@ class Catalog:
             "created": created,
             "last_accessed": None,
             "expires": expires,
+            "mode": mode,
+            "mtime": mtime,
         }
         where = (files.c.owner_id == owner_id, files.c.name == name)
         for attempt in range(1, PUT_ATTEMPTS + 1):

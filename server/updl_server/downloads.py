@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from .attributes import attribute_headers
 from .catalog import FileRecord
 from .errors import HTTPError
 from .formats import http_date
@@ -89,6 +90,7 @@ def file_headers(record: FileRecord, byte_range: ByteRange | None) -> dict[str, 
         "Accept-Ranges": "bytes",
         "Last-Modified": http_date(record.created),
         "Content-Type": "application/octet-stream",
+        **attribute_headers(record),
     }
     if record.expires is not None:
         headers["Updl-Expires"] = http_date(record.expires)  # when the server deletes it (retention.py)

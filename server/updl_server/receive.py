@@ -18,6 +18,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from .attributes import NO_ATTRIBUTES, Attributes, parse_mode, parse_mtime
 from .errors import bad_request, too_large
 from .formats import MD5_HEX
 from .names import validate_name
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 MAX_TEXT_PART = 4 * 1024
+_TEXT_PARTS = (b"md5", b"name", b"mode", b"mtime")
 
 
 class RequestBody:
@@ -112,7 +114,7 @@ class HashingSink:
 
 @dataclass(frozen=True)
 class Claim:
-    """What the client said about the file: its name and, optionally, its MD5.
+    """What the client said about the file: its name and, optionally, its MD5 and attributes.
 
     ``md5`` is lower-case hex for comparison; ``expected`` is how the client
     sent it, echoed in a 409.
@@ -121,6 +123,7 @@ class Claim:
     name: str
     md5: str | None = None
     expected: str | None = None
+    attributes: Attributes = NO_ATTRIBUTES
 
 
 class BodySource(Protocol):
@@ -146,22 +149,25 @@ def parse_content_md5(header: str) -> str:
 class RawSource:
     """A ``PUT`` body: the bytes are the file; ``Content-MD5`` is the optional claim."""
 
-    def __init__(self, body: RequestBody, name: str, content_md5: str | None) -> None:
+    def __init__(
+        self, body: RequestBody, name: str, content_md5: str | None, attributes: Attributes = NO_ATTRIBUTES
+    ) -> None:
         """Validate the name and ``Content-MD5`` up front, before any byte is stored."""
         self.body = body
         self._name = validate_name(name)
         self._md5 = None if content_md5 is None else parse_content_md5(content_md5)
+        self._attributes = attributes
 
     async def fill(self, sink: HashingSink) -> Claim:
         """Copy the whole body into ``sink``."""
         async for chunk in self.body.chunks():
             sink.write(chunk)
             await sink.pump()
-        return Claim(self._name, self._md5, self._md5)
+        return Claim(self._name, self._md5, self._md5, self._attributes)
 
 
 class MultipartSource:
-    """A ``multipart/form-data`` body with ``file``, ``md5`` and optional ``name`` parts."""
+    """A ``multipart/form-data`` body with ``file``, ``md5`` and optional ``name``, ``mode``, ``mtime`` parts."""
 
     def __init__(
         self, body: RequestBody, content_type: str | None, on_name: Callable[[str], Awaitable[None]] | None = None
@@ -210,7 +216,7 @@ class _Parts:
         self._field = bytearray()
         self._value = bytearray()
         self._headers: dict[bytes, bytes] = {}
-        self._current: str | None = None  # "file", "md5", "name" or None (ignored part)
+        self._current: str | None = None  # "file", a text part's name, or None (ignored part)
         self._text = bytearray()
         self._filename: str | None = None
         self._seen_file = False
@@ -255,7 +261,7 @@ class _Parts:
             self._seen_file = True
             self._current = "file"
             self._filename = _utf8(params.get(b"filename", b""), "the file name")
-        elif field in (b"md5", b"name"):
+        elif field in _TEXT_PARTS:
             self._current = field.decode()
             if self._current in self._texts:
                 raise bad_request(f"two {self._current!r} parts")
@@ -271,14 +277,18 @@ class _Parts:
                 raise bad_request(f"the {self._current!r} part is longer than {MAX_TEXT_PART} bytes")
 
     def on_part_end(self) -> None:
-        if self._current in ("md5", "name"):
+        if self._current is not None and self._current != "file":
             value = _utf8(bytes(self._text), f"the {self._current!r} part")
             if self._current == "md5":
                 value = value.strip()
                 if not MD5_HEX.match(value):
                     raise bad_request("md5 must be 32 hex digits", md5=value)
-            else:
+            elif self._current == "name":
                 validate_name(value)  # refuse a bad name before the file part is stored
+            elif self._current == "mode":
+                parse_mode(value)  # refuse a bad attribute before the file part is stored, too
+            else:
+                parse_mtime(value)
             self._texts[self._current] = value
         self._current = None
 
@@ -295,7 +305,8 @@ class _Parts:
         if md5 is None:
             raise bad_request("missing the 'md5' part (32 hex digits of the file's MD5)")
         name = self._texts.get("name", self._filename or "")
-        return Claim(validate_name(name), md5.lower(), md5)
+        attributes = Attributes.parse(self._texts.get("mode"), self._texts.get("mtime"))
+        return Claim(validate_name(name), md5.lower(), md5, attributes)
 
 
 def _utf8(raw: bytes, what: str) -> str:

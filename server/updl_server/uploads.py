@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from . import audit, metrics
+from .attributes import NO_ATTRIBUTES, Attributes
 from .catalog import Catalog, FileRecord, PreconditionFailedError
 from .errors import HTTPError, checksum_failed, too_large
 from .numbers import parse_count
@@ -62,7 +63,7 @@ async def store_verified(
         writer.abort()
         raise
     return await record_committed(
-        store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions, admission
+        store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions, admission, claim.attributes
     )
 
 
@@ -76,6 +77,7 @@ async def record_committed(
     location: str,
     preconditions: Preconditions | None = None,
     admission: Admission | None = None,
+    attributes: Attributes = NO_ATTRIBUTES,
 ) -> FileRecord:
     """Steps 4 and 5 of the integrity order, for a verified blob already committed at ``location``.
 
@@ -88,7 +90,16 @@ async def record_committed(
     try:
         record, replaced = await run_in_threadpool(
             lambda: catalog.put_file(
-                owner_id, name, size, md5, location, check=check, expires_in=admitted.expires_in, admit=admitted.admit
+                owner_id,
+                name,
+                size,
+                md5,
+                location,
+                check=check,
+                expires_in=admitted.expires_in,
+                admit=admitted.admit,
+                mode=attributes.mode,
+                mtime=attributes.mtime,
             )
         )
     except PreconditionFailedError as exc:

@@ -32,7 +32,8 @@ def test_post_upload_stores_verified_file(api: Api, live_server: LiveServer, md5
     response = api.post_parts([md5_part, file_part] if md5_first else [file_part, md5_part])
     assert response.status_code == 200, response.text
     info = response.json()
-    assert set(info) == {"name", "size", "md5", "created", "last_accessed", "expires"}
+    assert set(info) == {"name", "size", "md5", "created", "last_accessed", "expires", "mode", "mtime"}
+    assert info["mode"] is None and info["mtime"] is None  # recorded only when the client sends them
     assert (info["name"], info["size"], info["md5"]) == ("report.bin", len(data), md5_hex(data))
     assert ISO_Z.match(info["created"])
     assert info["last_accessed"] is None

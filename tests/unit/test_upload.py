@@ -57,7 +57,10 @@ def test_upload_sends_name_file_md5_and_auth(server: responses.RequestsMock, cli
     assert request.headers["User-Agent"] == "updl/0.1.0"
     assert isinstance(request.body, bytes)
     assert int(request.headers["Content-Length"]) == len(request.body)
-    assert fields(request) == {"name": b"app.tar.gz", "file": DATA, "md5": hashlib.md5(DATA).hexdigest().encode()}
+    sent = fields(request)
+    mode = f"{source.stat().st_mode & 0o777:04o}".encode()
+    assert sent.pop("mode") == mode and sent.pop("mtime").endswith(b"Z")  # the file's attributes, for downloads
+    assert sent == {"name": b"app.tar.gz", "file": DATA, "md5": hashlib.md5(DATA).hexdigest().encode()}
 
 
 def test_503_then_200_sends_a_fresh_complete_body(

@@ -338,3 +338,8 @@ no_files_option = click.option(
     show_default=True,
     help="When nothing matches: fail (exit 7), warn, or ignore.",
 )
+no_preserve_option = click.option(
+    "--no-preserve",
+    is_flag=True,
+    help="Neither record (upload) nor restore (download) the files' permission bits and mtime.",
+)

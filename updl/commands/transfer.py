@@ -19,7 +19,17 @@ from ..sdk.config import MAX_DOWNLOAD_CONNECTIONS
 from ..sdk.errors import UpdlError
 from ..sdk.manifest import Entry, VerifyResult, read_manifest, verify_manifest, write_manifest
 from ..sdk.selection import Unselected, has_magic, join_prefix, normalize_prefix, select_files
-from .base import DurationType, Options, SizeType, cli, jobs_option, no_files_option, pass_options, retries_option
+from .base import (
+    DurationType,
+    Options,
+    SizeType,
+    cli,
+    jobs_option,
+    no_files_option,
+    no_preserve_option,
+    pass_options,
+    retries_option,
+)
 
 
 @cli.command()
@@ -96,6 +106,7 @@ from .base import DurationType, Options, SizeType, cli, jobs_option, no_files_op
     help="Send each resumable file as N parallel parts that the server joins (tus "
     "concatenation), each part resumable [default: config parallel_parts or 1].",
 )
+@no_preserve_option
 @pass_options
 def put(
     options: Options,
@@ -118,6 +129,7 @@ def put(
     resumable_threshold: int | None,
     parts: int | None,
     follow_symlinks: bool,
+    no_preserve: bool,
 ) -> None:
     """Upload FILE(s), directories (-r) and globs ('dist/*.whl', 'build/**/*.tgz', expanded by updl).
 
@@ -140,7 +152,7 @@ def put(
         raise click.UsageError(
             "--no-clobber and --if-match exclude each other (a file cannot be both new and a version)"
         )
-    conditions = {"no_clobber": no_clobber, "if_match": if_match, "expires_in": expires}
+    conditions = {"no_clobber": no_clobber, "if_match": if_match, "expires_in": expires, "preserve": not no_preserve}
     if "-" in files:
         if name is None or len(files) > 1:
             raise click.UsageError("uploading standard input ('-') needs --name and no other FILE")
@@ -285,6 +297,7 @@ def _put_stdin(
     help="Fetch a file of 64 MiB or more over N ranged connections at once (1: one stream) "
     "[default: config download_connections or 4].",
 )
+@no_preserve_option
 @pass_options
 def get(
     options: Options,
@@ -296,12 +309,15 @@ def get(
     if_no_files: str,
     retries: int | None,
     connections: int | None,
+    no_preserve: bool,
 ) -> None:
     """Download NAME(s), or everything below --prefix; files appear only once their MD5 is verified.
 
     Several NAMEs go into the -o directory (default: the current one), each under its
-    base name, --jobs at a time.
+    base name, --jobs at a time. Each file gets the permission bits (through your
+    umask) and mtime recorded at upload, unless --no-preserve.
     """
+    preserve = not no_preserve
     if bool(names) == (prefix is not None):
         raise click.UsageError("give either NAME(s) or --prefix PREFIX")
     options.retries = retries
@@ -309,10 +325,10 @@ def get(
     if manifest and prefix is None:
         raise click.UsageError("--manifest needs --prefix")
     if prefix is not None:
-        _get_prefix(options, prefix, Path(output or "."), manifest, jobs, if_no_files, retries)
+        _get_prefix(options, prefix, Path(output or "."), manifest, jobs, if_no_files, retries, preserve)
         return
     if len(names) > 1:
-        _get_names(options, names, Path(output or "."), jobs, retries)
+        _get_names(options, names, Path(output or "."), jobs, retries, preserve)
         return
     name = names[0]
     if output == "-":
@@ -325,7 +341,8 @@ def get(
     if dest.is_dir():
         dest = dest / basename
     # One file is a batch of one: the same result line, --json record and summary as any batch.
-    _download_all(options.client(), options.report("downloaded", 1), [Task(name, dest, basename)], [], 1, retries)
+    report = options.report("downloaded", 1)
+    _download_all(options.client(), report, [Task(name, dest, basename)], [], 1, retries, preserve)
 
 
 def _get_stdout(options: Options, name: str, retries: int | None) -> None:
@@ -343,17 +360,26 @@ def _get_stdout(options: Options, name: str, retries: int | None) -> None:
         view.close()
 
 
-def _get_names(options: Options, names: tuple[str, ...], out_dir: Path, jobs: int, retries: int | None) -> None:
+def _get_names(
+    options: Options, names: tuple[str, ...], out_dir: Path, jobs: int, retries: int | None, preserve: bool
+) -> None:
     """``get NAME NAME...``: each into ``out_dir/<base name>``, reported like any batch."""
     out_dir.mkdir(parents=True, exist_ok=True)  # with several NAMEs -o can only be a directory
     client = options.client()
     tasks, decided = plan_named_downloads(client, names, out_dir)
     report = options.report("downloaded", len(names))
-    _download_all(client, report, tasks, decided, jobs, retries)
+    _download_all(client, report, tasks, decided, jobs, retries, preserve)
 
 
 def _get_prefix(
-    options: Options, prefix: str, out_dir: Path, manifest: str | None, jobs: int, if_no_files: str, retries: int | None
+    options: Options,
+    prefix: str,
+    out_dir: Path,
+    manifest: str | None,
+    jobs: int,
+    if_no_files: str,
+    retries: int | None,
+    preserve: bool,
 ) -> None:
     """``get --prefix``: every file below the prefix (or those the manifest lists) into ``out_dir``."""
     entries = read_manifest(manifest) if manifest else None
@@ -363,11 +389,17 @@ def _get_prefix(
     if not tasks and not decided:
         report.no_files(if_no_files, f"nothing on the server below {normalize_prefix(prefix)!r}")
         return
-    _download_all(client, report, tasks, decided, jobs, retries)
+    _download_all(client, report, tasks, decided, jobs, retries, preserve)
 
 
 def _download_all(
-    client: Client, report: BatchReport, tasks: list[Task], decided: list[Outcome], jobs: int, retries: int | None
+    client: Client,
+    report: BatchReport,
+    tasks: list[Task],
+    decided: list[Outcome],
+    jobs: int,
+    retries: int | None,
+    preserve: bool = True,
 ) -> None:
     """Run a planned download batch: report the outcomes decided without fetching, fetch the rest
     ``jobs`` at a time, then the summary and the batch's exit code."""
@@ -385,6 +417,7 @@ def _download_all(
             on_progress=view.progress,
             on_retry=view.retry,
             on_outcome=report.outcome,
+            preserve=preserve,
         )
     finally:
         view.close()

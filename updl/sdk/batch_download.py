@@ -158,7 +158,7 @@ def _mismatch(task: Task, algorithm: str, actual: str, where: str) -> ChecksumMi
     )
 
 
-def _download(client: Client, job: Job[Any], *, retries: int | None) -> Outcome:
+def _download(client: Client, job: Job[Any], *, retries: int | None, preserve: bool = True) -> Outcome:
     task = job.task
     if "md5" in task.expected and task.md5 is not None and task.md5 != task.expected["md5"]:
         raise _mismatch(task, "md5", task.md5, "the server's")  # nothing downloaded
@@ -174,6 +174,7 @@ def _download(client: Client, job: Job[Any], *, retries: int | None) -> Outcome:
         retries=retries,
         size=task.size,
         within=out_dir,
+        preserve=preserve,
     )
     digests = {"md5": info.md5}
     for algorithm in task.expected:
@@ -195,11 +196,15 @@ def download_batch(
     on_progress: ProgressCallback | None = None,
     on_retry: Callable[[RetryEvent], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    preserve: bool = True,
 ) -> list[Outcome]:
-    """Download every task to its path, verified by MD5 and, when given, by the manifest's digest."""
+    """Download every task to its path, verified by MD5 and, when given, by the manifest's digest.
+
+    ``preserve``: restore each file's recorded mode and mtime (see :meth:`Client.download`).
+    """
 
     def work(worker: Client, job: Job[Any]) -> Outcome:
-        return _download(worker, job, retries=retries)
+        return _download(worker, job, retries=retries, preserve=preserve)
 
     return run_batch(
         client,

@@ -127,6 +127,7 @@ class Client:
         if_match: str | None = None,
         parts: int | None = None,
         expires_in: int | timedelta | None = None,
+        preserve: bool = True,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -159,6 +160,10 @@ class Client:
         ``expires_in`` (seconds, or a ``timedelta``) makes the server delete the
         file that long after it is stored (``FileInfo.expires``); without it the
         user's or the server's default retention applies, if any.
+
+        ``preserve`` (default): record the file's permission bits and mtime
+        (a path, or a file object on a regular file) for downloads to restore;
+        see :mod:`updl.sdk.attributes`.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
         return uploads.upload(
@@ -175,6 +180,7 @@ class Client:
             no_clobber=no_clobber,
             if_match=if_match,
             expires_in=seconds_of(expires_in),
+            preserve=preserve,
         )
 
     def download(
@@ -189,6 +195,7 @@ class Client:
         size: int | None = None,
         within: str | os.PathLike[str] | None = None,
         connections: int | None = None,
+        preserve: bool = True,
     ) -> FileInfo:
         """Download ``name`` into ``dest`` (a path, a directory, or a binary file object).
 
@@ -216,6 +223,10 @@ class Client:
 
         The returned info comes from the response headers: ``created`` from
         ``Last-Modified`` (second precision), ``last_accessed`` from ``Date``.
+
+        ``preserve`` (default): a path gets the permission bits (through the
+        umask) and mtime the uploader recorded, set on the temporary file
+        before the rename; ``False`` leaves the defaults of a new file.
         """
         return downloads.download(
             self._transport,
@@ -228,6 +239,7 @@ class Client:
             size=size,
             within=within,
             connections=self.settings.download_connections if connections is None else connections,
+            preserve=preserve,
         )
 
     # -- listing, info, delete ------------------------------------------------------------

@@ -45,6 +45,7 @@ from typing import Any, BinaryIO, cast
 
 import requests
 
+from .attributes import apply_attributes
 from .errors import (
     ChecksumMismatchError,
     ConnectionFailedError,
@@ -268,9 +269,14 @@ class PartFile:
         self.file.seek(length)
         return digest
 
-    def finish(self) -> None:
-        """fsync and rename into place — only if the name still refers to the file we wrote."""
+    def finish(self, attributes: FileInfo | None = None) -> None:
+        """fsync and rename into place — only if the name still refers to the file we wrote.
+
+        ``attributes``: set its ``mode`` and ``mtime`` first, so the file appears with them.
+        """
         self.file.flush()
+        if attributes is not None:
+            apply_attributes(cast(BinaryIO, self.file), attributes.mode, attributes.mtime)
         os.fsync(self.file.fileno())
         if not self._names(self.entry.part, os.fstat(self.file.fileno())):
             raise UpdlError(
@@ -303,9 +309,17 @@ class ResumableDownload:
     """
 
     def __init__(
-        self, name: str, part: PartFile, open_body: OpenBody, report: ProgressCallback, size: int | None = None
+        self,
+        name: str,
+        part: PartFile,
+        open_body: OpenBody,
+        report: ProgressCallback,
+        size: int | None = None,
+        preserve: bool = True,
     ) -> None:
-        """``open_body(headers)`` sends the GET and returns the streaming response."""
+        """``open_body(headers)`` sends the GET and returns the streaming response; ``preserve``:
+        restore the recorded mode and mtime."""
+        self._preserve = preserve
         self._name = name
         self._part = part
         self._open_body = open_body
@@ -367,7 +381,7 @@ class ResumableDownload:
             raise
         finally:
             part.file.flush()  # what arrived stays for the next attempt
-        part.finish()
+        part.finish(info if self._preserve else None)
         return info
 
 
@@ -498,6 +512,7 @@ def download(
     size: int | None = None,
     within: str | os.PathLike[str] | None = None,
     connections: int = 1,
+    preserve: bool = True,
 ) -> FileInfo:
     """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``.
 
@@ -514,7 +529,7 @@ def download(
         key = DownloadKey.for_target(transport.base_url, name, target)
         part = PartFile(target, key, store, None if within is None else Path(within))
         try:
-            single = ResumableDownload(name, part, open_body, report, size)
+            single = ResumableDownload(name, part, open_body, report, size, preserve)
             if connections > 1:
                 ranged = RangedDownload(name, part, open_body, single, report, connections, size)
                 return retrier.run(ranged.run, name)

@@ -33,6 +33,7 @@ caller's plain ``except FileNotFoundError`` / ``except ConnectionError`` works::
     ├── SelectionError                         arguments that name no list of files (a directory without -r)
     ├── NoFilesError                           nothing selected to upload, nothing under a prefix to download
     ├── ManifestError                          a manifest line that cannot be read, mixed digest lengths
+    ├── TooManyDeletionsError                  a sync --delete over the threshold, without force  .deletions
     ├── MissingFilesError (FileNotFoundError)  files a manifest lists do not exist
     └── BatchFailedError                       every file of a batch failed  .errors
         └── PartialFailureError                some files of a batch failed, others succeeded
@@ -313,6 +314,17 @@ class SelectionError(UpdlError):
 
 class NoFilesError(UpdlError):
     """Nothing matched: no file selected for upload, or no file under the prefix to download."""
+
+
+class TooManyDeletionsError(UpdlError):
+    """``sync`` with ``delete`` would remove more than the threshold allows, and ``force`` was not given.
+
+    Nothing was transferred or deleted. ``deletions`` lists the names it would have removed.
+    """
+
+    def __init__(self, message: str, deletions: Sequence[str]) -> None:
+        super().__init__(message)
+        self.deletions = list(deletions)
 
 
 class ManifestError(UpdlError):

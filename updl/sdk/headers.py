@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import requests
 
+from .attributes import parse_mode
 from .errors import ProtocolError
 from .models import FileInfo
 
@@ -147,7 +148,15 @@ def file_info(response: requests.Response, name: str, size: int, md5: str, *, ac
 
     ``created`` is ``Last-Modified`` (second precision; now if absent). ``accessed``:
     the answer is a download, which the server counts as an access at its ``Date``.
+    ``mode``/``mtime`` come from ``Updl-Mode``/``Updl-Mtime`` (the updl server's
+    own answer first, as for the MD5 after a redirect).
     """
+    own = response.history[0] if response.history else response
+    mtime = own.headers.get("Updl-Mtime")
+    try:
+        recorded = datetime.fromisoformat(mtime.strip()) if mtime else None
+    except ValueError:
+        recorded = None
     return FileInfo(
         name=name,
         size=size,
@@ -155,4 +164,6 @@ def file_info(response: requests.Response, name: str, size: int, md5: str, *, ac
         created=header_time(response.headers.get("Last-Modified")) or datetime.now(UTC),
         last_accessed=header_time(response.headers.get("Date")) if accessed else None,
         expires=header_time(response.headers.get("Updl-Expires")),
+        mode=parse_mode(own.headers.get("Updl-Mode")),
+        mtime=None if recorded is None else recorded if recorded.tzinfo else recorded.replace(tzinfo=UTC),
     )

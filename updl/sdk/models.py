@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .attributes import format_mode, parse_mode
 from .errors import ProtocolError
 
 __all__ = ["FileInfo", "Prefix", "Usage", "format_time", "parse_time"]
@@ -28,7 +29,11 @@ def format_time(value: datetime) -> str:
 
 @dataclass(frozen=True)
 class FileInfo:
-    """A stored file: its name, size in bytes, MD5 (lowercase hex) and times (UTC)."""
+    """A stored file: its name, size in bytes, MD5 (lowercase hex) and times (UTC).
+
+    ``mode`` (permission bits) and ``mtime`` are what the uploader recorded of
+    the local file (``None``: nothing; see :mod:`updl.sdk.attributes`).
+    """
 
     name: str
     size: int
@@ -36,6 +41,8 @@ class FileInfo:
     created: datetime
     last_accessed: datetime | None = None
     expires: datetime | None = None  # when the server deletes it; None: kept until deleted
+    mode: int | None = None
+    mtime: datetime | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileInfo:
@@ -43,6 +50,7 @@ class FileInfo:
         try:
             last = data.get("last_accessed")
             expires = data.get("expires")
+            mtime = data.get("mtime")
             size = data["size"]
             if type(size) is not int or size < 0:  # a JSON number; not a bool, "12" or "²"
                 raise ValueError(f"size {size!r}")
@@ -53,6 +61,8 @@ class FileInfo:
                 created=parse_time(data["created"]),
                 last_accessed=parse_time(last) if last else None,
                 expires=parse_time(expires) if expires else None,
+                mode=parse_mode(data.get("mode")),
+                mtime=parse_time(mtime) if isinstance(mtime, str) and mtime else None,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"the server sent a malformed file record ({exc})") from exc
@@ -66,6 +76,8 @@ class FileInfo:
             "created": format_time(self.created),
             "last_accessed": format_time(self.last_accessed) if self.last_accessed else None,
             "expires": format_time(self.expires) if self.expires else None,
+            "mode": format_mode(self.mode) if self.mode is not None else None,
+            "mtime": format_time(self.mtime) if self.mtime else None,
         }
 
 

@@ -36,7 +36,16 @@ from pathlib import Path
 
 from .errors import SelectionError
 
-__all__ = ["Selected", "Unselected", "has_magic", "join_prefix", "normalize_prefix", "select_files"]
+__all__ = [
+    "Selected",
+    "Unselected",
+    "has_magic",
+    "join_prefix",
+    "normalize_prefix",
+    "select_files",
+    "select_tree",
+    "wanted",
+]
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,11 @@ def _relative_to_cwd(path: str, cwd: str) -> str:
             f"{path} is outside the current directory; run updl from a directory that contains it, or use -r DIR"
         )
     return relative.replace(os.sep, "/")
+
+
+def wanted(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether ``--include``/``--exclude`` keep ``relative`` (``fnmatch``, case-sensitive, ``*`` crosses ``/``)."""
+    return _wanted(relative, include, exclude)
 
 
 def _wanted(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -363,3 +377,28 @@ def select_files(
                 continue
             chosen[relative] = Selected(Path(local), relative, size)
     return list(chosen.values())
+
+
+def select_tree(
+    directory: str | os.PathLike[str],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    follow_symlinks: bool = False,
+    on_unselected: Callable[[Unselected], None] | None = None,
+) -> list[Selected]:
+    """Every file below ``directory``, named by its path relative to it (``a/b.txt``, not ``dir/a/b.txt``).
+
+    What ``updl sync`` compares with a prefix. The same walk, symlink policy
+    and patterns as ``select_files(["DIR"], recursive=True)``; only the names differ.
+    """
+    root = os.fspath(directory)
+    finder = _Finder(os.path.abspath(root), follow_symlinks, include, exclude, on_unselected)
+    chosen: list[Selected] = []
+    for local, relative in finder.walk(root, ""):
+        if not _wanted(relative, include, exclude):
+            continue
+        size = _regular_size(local)
+        if size is not None:  # else gone since it was listed
+            chosen.append(Selected(Path(local), relative, size))
+    return chosen

@@ -78,6 +78,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from .attributes import FileAttributes
 from .errors import (
     ChecksumMismatchError,
     OffsetConflictError,
@@ -275,9 +276,11 @@ class TusUpload:
         chunk_size: int,
         report: ProgressCallback,
         expires_in: int | None = None,
+        attributes: FileAttributes | None = None,
     ) -> None:
         """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes (0: streamed, see the module),
-        kept ``expires_in`` seconds."""
+        kept ``expires_in`` seconds, recording ``attributes``."""
+        self._attributes = attributes
         self._transport = transport
         self._store = store
         self._path = path
@@ -359,9 +362,10 @@ class TusUpload:
                     raise
                 self._store.forget_upload(self.key)
         # No md5 here: it travels on the last PATCH, computed while sending (one read).
-        metadata = f"name {base64.b64encode(self._name.encode()).decode()}"
+        pairs = [("name", self._name), *(self._attributes.fields() if self._attributes else [])]
         if self._expires_in is not None:
-            metadata += f",expires_in {base64.b64encode(str(self._expires_in).encode()).decode()}"
+            pairs.append(("expires_in", str(self._expires_in)))
+        metadata = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in pairs)
         response = self._transport.request(
             "POST",
             "/tus/",

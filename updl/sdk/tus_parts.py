@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from .attributes import FileAttributes
 from .errors import ChecksumMismatchError, SourceChangedError, UpdlError
 from .hashing import file_state
 from .headers import file_info, parse_count, stored_md5
@@ -85,8 +86,10 @@ class PartedUpload:
         parts: int,
         report: ProgressCallback,
         expires_in: int | None = None,
+        attributes: FileAttributes | None = None,
     ) -> None:
-        """Prepare to upload ``path`` as ``name`` in up to ``parts`` parallel parts of ``chunk_size`` PATCHes."""
+        """Prepare to upload ``path`` as ``name`` in up to ``parts`` parallel parts of ``chunk_size`` PATCHes,
+        recording ``attributes`` (mode, mtime) with the final upload."""
         if not 1 <= parts <= MAX_PARTS:
             raise ValueError(f"parts must be 1 to {MAX_PARTS}, got {parts}")
         self._transport = transport
@@ -97,6 +100,7 @@ class PartedUpload:
         self._count = parts
         self._report = report
         self._expires_in = expires_in  # sent with the final upload, which names the file
+        self._attributes = attributes  # likewise
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._attempt = 1
@@ -223,11 +227,10 @@ class PartedUpload:
 
     def _final(self, parts: list[_Part], md5: str, size: int) -> FileInfo:
         """``Upload-Concat: final``: the server joins the parts, checks the MD5 and stores the file."""
-        name = base64.b64encode(self._name.encode()).decode()
-        encoded_md5 = base64.b64encode(md5.encode()).decode()
-        metadata = f"name {name},md5 {encoded_md5}"
+        pairs = [("name", self._name), ("md5", md5), *(self._attributes.fields() if self._attributes else [])]
         if self._expires_in is not None:
-            metadata += f",expires_in {base64.b64encode(str(self._expires_in).encode()).decode()}"
+            pairs.append(("expires_in", str(self._expires_in)))
+        metadata = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in pairs)
         headers = self._headers(
             **{
                 "Upload-Concat": "final;" + " ".join(part.url for part in parts),

@@ -26,6 +26,7 @@ from typing import BinaryIO, cast
 
 from requests_toolbelt import MultipartEncoder
 
+from .attributes import FileAttributes, local_attributes
 from .errors import ChecksumMismatchError, PreconditionFailedError
 from .hashing import CHUNK_SIZE, HashingReader
 from .models import FileInfo
@@ -136,10 +137,12 @@ def upload(
     no_clobber: bool = False,
     if_match: str | None = None,
     expires_in: int | None = None,
+    preserve: bool = True,
 ) -> FileInfo:
     """Upload ``source`` as ``name`` (default: its base name), retried by ``retrier``; see ``Client.upload``."""
     conditions = conditional_headers(no_clobber, if_match)
     expiry = {EXPIRES_HEADER: str(expires_in)} if expires_in is not None else {}
+    attributes = local_attributes(source) if preserve else None
     # The tus routes take no preconditions: a conditional upload goes as one multipart body,
     # which the server checks before reading it and again, atomically, when it commits.
     if isinstance(source, (str, os.PathLike)) and not conditions:
@@ -149,9 +152,11 @@ def upload(
             with reporting(on_progress, progress, name) as report:
                 if parts > 1:  # parallel partial uploads, joined by the server (tus Concatenation)
                     part_chunk = chunk_size or PART_CHUNK_SIZE  # parts go in checksummed PATCHes
-                    parted = PartedUpload(transport, store, path, name, part_chunk, parts, report, expires_in)
+                    parted = PartedUpload(
+                        transport, store, path, name, part_chunk, parts, report, expires_in, attributes
+                    )
                     return retrier.run(parted.run, name)
-                resumable = TusUpload(transport, store, path, name, chunk_size, report, expires_in)
+                resumable = TusUpload(transport, store, path, name, chunk_size, report, expires_in, attributes)
                 return retrier.run(resumable.run, name)
     with open_source(source) as (fileobj, default_name):
         name = name or default_name
@@ -163,7 +168,9 @@ def upload(
             def attempt(number: int) -> FileInfo:
                 fileobj.seek(start)
                 try:
-                    return upload_multipart(transport, fileobj, name, number, report, {**conditions, **expiry})
+                    return upload_multipart(
+                        transport, fileobj, name, number, report, {**conditions, **expiry}, attributes
+                    )
                 except PreconditionFailedError as exc:
                     if number > 1 and exc.current_md5 is not None and exc.current_md5 == _md5_from(fileobj, start):
                         # An earlier attempt was stored but its answer was lost: the version the
@@ -203,8 +210,12 @@ def upload_multipart(
     attempt: int,
     report: ProgressCallback,
     conditions: Mapping[str, str] | None = None,
+    attributes: FileAttributes | None = None,
 ) -> FileInfo:
-    """One ``POST /upload`` of ``fileobj`` from its position to its end; the stored file, checked."""
+    """One ``POST /upload`` of ``fileobj`` from its position to its end; the stored file, checked.
+
+    ``attributes`` (mode, mtime) go as fields before the file part.
+    """
     total: int | None = None
 
     def on_read(position: int) -> None:
@@ -217,6 +228,7 @@ def upload_multipart(
     encoder = MultipartEncoder(
         fields=[
             ("name", name),
+            *(attributes.fields() if attributes else []),
             ("file", (os.path.basename(name) or name, reader, "application/octet-stream")),
             ("md5", DigestField(reader)),  # last: its value exists only once the file is read
         ]

@@ -41,7 +41,7 @@ from ..errors import HTTPError, bad_request, checksum_failed, too_large
 from ..formats import UPLOAD_ID
 from ..storage import StagedUpload
 from ..uploads import record_committed
-from .protocol import TUS_EXTENSIONS, expires_in_of, parse_metadata, parse_name_and_md5
+from .protocol import TUS_EXTENSIONS, expires_in_of, metadata_attributes, parse_metadata, parse_name_and_md5
 from .service import EXPIRY, TusService
 
 MAX_PARTS = 64  # parts in one final upload (tus-js-client's parallelUploads is usually 2-8)
@@ -125,8 +125,9 @@ async def concatenate(
                 raise checksum_failed(declared, actual)
         location = await to_thread.run_sync(tus.store.staging.concatenate, held, owner)
         try:
+            attributes = metadata_attributes(raw_metadata)
             stored = await record_committed(
-                tus.store, tus.catalog, owner, name, length, actual, location, None, admission
+                tus.store, tus.catalog, owner, name, length, actual, location, None, admission, attributes
             )
         except BaseException:
             await _drop_parts(tus, parts, [])  # their bytes are the blob now (deleted on failure)

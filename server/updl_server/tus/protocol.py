@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..attributes import Attributes
 from ..errors import HTTPError, bad_request, too_large
 from ..formats import MD5_HEX
 from ..names import validate_name
@@ -192,7 +193,14 @@ def parse_name_and_md5(raw_metadata: str, *, required: bool = True) -> tuple[str
     md5 = metadata.get("md5")
     if md5 is not None and not MD5_HEX.match(md5):
         raise bad_request("md5 in Upload-Metadata must be 32 hex digits", md5=md5)
+    Attributes.parse(metadata.get("mode"), metadata.get("mtime"))  # 400 now, not when the upload completes
     return name, None if md5 is None else md5.lower()
+
+
+def metadata_attributes(raw_metadata: str) -> Attributes:
+    """The attributes in an upload's stored ``Upload-Metadata`` (checked by ``parse_creation``)."""
+    metadata = parse_metadata(raw_metadata)
+    return Attributes.parse(metadata.get("mode"), metadata.get("mtime"))
 
 
 def unsupported_version(sent: str | None) -> HTTPError:

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..access import WRITE, Grant
+from ..attributes import attribute_headers
 from ..catalog import FileRecord, TusCompletion, TusRecord
 from ..errors import HTTPError, bad_request, insufficient_storage, out_of_space
 from ..formats import UPLOAD_ID, http_date
@@ -99,6 +100,7 @@ def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str
         headers.update(_stored_headers(stored.md5, stored.created))
         if stored.expires is not None:
             headers["Updl-Expires"] = http_date(stored.expires)
+        headers.update(attribute_headers(stored))
     return headers
 
 

@@ -85,6 +85,7 @@ from .protocol import (
     NewUpload,
     checksum_mismatch,
     expires_in_of,
+    metadata_attributes,
     moved_on,
     no_such_upload,
     not_final,
@@ -381,7 +382,16 @@ class TusService:
         try:
             admission = await quotas.prepare(self.catalog, record.owner_id, self.default_retention, expires_in)
             stored = await record_committed(
-                self.store, self.catalog, record.owner_id, record.name, record.length, md5, location, None, admission
+                self.store,
+                self.catalog,
+                record.owner_id,
+                record.name,
+                record.length,
+                md5,
+                location,
+                None,
+                admission,
+                metadata_attributes(record.metadata),
             )
         except BaseException:
             await to_thread.run_sync(self.catalog.delete_tus_upload, record.id)
