@@ -472,6 +472,21 @@ _SCHEMAS: dict[str, Any] = {
             "md5": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
             "created": {"type": "string", "format": "date-time"},
             "last_accessed": {"type": ["string", "null"], "format": "date-time"},
+            "expires": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the server deletes it; null: kept until deleted.",
+            },
+            "mode": {
+                "type": ["string", "null"],
+                "pattern": "^[0-7]{4}$",
+                "description": "Permission bits the client recorded (octal), if it did.",
+            },
+            "mtime": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "Modification time the client recorded, if it did.",
+            },
         },
     },
     "FileList": {
@@ -508,6 +523,8 @@ _SCHEMAS: dict[str, Any] = {
             },
             "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
             "name": {"type": "string", "description": "The name to store under (send it before `file`)."},
+            "mode": {"type": "string", "description": "Permission bits to record, octal (`0644`); before `file`."},
+            "mtime": {"type": "string", "description": "Modification time to record, RFC 3339; before `file`."},
         },
     },
 }

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
 import requests
 from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 
+from tests.support.api import Api, md5_hex
 from tests.support.live_server import LiveServer
 from updl_server.app import create_app
 from updl_server.config import ServerConfig
@@ -82,3 +84,19 @@ def test_the_server_serves_it_without_a_token(live_server: LiveServer) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == spec()
+
+
+def test_a_served_file_info_matches_its_schema_field_for_field(api: Api) -> None:
+    answer = api.request(
+        "POST",
+        "/upload",
+        files={"name": (None, "tool"), "mode": (None, "0755"), "file": ("tool", b"#!")},
+        data={"md5": md5_hex(b"#!")},
+        headers={"Updl-Expires-In": "3600"},
+    )
+    assert answer.status_code == 200, answer.text
+    info = answer.json()
+    schema = spec()["components"]["schemas"]["FileInfo"]
+    jsonschema.validate(info, schema)
+    assert set(info) == set(schema["properties"]), "a FileInfo field is undocumented, or documented but not sent"
+    assert info["expires"] is not None and info["mode"] == "0755"
