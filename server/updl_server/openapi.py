@@ -479,7 +479,7 @@ _SCHEMAS: dict[str, Any] = {
             },
             "mode": {
                 "type": ["string", "null"],
-                "pattern": "^[0-7]{4}$",
+                "pattern": "^0[0-7]{3}$",
                 "description": "Permission bits the client recorded (octal), if it did.",
             },
             "mtime": {

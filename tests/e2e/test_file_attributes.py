@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +14,11 @@ import requests
 
 import updl
 from tests.support.live_server import LiveServer
+from updl.sdk import ranged
 from updl.sdk.attributes import umask
+from updl.sdk.config import load_settings
 
+MIB = 1024 * 1024
 MTIME_NS = 1_700_000_000_123_456_000  # 2023-11-14T22:13:20.123456Z, microsecond precision
 
 
@@ -112,3 +116,20 @@ def test_multipart_fields_are_validated(live_server: LiveServer, token: str) -> 
     }
     bad = requests.post(f"{live_server.url}/upload", files=files, headers=auth)
     assert bad.status_code == 400 and "mode" in bad.json()["error"]
+
+
+def test_parallel_parts_and_ranged_download_keep_mode_and_mtime(
+    live_server: LiveServer, token: str, make_file, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ranged, "PARALLEL_MIN_SIZE", MIB)  # the real 64 MiB would make the test slow
+    source = _prepared(make_file("big.sh", 3 * MIB + 5), 0o750)
+    settings = replace(load_settings(live_server.url, token), resumable_chunk_size=MIB, download_connections=3)
+    with updl.Client(settings=settings) as client:
+        stored = client.upload(source, "bin/big.sh", resumable_threshold=0, parts=3)
+        fetched = client.download("bin/big.sh", tmp_path / "big.sh")
+    expected = (0o750, datetime.fromtimestamp(MTIME_NS / 1e9, UTC))
+    assert (stored.mode, stored.mtime) == expected
+    assert (fetched.mode, fetched.mtime) == expected
+    written = (tmp_path / "big.sh").stat()
+    assert stat.S_IMODE(written.st_mode) == 0o750 & ~_umask()
+    assert written.st_mtime_ns == MTIME_NS

@@ -326,6 +326,11 @@ class ResumableDownload:
         self._report = report
         self._size = size
 
+    @property
+    def preserve(self) -> bool:
+        """Whether the finished file gets the recorded mode and mtime."""
+        return self._preserve
+
     def run(self, attempt: int) -> FileInfo:
         """Continue (or start) the download, verify the whole file, rename it into place."""
         part = self._part
