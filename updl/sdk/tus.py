@@ -255,6 +255,16 @@ class _StreamBody:
         self._reader.join()
 
 
+def upload_metadata(
+    name: str, attributes: FileAttributes | None, expires_in: int | None, md5: str | None = None
+) -> str:
+    """``Upload-Metadata`` naming the file, with its optional MD5, attributes and expiry."""
+    pairs = [("name", name), *([("md5", md5)] if md5 is not None else []), *(attributes.fields() if attributes else [])]
+    if expires_in is not None:
+        pairs.append(("expires_in", str(expires_in)))
+    return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in pairs)
+
+
 def _chunk_digest(data: bytes) -> bytes:
     return zlib.crc32(data).to_bytes(4, "big")
 
@@ -362,10 +372,7 @@ class TusUpload:
                     raise
                 self._store.forget_upload(self.key)
         # No md5 here: it travels on the last PATCH, computed while sending (one read).
-        pairs = [("name", self._name), *(self._attributes.fields() if self._attributes else [])]
-        if self._expires_in is not None:
-            pairs.append(("expires_in", str(self._expires_in)))
-        metadata = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in pairs)
+        metadata = upload_metadata(self._name, self._attributes, self._expires_in)
         response = self._transport.request(
             "POST",
             "/tus/",

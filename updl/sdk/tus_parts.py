@@ -44,7 +44,7 @@ from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
 from .resume import DEFAULT_UPLOAD_TTL, ResumeStore, UploadEntry, UploadKey
 from .transport import Transport
-from .tus import GONE, OFFSET_STREAM, TUS_VERSION, _chunk_digest, _ChunkBody
+from .tus import GONE, OFFSET_STREAM, TUS_VERSION, _chunk_digest, _ChunkBody, upload_metadata
 
 __all__ = ["MAX_PARTS", "PartedUpload", "part_ranges"]
 
@@ -227,10 +227,7 @@ class PartedUpload:
 
     def _final(self, parts: list[_Part], md5: str, size: int) -> FileInfo:
         """``Upload-Concat: final``: the server joins the parts, checks the MD5 and stores the file."""
-        pairs = [("name", self._name), ("md5", md5), *(self._attributes.fields() if self._attributes else [])]
-        if self._expires_in is not None:
-            pairs.append(("expires_in", str(self._expires_in)))
-        metadata = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in pairs)
+        metadata = upload_metadata(self._name, self._attributes, self._expires_in, md5)
         headers = self._headers(
             **{
                 "Upload-Concat": "final;" + " ".join(part.url for part in parts),
