@@ -338,6 +338,21 @@ no_files_option = click.option(
     show_default=True,
     help="When nothing matches: fail (exit 7), warn, or ignore.",
 )
+include_option = click.option(
+    "--include", multiple=True, metavar="PATTERN", help="Only files whose relative path matches (fnmatch; repeatable)."
+)
+
+
+def exclude_option(note: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--exclude PATTERN`` (repeatable); ``note`` ends its help (what exclusion also means there)."""
+    return click.option(
+        "--exclude",
+        multiple=True,
+        metavar="PATTERN",
+        help=f"Leave out files whose relative path matches (fnmatch; repeatable){note}.",
+    )
+
+
 no_preserve_option = click.option(
     "--no-preserve",
     is_flag=True,

@@ -10,7 +10,16 @@ from ..console import human_size
 from ..reporting import BatchReport, message_of
 from ..sdk.batch import Outcome, raise_for_outcomes
 from ..sdk.sync import SyncPlan, deletions_refused, plan_download_sync, plan_upload_sync, run_sync
-from .base import Options, cli, jobs_option, no_preserve_option, pass_options, retries_option
+from .base import (
+    Options,
+    cli,
+    exclude_option,
+    include_option,
+    jobs_option,
+    no_preserve_option,
+    pass_options,
+    retries_option,
+)
 
 #: How a sync argument names the server side: ``remote:build/42/``.
 REMOTE = "remote:"
@@ -33,15 +42,8 @@ def _remote(argument: str) -> str | None:
 )
 @click.option("--force", is_flag=True, help="Allow --delete to delete any number of files.")
 @click.option("--dry-run", is_flag=True, help="List what would be transferred and deleted; change nothing.")
-@click.option(
-    "--include", multiple=True, metavar="PATTERN", help="Only files whose relative path matches (fnmatch; repeatable)."
-)
-@click.option(
-    "--exclude",
-    multiple=True,
-    metavar="PATTERN",
-    help="Leave out files whose relative path matches (fnmatch; repeatable); never deleted either.",
-)
+@include_option
+@exclude_option("; never deleted either")
 @click.option(
     "-L", "--follow-symlinks", is_flag=True, help="Follow symlinks below a local SOURCE (default: skip and report)."
 )

@@ -24,6 +24,8 @@ from .base import (
     Options,
     SizeType,
     cli,
+    exclude_option,
+    include_option,
     jobs_option,
     no_files_option,
     no_preserve_option,
@@ -49,15 +51,8 @@ from .base import (
     "a FILE or DIR named as an argument is always followed).",
 )
 @click.option("--prefix", metavar="PREFIX", help="Store below PREFIX/ ('/' is added if missing).")
-@click.option(
-    "--include", multiple=True, metavar="PATTERN", help="Only files whose relative path matches (fnmatch; repeatable)."
-)
-@click.option(
-    "--exclude",
-    multiple=True,
-    metavar="PATTERN",
-    help="Leave out files whose relative path matches (fnmatch; repeatable).",
-)
+@include_option
+@exclude_option()
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded; contact no server.")
 @click.option(
     "--expires",
