@@ -23,6 +23,7 @@ from starlette.routing import Route
 from . import __version__
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
+from .dedup import link_by_content
 from .downloads import (
     etag,
     file_headers,
@@ -68,6 +69,8 @@ MAX_CURSOR = 4 * ((MAX_NAME_BYTES + 2) // 3)
 # A blob can vanish between lookup and open when the name is replaced at that
 # instant; looking the name up again finds the new version.
 OPEN_ATTEMPTS = 3
+# What a presigned redirect carries of the file's own headers (the store's are not the file's digests).
+_REDIRECT_HEADERS = ("ETag", "Content-MD5", "Repr-Digest", "Last-Modified")
 
 
 def isoformat(moment: datetime | None) -> str | None:
@@ -81,6 +84,7 @@ def file_info(record: FileRecord) -> dict[str, Any]:
         "name": record.name,
         "size": record.size,
         "md5": record.md5,
+        "sha256": record.sha256,
         "created": isoformat(record.created),
         "last_accessed": isoformat(record.last_accessed),
     }
@@ -117,7 +121,8 @@ async def put_file(request: Request) -> Response:
     body = RequestBody(request)
     async with draining_on_error(request, body, svc.config.max_size):
         owner = await svc.owner(request)
-        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"))
+        digests = {f: request.headers[f] for f in ("repr-digest", "content-digest") if f in request.headers}
+        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"), digests)
         refuse_declared_too_large(request, svc.config.max_size)
         conditions = Preconditions.from_headers(request.headers)
         await refuse_unless_allowed(svc.catalog, owner, validate_name(request.path_params["name"]), conditions)
@@ -219,22 +224,28 @@ async def delete_file(request: Request) -> Response:
     svc = services(request)
     owner = await svc.owner(request)
     name = validate_name(request.path_params["name"])
-    location = await run_in_threadpool(svc.catalog.delete_file, owner, name)
-    if location is None:
+    existed, orphaned = await run_in_threadpool(svc.catalog.delete_file, owner, name)
+    if not existed:
         raise no_such_file(name)
-    # After the row is gone: a reader never finds a row without a blob.
-    await run_in_threadpool(svc.store.delete, location)
+    # After the row is gone: a reader never finds a row without a blob. A blob with other names stays.
+    if orphaned is not None:
+        await run_in_threadpool(svc.store.delete, orphaned)
     return Response(status_code=204)
 
 
 def presigned_redirect(record: FileRecord, url: str) -> Response:
     """307 to a presigned store URL, with the file's ``ETag`` and ``Content-MD5`` (the store's
     own ETag is not the MD5 for a multipart object, so clients verify against these)."""
-    headers = {k: v for k, v in file_headers(record, None).items() if k in ("ETag", "Content-MD5", "Last-Modified")}
+    headers = {k: v for k, v in file_headers(record, None).items() if k in _REDIRECT_HEADERS}
     return RedirectResponse(url, status_code=307, headers={**headers, "Cache-Control": "no-store"})
 
 
-_BY_METHOD = {"GET": get_file, "HEAD": get_file, "PUT": put_file, "DELETE": delete_file}
+async def link_file(request: Request) -> Response:
+    """``POST /files/{name}``: upload by content (a JSON offer of digests; see :mod:`.dedup`)."""
+    return JSONResponse(file_info(await link_by_content(request)))
+
+
+_BY_METHOD = {"GET": get_file, "HEAD": get_file, "PUT": put_file, "DELETE": delete_file, "POST": link_file}
 
 
 async def file_by_name(request: Request) -> Response:

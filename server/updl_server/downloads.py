@@ -9,6 +9,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from .catalog import FileRecord
+from .digests import repr_digest
 from .errors import HTTPError
 from .formats import http_date
 from .numbers import parse_count
@@ -89,6 +90,8 @@ def file_headers(record: FileRecord, byte_range: ByteRange | None) -> dict[str, 
         "Accept-Ranges": "bytes",
         "Last-Modified": http_date(record.created),
         "Content-Type": "application/octet-stream",
+        # RFC 9530: the digests of the whole file (the representation), on a 206 as well.
+        "Repr-Digest": repr_digest(record.md5, record.sha256),
     }
     if byte_range is None:
         headers["Content-Length"] = str(record.size)

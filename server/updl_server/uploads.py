@@ -37,7 +37,7 @@ async def store_verified(
     """Receive, verify, commit and record one file; return its catalog record.
 
     1. stream the body into a temporary blob, hashing and counting (413 past ``max_size``);
-    2. compare with the claimed MD5 (409, nothing kept);
+    2. compare with the claimed MD5 and SHA-256 (409, nothing kept);
     3. commit the blob (fsync + rename; still unreferenced, so invisible);
     4. in one transaction, check ``preconditions`` (412) and point ``(owner, name)``
        at the blob, learning the replaced blob;
@@ -52,13 +52,17 @@ async def store_verified(
         actual = sink.md5
         if claim.md5 is not None and claim.md5 != actual:
             raise checksum_failed(claim.expected or claim.md5, actual)
+        if claim.sha256 is not None and claim.sha256 != sink.sha256:
+            raise checksum_failed(claim.sha256, sink.sha256, "sha256")
         location = await run_in_threadpool(writer.commit)  # fsync must not stall the event loop
     except BaseException:
         # Covers 413/409/400, a client that disconnects mid-body, and cancellation.
         sink.settle()  # a batch may still be on its way into the writer
         writer.abort()
         raise
-    return await record_committed(store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions)
+    return await record_committed(
+        store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions, sha256=sink.sha256
+    )
 
 
 async def record_committed(
@@ -70,6 +74,8 @@ async def record_committed(
     md5: str,
     location: str,
     preconditions: Preconditions | None = None,
+    *,
+    sha256: str | None = None,
 ) -> FileRecord:
     """Steps 4 and 5 of the integrity order, for a verified blob already committed at ``location``.
 
@@ -80,7 +86,7 @@ async def record_committed(
     check = preconditions.allows if preconditions else None
     try:
         record, replaced = await run_in_threadpool(
-            lambda: catalog.put_file(owner_id, name, size, md5, location, check=check)
+            lambda: catalog.put_file(owner_id, name, size, md5, location, check=check, sha256=sha256)
         )
     except PreconditionFailedError as exc:
         await run_in_threadpool(store.delete, location)  # a network call on S3

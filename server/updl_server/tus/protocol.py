@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..digests import parse_sha256_hex
 from ..errors import HTTPError, bad_request, too_large
 from ..formats import MD5_HEX
 from ..names import validate_name
@@ -158,11 +159,12 @@ class NewUpload:
     name: str
     md5: str | None  # lower-case hex, from Upload-Metadata
     metadata: str  # the raw Upload-Metadata, echoed by HEAD
+    sha256: str | None = None  # lower-case hex, from Upload-Metadata
 
 
 def parse_creation(headers: Mapping[str, str], max_size: int) -> NewUpload:
     """``Upload-Length`` (413 past ``max_size``) and ``Upload-Metadata`` with ``name`` and
-    optional ``md5``; 400 for anything malformed (``refuse_unsupported`` comes first)."""
+    optional ``md5`` and ``sha256``; 400 for anything malformed (``refuse_unsupported`` comes first)."""
     length = header_int(headers, "upload-length")
     if length > max_size:
         raise too_large(max_size)
@@ -175,7 +177,14 @@ def parse_creation(headers: Mapping[str, str], max_size: int) -> NewUpload:
     md5 = metadata.get("md5")
     if md5 is not None and not MD5_HEX.match(md5):
         raise bad_request("md5 in Upload-Metadata must be 32 hex digits", md5=md5)
-    return NewUpload(length, name, None if md5 is None else md5.lower(), raw_metadata)
+    sha256 = metadata.get("sha256")
+    return NewUpload(
+        length,
+        name,
+        None if md5 is None else md5.lower(),
+        raw_metadata,
+        None if sha256 is None else parse_sha256_hex(sha256, "Upload-Metadata"),
+    )
 
 
 def unsupported_version(sent: str | None) -> HTTPError:

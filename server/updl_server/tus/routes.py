@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..catalog import FileRecord, TusCompletion, TusRecord
+from ..digests import repr_digest
 from ..errors import HTTPError, insufficient_storage, out_of_space
 from ..formats import UPLOAD_ID, http_date
 from ..receive import RequestBody
@@ -76,15 +77,16 @@ def _progress_headers(record: TusRecord) -> dict[str, str]:
     return {"Upload-Offset": str(record.offset), "Upload-Expires": http_date(record.expires)}
 
 
-def _stored_headers(md5: str, stored: datetime) -> dict[str, str]:
-    """What a completed upload stored: the file's ETag and MD5, and when (its ``created``)."""
-    return {"ETag": f'"{md5}"', "Upload-Md5": md5, "Last-Modified": http_date(stored)}
+def _stored_headers(md5: str, stored: datetime, sha256: str | None = None) -> dict[str, str]:
+    """What a completed upload stored: the file's ETag and digests, and when (its ``created``)."""
+    headers = {"ETag": f'"{md5}"', "Upload-Md5": md5, "Last-Modified": http_date(stored)}
+    return {**headers, "Repr-Digest": repr_digest(md5, sha256)}
 
 
 def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str, str]:
     headers = _progress_headers(record)
     if stored is not None:
-        headers.update(_stored_headers(stored.md5, stored.created))
+        headers.update(_stored_headers(stored.md5, stored.created, stored.sha256))
     return headers
 
 
@@ -172,7 +174,7 @@ async def head(request: Request) -> Response:
     }
     if isinstance(upload, TusCompletion):
         headers["Upload-Offset"] = str(upload.length)
-        headers.update(_stored_headers(upload.md5, upload.stored))
+        headers.update(_stored_headers(upload.md5, upload.stored, upload.sha256))
     else:
         headers["Upload-Offset"] = str(upload.offset)
     if upload.metadata:
