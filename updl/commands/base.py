@@ -69,6 +69,8 @@ class Options:
     env: Environment = field(default_factory=Environment)
     resumable_threshold: int | None = None  # put's --resumable-threshold, over the settings
     retries: int | None = None  # put's/get's --retries, over the settings: for every request they send
+    checksum: str | None = None  # put's/get's --checksum, over the settings
+    dedup: bool | None = None  # put's --no-dedup, over the settings
     _client: Client | None = field(default=None, repr=False)
 
     def client(self) -> Client:
@@ -86,6 +88,10 @@ class Options:
                 settings = replace(settings, resumable_threshold=self.resumable_threshold)
             if self.retries is not None:
                 settings = replace(settings, retries=self.retries)
+            if self.checksum is not None:
+                settings = replace(settings, checksum=self.checksum)
+            if self.dedup is not None:
+                settings = replace(settings, dedup=self.dedup)
             _show_sdk_warnings(not (self.quiet or self.debug), self.env)
             self._client = Client(
                 settings=settings, sleep=self.env.sleep, on_retry=None if self.quiet else self._print_retry

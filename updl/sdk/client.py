@@ -21,6 +21,7 @@ import requests
 
 from . import downloads, uploads
 from .config import Settings, load_settings
+from .dedup import offer as offer_content
 from .downloads import Destination
 from .errors import NotFoundError, ProtocolError, UpdlError
 from .headers import expected_md5, file_info, parse_count
@@ -118,6 +119,9 @@ class Client:
         resumable_threshold: int | None = None,
         no_clobber: bool = False,
         if_match: str | None = None,
+        checksum: str | None = None,
+        dedup: bool | None = None,
+        sha256: str | None = None,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -144,6 +148,13 @@ class Client:
         meets the version an earlier attempt stored (its answer lost on the way)
         returns that version rather than refusing. A malformed
         ``if_match`` is a ``ValueError`` before anything is sent.
+
+        ``checksum="sha256"`` (default ``settings.checksum``) claims the file's
+        SHA-256 as well, which the server verifies before keeping anything, and
+        checks the SHA-256 it reports; ``sha256`` gives that digest if already
+        known. ``dedup`` (default ``settings.dedup``): a path of at least 1 MiB
+        is hashed first and offered (:meth:`link`); if the server holds that
+        content for this user the name is linked to it and no byte is sent.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
         return uploads.upload(
@@ -158,6 +169,34 @@ class Client:
             progress=progress,
             no_clobber=no_clobber,
             if_match=if_match,
+            checksum=checksum or self.settings.checksum,
+            sha256=sha256,
+            dedup=self.settings.dedup if dedup is None else dedup,
+        )
+
+    def link(
+        self,
+        name: str,
+        size: int,
+        sha256: str,
+        md5: str | None = None,
+        *,
+        no_clobber: bool = False,
+        if_match: str | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> FileInfo | None:
+        """Upload by content: store ``name`` as the content of this size and digests, if the server
+        holds it for this user (``POST /files/{name}``); the new file's info, or None (then upload).
+
+        No byte of the file is sent. ``no_clobber``/``if_match`` apply as in :meth:`upload`.
+        """
+        return offer_content(
+            self._transport,
+            self._retrier(on_retry),
+            name,
+            size,
+            {"sha256": sha256, **({"md5": md5} if md5 else {})},
+            uploads.conditional_headers(no_clobber, if_match),
         )
 
     def download(
@@ -171,6 +210,7 @@ class Client:
         progress: bool = False,
         size: int | None = None,
         within: str | os.PathLike[str] | None = None,
+        checksum: str | None = None,
     ) -> FileInfo:
         """Download ``name`` into ``dest`` (a path, a directory, or a binary file object).
 
@@ -193,6 +233,10 @@ class Client:
 
         The returned info comes from the response headers: ``created`` from
         ``Last-Modified`` (second precision), ``last_accessed`` from ``Date``.
+
+        ``checksum="sha256"`` (default ``settings.checksum``): a path download
+        is also checked against the SHA-256 the server sends (``Repr-Digest``),
+        read back from the file on disk before it is moved into place.
         """
         return downloads.download(
             self._transport,
@@ -204,6 +248,7 @@ class Client:
             progress=progress,
             size=size,
             within=within,
+            checksum=checksum or self.settings.checksum,
         )
 
     # -- listing, info, delete ------------------------------------------------------------

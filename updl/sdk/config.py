@@ -16,6 +16,8 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
     resumable_threshold = "64MiB"   # files at least this big go over tus (0: always)
     resumable_chunk_size = "8MiB"   # bytes per tus PATCH
     ca_bundle = "~/updl-ca.pem"     # trust this CA (PEM) instead of the system's: a self-signed server
+    checksum = "sha256"             # also claim and check SHA-256 (default: md5 only)
+    dedup = true                    # offer digests first; content the server holds is linked (default)
 
     [ci]
     url = "http://10.0.0.5:8000"
@@ -58,7 +60,19 @@ Timeout = float | tuple[float, float]
 MIB = 1024 * 1024
 DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
 DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
-KNOWN_KEYS = ("url", "token", "retries", "timeout", "resumable_threshold", "resumable_chunk_size", "ca_bundle")
+KNOWN_KEYS = (
+    "url",
+    "token",
+    "retries",
+    "timeout",
+    "resumable_threshold",
+    "resumable_chunk_size",
+    "ca_bundle",
+    "checksum",
+    "dedup",
+)
+#: The digests a transfer can claim and check (``checksum``): MD5 always, SHA-256 on request.
+CHECKSUMS = ("md5", "sha256")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
@@ -79,6 +93,10 @@ class Settings:
     #: the default store; ``None``: requests' default (certifi, or ``REQUESTS_CA_BUNDLE``).
     ca_bundle: str | None = None
     ca_bundle_source: str = "not set"
+    #: ``md5`` or ``sha256``: the digest uploads claim besides MD5 and downloads check on disk.
+    checksum: str = "md5"
+    #: Offer a file's digests before uploading it, so content the server holds is linked, not sent.
+    dedup: bool = True
 
 
 def parse_size(value: int | str) -> int:
@@ -285,6 +303,14 @@ def load_settings(
     )
     retries = _check_retries(section["retries"], file_source) if "retries" in section else DEFAULT_RETRIES
     timeout = _check_timeout(section["timeout"], file_source) if "timeout" in section else DEFAULT_TIMEOUT
+    checksum = section.get("checksum", "md5")
+    if checksum not in CHECKSUMS:
+        raise InvalidSettingsError(
+            f"checksum must be one of {', '.join(CHECKSUMS)}, got {checksum!r} (from {file_source})"
+        )
+    dedup = section.get("dedup", True)
+    if not isinstance(dedup, bool):
+        raise InvalidSettingsError(f"dedup must be true or false, got {dedup!r} (from {file_source})")
 
     return Settings(
         url=_check_url(url_value, url_source),
@@ -298,4 +324,6 @@ def load_settings(
         resumable_chunk_size=chunk_size,
         ca_bundle=None if bundle_value is None else _check_ca_bundle(bundle_value, bundle_source),
         ca_bundle_source=bundle_source,
+        checksum=checksum,
+        dedup=dedup,
     )

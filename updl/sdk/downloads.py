@@ -265,9 +265,17 @@ class ResumableDownload:
     """
 
     def __init__(
-        self, name: str, part: PartFile, open_body: OpenBody, report: ProgressCallback, size: int | None = None
+        self,
+        name: str,
+        part: PartFile,
+        open_body: OpenBody,
+        report: ProgressCallback,
+        size: int | None = None,
+        checksum: str = "md5",
     ) -> None:
-        """``open_body(headers)`` sends the GET and returns the streaming response."""
+        """``open_body(headers)`` sends the GET and returns the streaming response;
+        ``checksum="sha256"`` also checks the file on disk against the server's SHA-256."""
+        self._checksum = checksum
         self._name = name
         self._part = part
         self._open_body = open_body
@@ -326,8 +334,22 @@ class ResumableDownload:
             raise
         finally:
             part.file.flush()  # what arrived stays for the next attempt
+        if self._checksum == "sha256" and info.sha256 is not None:
+            self._check_sha256_on_disk(info)
         part.finish()
         return info
+
+    def _check_sha256_on_disk(self, info: FileInfo) -> None:
+        """Read the finished temporary file back and compare its SHA-256 with the server's."""
+        part = self._part
+        on_disk = hash_file(part.file, ("sha256",), length=info.size)["sha256"].hexdigest()
+        if on_disk != info.sha256:
+            part.restart()
+            raise ChecksumMismatchError(
+                f"checksum mismatch (server: sha256 {info.sha256}, on disk: {on_disk})",
+                expected=info.sha256,
+                actual=on_disk,
+            )
 
 
 class StreamDownload:
@@ -442,6 +464,7 @@ def download(
     progress: bool = False,
     size: int | None = None,
     within: str | os.PathLike[str] | None = None,
+    checksum: str = "md5",
 ) -> FileInfo:
     """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``."""
     open_body = BodyOpener(transport, name)
@@ -455,6 +478,6 @@ def download(
         key = DownloadKey.for_target(transport.base_url, name, target)
         part = PartFile(target, key, store, None if within is None else Path(within))
         try:
-            return retrier.run(ResumableDownload(name, part, open_body, report, size).run, name)
+            return retrier.run(ResumableDownload(name, part, open_body, report, size, checksum).run, name)
         finally:
             part.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from .errors import ProtocolError
 
 __all__ = ["FileInfo", "Prefix", "Usage", "format_time", "parse_time"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def parse_time(value: str) -> datetime:
@@ -28,13 +31,15 @@ def format_time(value: datetime) -> str:
 
 @dataclass(frozen=True)
 class FileInfo:
-    """A stored file: its name, size in bytes, MD5 (lowercase hex) and times (UTC)."""
+    """A stored file: its name, size in bytes, MD5 and SHA-256 (lowercase hex; ``sha256`` is
+    ``None`` from a server that does not compute it, or for files stored before it did) and times (UTC)."""
 
     name: str
     size: int
     md5: str
     created: datetime
     last_accessed: datetime | None = None
+    sha256: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileInfo:
@@ -44,12 +49,16 @@ class FileInfo:
             size = data["size"]
             if type(size) is not int or size < 0:  # a JSON number; not a bool, "12" or "²"
                 raise ValueError(f"size {size!r}")
+            sha256 = data.get("sha256")
+            if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256.lower())):
+                raise ValueError(f"sha256 {sha256!r:.80}")
             return cls(
                 name=str(data["name"]),
                 size=size,
                 md5=str(data["md5"]).lower(),
                 created=parse_time(data["created"]),
                 last_accessed=parse_time(last) if last else None,
+                sha256=None if sha256 is None else sha256.lower(),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"the server sent a malformed file record ({exc})") from exc
@@ -62,6 +71,7 @@ class FileInfo:
             "md5": self.md5,
             "created": format_time(self.created),
             "last_accessed": format_time(self.last_accessed) if self.last_accessed else None,
+            **({"sha256": self.sha256} if self.sha256 else {}),
         }
 
 

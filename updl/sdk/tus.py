@@ -181,9 +181,22 @@ class TusUpload:
     """One attempt at uploading one file resumably; call :meth:`run` per retry attempt."""
 
     def __init__(
-        self, transport: Transport, store: ResumeStore, path: Path, name: str, chunk_size: int, report: ProgressCallback
+        self,
+        transport: Transport,
+        store: ResumeStore,
+        path: Path,
+        name: str,
+        chunk_size: int,
+        report: ProgressCallback,
+        *,
+        sha256: str | None = None,
     ) -> None:
-        """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes."""
+        """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes.
+
+        ``sha256``: the file's SHA-256, known before sending (an offer computed it);
+        claimed in the creation's metadata, so the server verifies it too.
+        """
+        self._sha256 = sha256
         self._transport = transport
         self._store = store
         self._path = path
@@ -263,10 +276,13 @@ class TusUpload:
                 self._store.forget_upload(self.key)
         # No md5 here: it travels on the last PATCH, computed while sending (one read).
         name = base64.b64encode(self._name.encode()).decode()
+        metadata = f"name {name}"
+        if self._sha256 is not None:
+            metadata += f",sha256 {base64.b64encode(self._sha256.encode()).decode()}"
         response = self._transport.request(
             "POST",
             "/tus/",
-            headers=self._headers(**{"Upload-Length": str(self.key.size), "Upload-Metadata": f"name {name}"}),
+            headers=self._headers(**{"Upload-Length": str(self.key.size), "Upload-Metadata": metadata}),
         )
         with response:
             url = self._relative(response.headers.get("Location", ""))
@@ -358,5 +374,11 @@ class TusUpload:
                 f"the client sent md5 {md5}, {self.key.size} bytes)",
                 expected=md5,
                 actual=stored.md5,
+            )
+        if self._sha256 is not None and stored.sha256 is not None and stored.sha256 != self._sha256:
+            raise ChecksumMismatchError(
+                f"checksum mismatch (the server stored sha256 {stored.sha256}, the client sent {self._sha256})",
+                expected=self._sha256,
+                actual=stored.sha256,
             )
         return stored
