@@ -78,6 +78,9 @@ class BatchReport:
             dest = str(outcome.task.path) if outcome.status == "downloaded" else None
             self.view.done(outcome.info, outcome.status, dest)
             self.result(result_line(outcome.status, outcome.info, outcome.seconds, dest))
+        elif outcome.status == "linked" and outcome.info is not None:
+            self.view.skipped(outcome.task.name, outcome.size, "linked")
+            self.result(f"linked {outcome.task.name} (no bytes sent)")
         elif outcome.status == "skipped":
             self.view.skipped(outcome.task.name, outcome.size, outcome.reason or "skipped")
             self.result(f"skipped {outcome.task.name} ({outcome.reason or 'skipped'})")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from .access import FULL
-from .catalog import Catalog, files, tokens, tus_completed, tus_uploads, users
+from .catalog import Catalog, blobs, files, release_blob, tokens, tus_completed, tus_uploads, users
 from .formats import isoformat
 
 # Writing last_used on every request would turn every read into a DB write.
@@ -209,7 +209,7 @@ class Accounts:
             return result.rowcount == 1
 
     def delete_user(self, name: str) -> list[str] | None:
-        """Delete user ``name`` with its tokens, files and uploads; return its files' blob locations.
+        """Delete user ``name`` with its tokens, files and uploads; return the blob locations to delete.
 
         ``None`` if there is no such user. The rows go first, in one transaction,
         so a reader never finds a row without a blob; the caller deletes the blobs.
@@ -219,12 +219,15 @@ class Accounts:
             user_id = conn.execute(select(users.c.id).where(users.c.name == name).with_for_update()).scalar()
             if user_id is None:
                 return None
-            locations = [
+            named = [
                 str(loc) for loc in conn.execute(select(files.c.location).where(files.c.owner_id == user_id)).scalars()
             ]
             # Explicitly, child tables first: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
             for table in (files, tus_uploads, tus_completed):
                 conn.execute(table.delete().where(table.c.owner_id == user_id))
+            # Each name releases its blob; a blob with several names is handed out once, with its last.
+            locations = [loc for loc in (release_blob(conn, n) for n in named) if loc is not None]
+            conn.execute(blobs.delete().where(blobs.c.owner_id == user_id))  # all released above; the rows go too
             conn.execute(tokens.delete().where(tokens.c.user_id == user_id))
             conn.execute(users.delete().where(users.c.id == user_id))
             return locations

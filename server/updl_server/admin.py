@@ -236,4 +236,4 @@ def user_delete(
             store.delete(location)
     finally:
         store.close()
-    click.echo(f"updl-server: deleted user {name!r} and {len(locations)} file(s)", err=True)
+    click.echo(f"updl-server: deleted user {name!r} and {found.files} file(s)", err=True)

@@ -26,6 +26,7 @@ from .account_routes import account_routes
 from .attributes import MODE_HEADER, MTIME_HEADER, Attributes, format_mode, format_mtime
 from .catalog import Catalog, FileRecord, utcnow
 from .config import ServerConfig
+from .dedup import link_by_content
 from .downloads import (
     etag,
     file_headers,
@@ -77,6 +78,8 @@ MAX_CURSOR = 4 * ((MAX_NAME_BYTES + 2) // 3)
 # instant; looking the name up again finds the new version.
 OPEN_ATTEMPTS = 3
 UPLOAD_METHODS = frozenset({"POST", "PUT", "PATCH"})  # whose error answers may refuse an upload
+# What a presigned redirect carries of the file's own headers (the store's are not the file's digests).
+_REDIRECT_HEADERS = ("ETag", "Content-MD5", "Repr-Digest", "Last-Modified", MODE_HEADER, MTIME_HEADER)
 
 
 def file_info(record: FileRecord) -> dict[str, Any]:
@@ -85,6 +88,7 @@ def file_info(record: FileRecord) -> dict[str, Any]:
         "name": record.name,
         "size": record.size,
         "md5": record.md5,
+        "sha256": record.sha256,
         "created": isoformat(record.created),
         "last_accessed": isoformat(record.last_accessed),
         "expires": isoformat(record.expires),
@@ -134,7 +138,8 @@ async def put_file(request: Request) -> Response:
     async with draining_on_error(request, body, svc.config.max_size):
         owner, _ = await svc.owner_of(request, WRITE)
         attributes = Attributes.parse(request.headers.get(MODE_HEADER), request.headers.get(MTIME_HEADER))
-        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"), attributes)
+        digests = {f: request.headers[f] for f in ("repr-digest", "content-digest") if f in request.headers}
+        source = RawSource(body, request.path_params["name"], request.headers.get("content-md5"), attributes, digests)
         refuse_declared_too_large(request, svc.config.max_size)
         conditions = Preconditions.from_headers(request.headers)
         name = validate_name(request.path_params["name"])
@@ -257,24 +262,29 @@ async def delete_file(request: Request) -> Response:
     """``DELETE /files/{name}``: 204, or 404 when absent."""
     svc = services(request)
     owner, name = await svc.owner_of(request, DELETE)
-    location = await run_in_threadpool(svc.catalog.delete_file, owner, name)
-    if location is None:
+    existed, orphaned = await run_in_threadpool(svc.catalog.delete_file, owner, name)
+    if not existed:
         raise no_such_file(name)
     audit.record("file.deleted", user_id=owner, name=name)
-    # After the row is gone: a reader never finds a row without a blob.
-    await run_in_threadpool(svc.store.delete, location)
+    # After the row is gone: a reader never finds a row without a blob. A blob with other names stays.
+    if orphaned is not None:
+        await run_in_threadpool(svc.store.delete, orphaned)
     return Response(status_code=204)
 
 
 def presigned_redirect(record: FileRecord, url: str) -> Response:
     """307 to a presigned store URL, with the file's ``ETag`` and ``Content-MD5`` (the store's
     own ETag is not the MD5 for a multipart object, so clients verify against these)."""
-    kept = ("ETag", "Content-MD5", "Last-Modified", MODE_HEADER, MTIME_HEADER)
-    headers = {k: v for k, v in file_headers(record, None).items() if k in kept}
+    headers = {k: v for k, v in file_headers(record, None).items() if k in _REDIRECT_HEADERS}
     return RedirectResponse(url, status_code=307, headers={**headers, "Cache-Control": "no-store"})
 
 
-_BY_METHOD = {"GET": get_file, "HEAD": get_file, "PUT": put_file, "DELETE": delete_file}
+async def link_file(request: Request) -> Response:
+    """``POST /files/{name}``: upload by content (a JSON offer of digests; see :mod:`.dedup`)."""
+    return JSONResponse(file_info(await link_by_content(request)))
+
+
+_BY_METHOD = {"GET": get_file, "HEAD": get_file, "PUT": put_file, "DELETE": delete_file, "POST": link_file}
 
 
 async def file_by_name(request: Request) -> Response:

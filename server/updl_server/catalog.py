@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import (
     BigInteger,
@@ -30,6 +30,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Row,
@@ -99,7 +100,24 @@ files = Table(
     Column("expires", DateTime, index=True),  # None: kept until deleted; past: gone (see retention.py)
     Column("mode", Integer),  # permission bits the client recorded (attributes.py), if it did
     Column("mtime", DateTime),  # modification time the client recorded, if it did
+    Column("sha256", String(64)),  # hex; NULL for files stored before the server computed it
     UniqueConstraint("owner_id", "name"),
+)
+
+# Stored contents, reference counted: several names of one owner may point at one blob
+# (upload by content, see ``link_file``). A blob is deleted with its last name. A file whose
+# location has no row here predates the table and is its blob's only name.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("location", String(255), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("sha256", String(64)),
+    Column("refs", Integer, nullable=False),
+    Column("created", DateTime, nullable=False),
+    Index("ix_blobs_owner_sha256", "owner_id", "sha256"),
 )
 
 # Resumable (tus) uploads in progress: all their state, so any server process can take
@@ -113,6 +131,7 @@ tus_uploads = Table(
     Column("length", BigInteger, nullable=False),
     Column("upload_offset", BigInteger, nullable=False),
     Column("md5", String(32)),  # the whole file's MD5 as the client declared it, if it did
+    Column("sha256", String(64)),  # the whole file's SHA-256 as the client declared it, if it did
     Column("upload_metadata", Text, nullable=False),  # Upload-Metadata as sent, echoed by HEAD
     Column("created", DateTime, nullable=False),
     Column("expires", DateTime, nullable=False, index=True),
@@ -133,6 +152,7 @@ tus_completed = Table(
     Column("md5", String(32), nullable=False),  # the stored file's MD5, verified by the server
     Column("upload_metadata", Text, nullable=False),
     Column("stored", DateTime, nullable=False),  # the stored file's `created`
+    Column("sha256", String(64)),  # the stored file's SHA-256
     Column("expires", DateTime, nullable=False, index=True),
 )
 
@@ -142,6 +162,9 @@ SCHEMA_LOCK_KEY = 0x75_70_64_6C
 # Only non-SQLite databases can race two first inserts of one name into a unique violation
 # (FOR UPDATE locks no row that does not exist yet); the loser retries and finds the row.
 PUT_ATTEMPTS = 3
+# PostgreSQL's deadlock_detected: two links that swap blobs can lock two blob rows in opposite
+# orders; PostgreSQL aborts one and it is simply run again.
+_PG_DEADLOCK = "40P01"
 
 
 def utcnow() -> datetime:
@@ -152,6 +175,16 @@ def utcnow() -> datetime:
 def live(now: datetime) -> ColumnElement[bool]:
     """Files not expired at ``now``: an expired row is gone for every reader at once, before the sweep."""
     return or_(files.c.expires.is_(None), files.c.expires > now)
+
+
+class VersionTerms(TypedDict, total=False):
+    """What a new version of a name is stored under (``Catalog.put_file``/``link_file``)."""
+
+    check: Callable[[str | None], bool] | None  # preconditions on the current MD5 (412)
+    expires_in: int | None  # seconds until the sweep deletes it
+    admit: Callable[[Connection, int, int | None], None] | None  # the quota check (507)
+    mode: int | None  # permission bits the client recorded
+    mtime: datetime | None  # modification time the client recorded
 
 
 class UserExistsError(Exception):
@@ -182,6 +215,7 @@ class FileRecord:
     expires: datetime | None = None
     mode: int | None = None
     mtime: datetime | None = None
+    sha256: str | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> FileRecord:
@@ -203,6 +237,7 @@ class TusRecord:
     created: datetime
     expires: datetime
     partial: bool = False  # a part of a concatenation (Upload-Concat: partial)
+    sha256: str | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> TusRecord:
@@ -219,6 +254,7 @@ class TusRecord:
             created=m["created"],
             expires=m["expires"],
             partial=m["concat"] == "partial",
+            sha256=m["sha256"],
         )
 
 
@@ -234,6 +270,7 @@ class TusCompletion:
     metadata: str
     stored: datetime
     expires: datetime
+    sha256: str | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> TusCompletion:
@@ -248,6 +285,7 @@ class TusCompletion:
             metadata=m["upload_metadata"],
             stored=m["stored"],
             expires=m["expires"],
+            sha256=m["sha256"],
         )
 
 
@@ -422,38 +460,90 @@ class Catalog:
         md5: str,
         location: str,
         *,
-        check: Callable[[str | None], bool] | None = None,
-        expires_in: int | None = None,
-        admit: Callable[[Connection, int, int | None], None] | None = None,
-        mode: int | None = None,
-        mtime: datetime | None = None,
+        sha256: str | None = None,
+        **version: Unpack[VersionTerms],
     ) -> tuple[FileRecord, str | None]:
-        """Insert or replace the owner's file ``name`` in one transaction.
+        """Insert or replace the owner's file ``name`` with the new blob ``location``, in one transaction.
 
-        Returns the new record and the location of the version it replaced
-        (``None`` if the name was new), which the caller deletes after commit.
+        Returns the new record and the location of the blob the replaced version
+        leaves without a name (``None``: the name was new, or its blob has other
+        names), which the caller deletes after commit.
         The current row is read locked (``FOR UPDATE`` on PostgreSQL; SQLite's
         ``BEGIN IMMEDIATE`` locks the database), so two writers of one name
         queue and each replaced location is handed out exactly once.
-        ``check``, given the current version's MD5 (``None``: absent) under that
-        lock, may refuse with ``PreconditionFailedError``; nothing changes then.
-        An expired current version counts as absent. ``expires_in`` (seconds)
-        sets the new version's expiry. ``admit`` (the quota check), given the
-        transaction, ``size`` and the size of the live version replaced (``None``: none),
-        may raise to refuse; nothing changes then either. ``mode``/``mtime`` are the
-        attributes the client recorded (a new version replaces them).
+        ``version`` (see ``VersionTerms``): ``check``, given the current version's MD5
+        (``None``: absent) under that lock, may refuse with ``PreconditionFailedError``;
+        nothing changes then. An expired current version counts as absent.
+        ``expires_in`` (seconds) sets the new version's expiry. ``admit`` (the quota
+        check), given the transaction, ``size`` and the size of the live version
+        replaced (``None``: none), may raise to refuse; nothing changes then either.
+        ``mode``/``mtime`` are the attributes the client recorded (a new version replaces them).
         """
+
+        def new_blob(conn: Connection) -> _Blob:
+            blob = _Blob(location, size, md5, sha256)
+            conn.execute(blobs.insert().values(owner_id=owner_id, refs=1, created=self.clock(), **blob.values()))
+            return blob
+
+        pointed = self._point(owner_id, name, size, new_blob, version)
+        assert pointed is not None
+        return pointed
+
+    def link_file(
+        self,
+        owner_id: int,
+        name: str,
+        size: int,
+        sha256: str,
+        md5: str | None = None,
+        **version: Unpack[VersionTerms],
+    ) -> tuple[FileRecord, str | None] | None:
+        """Point the owner's ``name`` at a blob of theirs with this size and SHA-256 (and MD5, if given).
+
+        ``None`` when the owner holds no such content: nothing changed. Only the
+        owner's own blobs are candidates (dedup never crosses users). Otherwise
+        as ``put_file`` (the same ``version`` terms: preconditions, quota, expiry,
+        attributes): the blob gains a reference in the same transaction that
+        points the name at it (its row is locked, so a concurrent delete of its
+        last name either waits for this link or leaves nothing to link to).
+        """
+        query = select(blobs).where(
+            blobs.c.owner_id == owner_id, blobs.c.sha256 == sha256, blobs.c.size == size, blobs.c.refs > 0
+        )
+        if md5 is not None:
+            query = query.where(blobs.c.md5 == md5)
+
+        def existing_blob(conn: Connection) -> _Blob | None:
+            row = conn.execute(query.limit(1)).first()
+            if row is None:
+                return None
+            taken = conn.execute(
+                blobs.update().where(blobs.c.location == row.location, blobs.c.refs > 0).values(refs=blobs.c.refs + 1)
+            )
+            if taken.rowcount != 1:
+                return None  # its last name was deleted meanwhile
+            return _Blob(row.location, row.size, row.md5, row.sha256)
+
+        return self._point(owner_id, name, size, existing_blob, version)
+
+    def _point(
+        self,
+        owner_id: int,
+        name: str,
+        size: int,
+        take: Callable[[Connection], _Blob | None],
+        version: VersionTerms,
+    ) -> tuple[FileRecord, str | None] | None:
+        """Point ``(owner, name)`` at the blob ``take`` claims (``None``: nothing to do), releasing the old one."""
+        check, admit = version.get("check"), version.get("admit")
         created = self.clock()
-        expires = None if expires_in is None else created + timedelta(seconds=expires_in)
-        values = {
-            "size": size,
-            "md5": md5,
-            "location": location,
+        expires_in = version.get("expires_in")
+        terms = {
             "created": created,
             "last_accessed": None,
-            "expires": expires,
-            "mode": mode,
-            "mtime": mtime,
+            "expires": None if expires_in is None else created + timedelta(seconds=expires_in),
+            "mode": version.get("mode"),
+            "mtime": version.get("mtime"),
         }
         where = (files.c.owner_id == owner_id, files.c.name == name)
         for attempt in range(1, PUT_ATTEMPTS + 1):
@@ -471,28 +561,40 @@ class Catalog:
                         raise PreconditionFailedError(old_md5)
                     if admit is not None:
                         admit(conn, size, int(current.size) if current is not None and alive else None)
+                    blob = take(conn)
+                    if blob is None:
+                        return None
+                    values = {**blob.values(), **terms}
                     if old is None:
                         conn.execute(files.insert().values(owner_id=owner_id, name=name, **values))
                     else:
                         conn.execute(files.update().where(*where).values(**values))
                     row = conn.execute(select(files).where(*where)).one()
-                return FileRecord.from_row(row), old
-            except IntegrityError:
-                # A concurrent first upload of the same name won the insert; now it is an update.
-                if attempt == PUT_ATTEMPTS:
+                    orphaned = None if old is None else release_blob(conn, old)
+                return FileRecord.from_row(row), orphaned
+            except (IntegrityError, OperationalError) as exc:
+                # A concurrent first upload of the same name won the insert (now it is an update),
+                # or PostgreSQL broke a deadlock between two links by aborting this one.
+                retry = isinstance(exc, IntegrityError) or _PG_DEADLOCK in (
+                    getattr(exc.orig, "sqlstate", None),
+                    getattr(exc.orig, "pgcode", None),
+                )
+                if attempt == PUT_ATTEMPTS or not retry:
                     raise
         raise AssertionError("unreachable")
 
-    def delete_file(self, owner_id: int, name: str) -> str | None:
-        """Remove the owner's file ``name``; return its blob location, or ``None`` if absent."""
+    def delete_file(self, owner_id: int, name: str) -> tuple[bool, str | None]:
+        """Remove the owner's (live) file ``name``: whether it existed, and the blob location it
+        leaves without a name (``None``: absent, or the blob has other names), which the caller deletes."""
         where = (files.c.owner_id == owner_id, files.c.name == name, live(self.clock()))
 
-        def delete(conn: Connection) -> str | None:
+        def delete(conn: Connection) -> tuple[bool, str | None]:
             # Locked, so a concurrent replace cannot slip its new location under this delete.
             location = conn.execute(select(files.c.location).where(*where).with_for_update()).scalar()
-            if location is not None:
-                conn.execute(files.delete().where(*where))
-            return location
+            if location is None:
+                return False, None
+            conn.execute(files.delete().where(*where))
+            return True, release_blob(conn, location)
 
         return self._freeing(delete)
 
@@ -523,6 +625,7 @@ class Catalog:
                     length=upload.length,
                     upload_offset=upload.offset,
                     md5=upload.md5,
+                    sha256=upload.sha256,
                     upload_metadata=upload.metadata,
                     created=upload.created,
                     expires=upload.expires,
@@ -562,7 +665,9 @@ class Catalog:
             found = conn.execute(select(tus_uploads.c.id).where(tus_uploads.c.id == upload_id))
             return found.first() is not None
 
-    def complete_tus_upload(self, upload_id: str, md5: str, stored: datetime, expires: datetime) -> None:
+    def complete_tus_upload(
+        self, upload_id: str, md5: str, stored: datetime, expires: datetime, sha256: str | None = None
+    ) -> None:
         """In one transaction, turn the upload's row into a completion (absent row: nothing)."""
         with self._write() as conn:
             row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
@@ -579,12 +684,19 @@ class Catalog:
                     upload_metadata=upload.metadata,
                     stored=stored,
                     expires=expires,
+                    sha256=sha256,
                 )
             )
             conn.execute(tus_uploads.delete().where(tus_uploads.c.id == upload_id))
 
     def concatenate_tus_uploads(
-        self, final: TusRecord, part_ids: list[str], md5: str, stored: datetime, expires: datetime
+        self,
+        final: TusRecord,
+        part_ids: list[str],
+        md5: str,
+        stored: datetime,
+        expires: datetime,
+        sha256: str | None = None,
     ) -> None:
         """In one transaction, record ``final`` as completed and forget the partial uploads it consumed."""
         with self._write() as conn:
@@ -598,6 +710,7 @@ class Catalog:
                     upload_metadata=final.metadata,
                     stored=stored,
                     expires=expires,
+                    sha256=sha256,
                 )
             )
             conn.execute(tus_uploads.delete().where(tus_uploads.c.id.in_(part_ids)))
@@ -623,6 +736,37 @@ class Catalog:
         with self._write() as conn:
             result = conn.execute(tus_completed.delete().where(tus_completed.c.expires < now))
             return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class _Blob:
+    """The content a file row points at."""
+
+    location: str
+    size: int
+    md5: str
+    sha256: str | None
+
+    def values(self) -> dict[str, Any]:
+        """The columns ``files`` and ``blobs`` share."""
+        return {"location": self.location, "size": self.size, "md5": self.md5, "sha256": self.sha256}
+
+
+def release_blob(conn: Connection, location: str) -> str | None:
+    """Drop one reference to blob ``location``; the location if that was its last name.
+
+    The decrement locks the blob's row, so of two transactions releasing its
+    last two names the second sees the first's count: exactly one deletes it.
+    A location without a row is a file stored before blobs were counted: its only name.
+    """
+    released = conn.execute(blobs.update().where(blobs.c.location == location).values(refs=blobs.c.refs - 1))
+    if released.rowcount == 0:
+        return location
+    refs = conn.execute(select(blobs.c.refs).where(blobs.c.location == location)).scalar_one()
+    if refs > 0:
+        return None
+    conn.execute(blobs.delete().where(blobs.c.location == location))
+    return location
 
 
 def _add_missing_columns(conn: Connection) -> None:

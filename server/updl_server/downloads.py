@@ -10,6 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .attributes import attribute_headers
 from .catalog import FileRecord
+from .digests import repr_digest
 from .errors import HTTPError
 from .formats import http_date
 from .numbers import parse_count
@@ -91,6 +92,8 @@ def file_headers(record: FileRecord, byte_range: ByteRange | None) -> dict[str, 
         "Last-Modified": http_date(record.created),
         "Content-Type": "application/octet-stream",
         **attribute_headers(record),
+        # RFC 9530: the digests of the whole file (the representation), on a 206 as well.
+        "Repr-Digest": repr_digest(record.md5, record.sha256),
     }
     if record.expires is not None:
         headers["Updl-Expires"] = http_date(record.expires)  # when the server deletes it (retention.py)

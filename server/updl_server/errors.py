@@ -41,9 +41,12 @@ def too_large(max_size: int) -> HTTPError:
     return HTTPError(413, "file exceeds the server's size limit", max_size=max_size)
 
 
-def checksum_failed(expected: str, actual: str) -> HTTPError:
-    """The contract's 409 answer: the bytes received do not have the MD5 the client claimed."""
-    return HTTPError(409, "checksum failed - please attempt reuploading", expected=expected, actual=actual)
+def checksum_failed(expected: str, actual: str, algorithm: str = "md5") -> HTTPError:
+    """The contract's 409 answer: the bytes received do not have the digest the client claimed
+    (``algorithm``: ``md5`` or ``sha256``, named in the body)."""
+    return HTTPError(
+        409, "checksum failed - please attempt reuploading", expected=expected, actual=actual, algorithm=algorithm
+    )
 
 
 def no_such_file(name: str) -> HTTPError:

@@ -119,6 +119,11 @@ _CONDITIONS = [
     _header("If-Match", 'Replace only this version: `"<md5>"`, a list, or `*` (exists).'),
     _header("If-None-Match", "`*`: create only (refuse an existing name)."),
 ]
+_ATTRIBUTE_HEADERS = [
+    _header("Updl-Mode", "Permission bits to record, octal (`0644`)."),
+    _header("Updl-Mtime", "Modification time to record, RFC 3339."),
+    _header("Updl-Expires-In", "Seconds until the server deletes the file (retention)."),
+]
 _TUS_OPTIONS = _op(
     "tusOptions",
     "tus discovery: versions, extensions, the size limit, checksum algorithms.",
@@ -219,10 +224,31 @@ def spec() -> dict[str, Any]:
                 "putFile",
                 "Upload a file as the raw body; `Content-MD5` is verified when sent.",
                 _UPLOAD_ANSWERS,
-                parameters=[_NAME, _header("Content-MD5", "Base64 of the body's 16-byte MD5."), *_CONDITIONS],
+                parameters=[
+                    _NAME,
+                    _header("Content-MD5", "Base64 of the body's 16-byte MD5."),
+                    _header("Repr-Digest", "RFC 9530 claim of the file's `sha-256` and/or `md5`, verified."),
+                    _header("Content-Digest", "RFC 9530 claim of the body's digests (the whole file here)."),
+                    *_CONDITIONS,
+                    *_ATTRIBUTE_HEADERS,
+                ],
                 requestBody={
                     "required": True,
                     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                },
+            ),
+            "post": _op(
+                "linkByContent",
+                "Upload by content: store the name as content the caller already holds (same size and "
+                "SHA-256, and MD5 when given); no byte of the file is sent. 404: upload it instead.",
+                {
+                    "200": _json("Linked: the new file.", _FILE_INFO),
+                    **_errors(400, 404, 412, 507),
+                },
+                parameters=[_NAME, *_CONDITIONS, *_ATTRIBUTE_HEADERS],
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ContentOffer"}}},
                 },
             ),
             "delete": _op(
@@ -470,6 +496,11 @@ _SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "size": {"type": "integer", "minimum": 0},
             "md5": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "sha256": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "Computed by the server; null for files stored before it did.",
+            },
             "created": {"type": "string", "format": "date-time"},
             "last_accessed": {"type": ["string", "null"], "format": "date-time"},
             "expires": {
@@ -512,6 +543,15 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["status", "version"],
         "properties": {"status": {"type": "string", "const": "ok"}, "version": {"type": "string"}},
     },
+    "ContentOffer": {
+        "type": "object",
+        "required": ["size", "sha256"],
+        "properties": {
+            "size": {"type": "integer", "minimum": 0},
+            "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+            "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+        },
+    },
     "UploadForm": {
         "type": "object",
         "required": ["file", "md5"],
@@ -522,6 +562,7 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "The bytes; its filename is the default name.",
             },
             "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "Optional claim, verified."},
             "name": {"type": "string", "description": "The name to store under (send it before `file`)."},
             "mode": {"type": "string", "description": "Permission bits to record, octal (`0644`); before `file`."},
             "mtime": {"type": "string", "description": "Modification time to record, RFC 3339; before `file`."},

@@ -2,7 +2,7 @@
 
 A *source* reads one request body and feeds the file's bytes to a
 ``HashingSink`` as they arrive, then says what the client claimed (name and
-expected MD5). Nothing here reads a whole body into memory.
+expected MD5 and/or SHA-256). Nothing here reads a whole body into memory.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from starlette.requests import ClientDisconnect, Request
 
 from .attributes import NO_ATTRIBUTES, Attributes, parse_mode, parse_mtime
+from .digests import parse_digest_fields, parse_sha256_hex
 from .errors import bad_request, too_large
 from .formats import MD5_HEX
 from .names import validate_name
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 MAX_TEXT_PART = 4 * 1024
-_TEXT_PARTS = (b"md5", b"name", b"mode", b"mtime")
+_TEXT_PARTS = (b"md5", b"name", b"sha256", b"mode", b"mtime")
 
 
 class RequestBody:
@@ -72,7 +73,8 @@ class RequestBody:
 
 
 class HashingSink:
-    """Writes to a blob while hashing and counting; refuses to pass ``max_size``.
+    """Writes to a blob while hashing (MD5 and SHA-256, each on a thread of its own) and counting;
+    refuses to pass ``max_size``.
 
     ``write`` only counts and queues, so the 413 comes at once; the hashing
     and storing happen in a worker thread (:class:`~updl_server.pipeline.WorkerPipe`):
@@ -83,7 +85,8 @@ class HashingSink:
     def __init__(self, writer: BlobWriter, max_size: int) -> None:
         """Feed ``writer``; raise the contract's 413 once more than ``max_size`` bytes arrive."""
         self._hash = hashlib.md5(usedforsecurity=False)
-        self._pipe = WorkerPipe(writer.write, [self._hash])
+        self._sha256 = hashlib.sha256()
+        self._pipe = WorkerPipe(writer.write, [self._hash, self._sha256])
         self.max_size = max_size
         self.size = 0
 
@@ -111,19 +114,25 @@ class HashingSink:
         """Hex MD5 of everything stored so far."""
         return self._hash.hexdigest()
 
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of everything stored so far."""
+        return self._sha256.hexdigest()
+
 
 @dataclass(frozen=True)
 class Claim:
-    """What the client said about the file: its name and, optionally, its MD5 and attributes.
+    """What the client said about the file: its name and, optionally, its MD5, SHA-256 and attributes.
 
-    ``md5`` is lower-case hex for comparison; ``expected`` is how the client
-    sent it, echoed in a 409.
+    ``md5`` and ``sha256`` are lower-case hex for comparison; ``expected`` is
+    how the client sent the MD5, echoed in a 409.
     """
 
     name: str
     md5: str | None = None
     expected: str | None = None
     attributes: Attributes = NO_ATTRIBUTES
+    sha256: str | None = None
 
 
 class BodySource(Protocol):
@@ -147,27 +156,50 @@ def parse_content_md5(header: str) -> str:
 
 
 class RawSource:
-    """A ``PUT`` body: the bytes are the file; ``Content-MD5`` is the optional claim."""
+    """A ``PUT`` body: the bytes are the file; ``Content-MD5`` and ``Repr-Digest``/``Content-Digest``
+    (RFC 9530: ``sha-256``, ``md5``) are the optional claims."""
 
     def __init__(
-        self, body: RequestBody, name: str, content_md5: str | None, attributes: Attributes = NO_ATTRIBUTES
+        self,
+        body: RequestBody,
+        name: str,
+        content_md5: str | None,
+        attributes: Attributes = NO_ATTRIBUTES,
+        digest_headers: dict[str, str] | None = None,
     ) -> None:
-        """Validate the name and ``Content-MD5`` up front, before any byte is stored."""
+        """Validate the name and the claims up front, before any byte is stored.
+
+        ``digest_headers`` maps a header name to its value; a whole body's
+        ``Content-Digest`` is its representation's digest too, and two claims of
+        one algorithm that disagree are a 400.
+        """
         self.body = body
         self._name = validate_name(name)
         self._md5 = None if content_md5 is None else parse_content_md5(content_md5)
         self._attributes = attributes
+        self._sha256: str | None = None
+        for field, value in (digest_headers or {}).items():
+            claimed = parse_digest_fields(value, field)
+            for algorithm, digest in claimed.items():
+                held = self._md5 if algorithm == "md5" else self._sha256
+                if held is not None and held != digest:
+                    raise bad_request(f"two different {algorithm} claims", field=field)
+                if algorithm == "md5":
+                    self._md5 = digest
+                else:
+                    self._sha256 = digest
 
     async def fill(self, sink: HashingSink) -> Claim:
         """Copy the whole body into ``sink``."""
         async for chunk in self.body.chunks():
             sink.write(chunk)
             await sink.pump()
-        return Claim(self._name, self._md5, self._md5, self._attributes)
+        return Claim(self._name, self._md5, self._md5, self._attributes, self._sha256)
 
 
 class MultipartSource:
-    """A ``multipart/form-data`` body with ``file``, ``md5`` and optional ``name``, ``mode``, ``mtime`` parts."""
+    """A ``multipart/form-data`` body with ``file``, ``md5`` and optional ``name``, ``sha256``, ``mode``,
+    ``mtime`` parts."""
 
     def __init__(
         self, body: RequestBody, content_type: str | None, on_name: Callable[[str], Awaitable[None]] | None = None
@@ -283,6 +315,8 @@ class _Parts:
                 value = value.strip()
                 if not MD5_HEX.match(value):
                     raise bad_request("md5 must be 32 hex digits", md5=value)
+            elif self._current == "sha256":
+                value = parse_sha256_hex(value, "the multipart body")
             elif self._current == "name":
                 validate_name(value)  # refuse a bad name before the file part is stored
             elif self._current == "mode":
@@ -306,7 +340,7 @@ class _Parts:
             raise bad_request("missing the 'md5' part (32 hex digits of the file's MD5)")
         name = self._texts.get("name", self._filename or "")
         attributes = Attributes.parse(self._texts.get("mode"), self._texts.get("mtime"))
-        return Claim(validate_name(name), md5.lower(), md5, attributes)
+        return Claim(validate_name(name), md5.lower(), md5, attributes, self._texts.get("sha256"))
 
 
 def _utf8(raw: bytes, what: str) -> str:

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from . import metrics
-from .catalog import Catalog, files
+from .catalog import Catalog, files, release_blob
 from .errors import bad_request
 from .numbers import parse_count
 from .storage import BlobStore
@@ -75,12 +75,15 @@ def requested_expires_in(headers: Mapping[str, str]) -> int | None:
     return checked_expires_in(headers.get(EXPIRES_HEADER), "Updl-Expires-In")
 
 
-def claim_expired(catalog: Catalog, now: datetime, limit: int = SWEEP_BATCH) -> list[str]:
-    """Delete up to ``limit`` rows expired at ``now``; return their blob locations (each to one caller)."""
+def claim_expired(catalog: Catalog, now: datetime, limit: int = SWEEP_BATCH) -> tuple[int, list[str]]:
+    """Delete up to ``limit`` rows expired at ``now``: how many, and the blob locations they leave
+    without a name (each handed to one caller; a blob another name still points at stays)."""
     batch = select(files.c.id).where(files.c.expires <= now).limit(limit).scalar_subquery()
     statement = files.delete().where(files.c.id.in_(batch), files.c.expires <= now).returning(files.c.location)
     with catalog.engine.execution_options(updl_write=True).begin() as conn:
-        return [str(location) for location in conn.execute(statement).scalars()]
+        released = [str(location) for location in conn.execute(statement).scalars()]
+        orphaned = [loc for loc in (release_blob(conn, r) for r in released) if loc is not None]
+    return len(released), orphaned
 
 
 def sweep_expired(catalog: Catalog, store: BlobStore, now: datetime | None = None) -> int:
@@ -88,12 +91,12 @@ def sweep_expired(catalog: Catalog, store: BlobStore, now: datetime | None = Non
     moment = catalog.clock() if now is None else now
     removed = 0
     while True:
-        locations = claim_expired(catalog, moment)
-        for location in locations:
+        claimed, orphaned = claim_expired(catalog, moment)
+        for location in orphaned:
             store.delete(location)
-        removed += len(locations)
-        metrics.swept(len(locations), kind="expired_file")
-        if len(locations) < SWEEP_BATCH:
+        removed += claimed
+        metrics.swept(claimed, kind="expired_file")
+        if claimed < SWEEP_BATCH:
             return removed
 
 

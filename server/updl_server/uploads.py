@@ -41,7 +41,7 @@ async def store_verified(
     """Receive, verify, commit and record one file; return its catalog record.
 
     1. stream the body into a temporary blob, hashing and counting (413 past ``max_size``);
-    2. compare with the claimed MD5 (409, nothing kept);
+    2. compare with the claimed MD5 and SHA-256 (409, nothing kept);
     3. commit the blob (fsync + rename; still unreferenced, so invisible);
     4. in one transaction, check ``preconditions`` (412) and the quota (507, ``admission``)
        and point ``(owner, name)`` at the blob, with its expiry, learning the replaced blob;
@@ -56,6 +56,8 @@ async def store_verified(
         actual = sink.md5
         if claim.md5 is not None and claim.md5 != actual:
             raise checksum_failed(claim.expected or claim.md5, actual)
+        if claim.sha256 is not None and claim.sha256 != sink.sha256:
+            raise checksum_failed(claim.sha256, sink.sha256, "sha256")
         location = await run_in_threadpool(writer.commit)  # fsync must not stall the event loop
     except BaseException:
         # Covers 413/409/400, a client that disconnects mid-body, and cancellation.
@@ -63,7 +65,17 @@ async def store_verified(
         writer.abort()
         raise
     return await record_committed(
-        store, catalog, owner_id, claim.name, sink.size, actual, location, preconditions, admission, claim.attributes
+        store,
+        catalog,
+        owner_id,
+        claim.name,
+        sink.size,
+        actual,
+        location,
+        preconditions,
+        admission,
+        claim.attributes,
+        sha256=sink.sha256,
     )
 
 
@@ -78,6 +90,8 @@ async def record_committed(
     preconditions: Preconditions | None = None,
     admission: Admission | None = None,
     attributes: Attributes = NO_ATTRIBUTES,
+    *,
+    sha256: str | None = None,
 ) -> FileRecord:
     """Steps 4 and 5 of the integrity order, for a verified blob already committed at ``location``.
 
@@ -95,6 +109,7 @@ async def record_committed(
                 size,
                 md5,
                 location,
+                sha256=sha256,
                 check=check,
                 expires_in=admitted.expires_in,
                 admit=admitted.admit,

@@ -36,8 +36,9 @@ def relay(live_server: LiveServer) -> Iterator[Relay]:
 
 @pytest.fixture
 def client(relay: Relay, token: str) -> Iterator[updl.Client]:
-    """A client with the default (streamed) tus upload for every file, through the relay."""
-    settings = dataclasses.replace(load_settings(relay.url, token), resumable_threshold=0)
+    """A client with the default (streamed) tus upload for every file, through the relay (not by
+    content: these tests follow the tus requests; tests/e2e/test_upload_by_content.py has the offer)."""
+    settings = dataclasses.replace(load_settings(relay.url, token), resumable_threshold=0, dedup=False)
     assert settings.resumable_chunk_size == 0  # the default
     with updl.Client(settings=settings) as made:
         yield made

@@ -64,9 +64,10 @@ def bytes_read(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], list[int]]:
 
 @pytest.fixture
 def client(live_server: LiveServer, token: str) -> Iterator[updl.Client]:
-    """A client that sends every file over tus in 1 MiB PATCHes, without retrying."""
+    """A client that sends every file over tus in 1 MiB PATCHes, without retrying (not by content:
+    these tests follow the tus requests; tests/e2e/test_upload_by_content.py has the offer)."""
     settings = dataclasses.replace(
-        load_settings(live_server.url, token), resumable_threshold=0, resumable_chunk_size=MIB
+        load_settings(live_server.url, token), resumable_threshold=0, resumable_chunk_size=MIB, dedup=False
     )
     with updl.Client(settings=settings) as made:
         yield made

@@ -94,6 +94,7 @@ def test_whole_file_md5_mismatch_keeps_nothing(api: Api) -> None:
         "error": "checksum failed - please attempt reuploading",
         "expected": "0" * 32,
         "actual": md5_hex(data),
+        "algorithm": "md5",
     }
     assert api.names() == []
     assert api.request("HEAD", path, headers=TUS).status_code == 404
@@ -112,6 +113,7 @@ def test_upload_md5_on_the_completing_patch_is_verified_before_commit(api: Api) 
         "error": "checksum failed - please attempt reuploading",
         "expected": "0" * 32,
         "actual": md5_hex(data),
+        "algorithm": "md5",
     }
     assert api.names() == []  # refused before commit: nothing listed, the upload is gone
     assert api.request("HEAD", path, headers=TUS).status_code == 404

@@ -14,11 +14,10 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-import requests
 
 from tests.support.api import Api, md5_hex
 from tests.support.live_server import LiveServer
-from tests.support.tus import TUS, metadata, patch, staging
+from tests.support.tus import TUS, final, metadata, partial, patch, sent_part, staging
 from updl_server.tus.concat import MAX_PARTS
 
 MIB = 1024 * 1024
@@ -37,26 +36,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, str]]:
     else:
         database = request.getfixturevalue("pg_database")
         yield request.getfixturevalue("server_factory")("--db-url", database), "postgres"
-
-
-def partial(api: Api, length: int) -> str:
-    response = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": str(length), "Upload-Concat": "partial"})
-    assert response.status_code == 201, response.text
-    return "/tus/" + response.headers["Location"].rsplit("/tus/", 1)[1]
-
-
-def sent_part(api: Api, data: bytes) -> str:
-    path = partial(api, len(data))
-    answer = patch(api, path, 0, data, algorithm="crc32")
-    assert answer.status_code == 204, answer.text
-    assert "Upload-Md5" not in answer.headers  # a part is not a file
-    return path
-
-
-def final(api: Api, paths: list[str], name: str = "joined.bin", **extra: str) -> requests.Response:
-    meta = {"name": name, **({"md5": extra.pop("md5")} if "md5" in extra else {})}
-    headers = {**TUS, "Upload-Concat": "final;" + " ".join(paths), "Upload-Metadata": metadata(**meta), **extra}
-    return api.request("POST", "/tus/", headers=headers)
 
 
 def test_parts_sent_out_of_order_become_one_verified_file(
@@ -171,3 +150,21 @@ def test_the_local_join_moves_no_bytes(server_factory: Callable[..., LiveServer]
     assert [s.stat().st_ino for s in sorted(blobs[0].iterdir())] == inodes
     assert api.request("DELETE", "/files/joined.bin").status_code == 204
     assert not blobs[0].exists()
+
+
+def test_the_final_upload_verifies_a_claimed_sha256(
+    backend: tuple[LiveServer, str], make_api: Callable[[LiveServer], Api]
+) -> None:
+    """``sha256`` in the final's metadata is checked over the joined parts like ``md5``: a wrong one is
+    a 409 naming sha256 and uses the parts up; the right one stores the file with that SHA-256."""
+    server, _ = backend
+    api = make_api(server)
+    pieces = [b"first-" * 1000, b"second-" * 1000]
+    data = b"".join(pieces)
+    refused = final(api, [sent_part(api, p) for p in pieces], name="s.bin", sha256=hashlib.sha256(b"other").hexdigest())
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["algorithm"] == "sha256"
+    assert api.names() == []
+    stored = final(api, [sent_part(api, p) for p in pieces], name="s.bin", sha256=hashlib.sha256(data).hexdigest())
+    assert stored.status_code == 201, stored.text
+    assert api.request("GET", "/info/s.bin").json()["sha256"] == hashlib.sha256(data).hexdigest()

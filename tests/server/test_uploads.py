@@ -32,8 +32,9 @@ def test_post_upload_stores_verified_file(api: Api, live_server: LiveServer, md5
     response = api.post_parts([md5_part, file_part] if md5_first else [file_part, md5_part])
     assert response.status_code == 200, response.text
     info = response.json()
-    assert set(info) == {"name", "size", "md5", "created", "last_accessed", "expires", "mode", "mtime"}
+    assert set(info) == {"name", "size", "md5", "sha256", "created", "last_accessed", "expires", "mode", "mtime"}
     assert info["mode"] is None and info["mtime"] is None  # recorded only when the client sends them
+    assert info["sha256"] == hashlib.sha256(data).hexdigest()
     assert (info["name"], info["size"], info["md5"]) == ("report.bin", len(data), md5_hex(data))
     assert ISO_Z.match(info["created"])
     assert info["last_accessed"] is None
@@ -66,6 +67,7 @@ def test_post_upload_wrong_md5_is_409_and_keeps_nothing(api: Api, live_server: L
         "error": "checksum failed - please attempt reuploading",
         "expected": wrong,
         "actual": md5_hex(data),
+        "algorithm": "md5",
     }
     assert api.names() == []
     assert api.get("bad.bin").status_code == 404

@@ -73,3 +73,28 @@ def start_raw_patch(
         f"Upload-Offset: {offset}\r\nContent-Length: {total}\r\n{header}",
         sent,
     )
+
+
+def partial(api: Api, length: int) -> str:
+    """A new partial upload (tus Concatenation) of ``length`` bytes; its path."""
+    response = api.request("POST", "/tus/", headers={**TUS, "Upload-Length": str(length), "Upload-Concat": "partial"})
+    assert response.status_code == 201, response.text
+    return "/tus/" + response.headers["Location"].rsplit("/tus/", 1)[1]
+
+
+def sent_part(api: Api, data: bytes) -> str:
+    """A partial upload holding ``data``, complete; its path."""
+    path = partial(api, len(data))
+    answer = patch(api, path, 0, data, algorithm="crc32")
+    assert answer.status_code == 204, answer.text
+    assert "Upload-Md5" not in answer.headers  # a part is not a file
+    return path
+
+
+def final(api: Api, paths: list[str], name: str = "joined.bin", **extra: str) -> requests.Response:
+    """``Upload-Concat: final`` of ``paths`` as ``name``; ``md5``/``sha256`` in ``extra`` go into the
+    metadata, other ``extra`` are headers."""
+    meta: dict[str, str] = {"name": name}
+    meta.update((key, extra.pop(key)) for key in ("md5", "sha256") if key in extra)
+    headers = {**TUS, "Upload-Concat": "final;" + " ".join(paths), "Upload-Metadata": metadata(**meta), **extra}
+    return api.request("POST", "/tus/", headers=headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import itertools
@@ -295,3 +296,23 @@ def test_list_stops_after_many_empty_pages(server: responses.RequestsMock, clien
         server.get(URL + "/files", json=page(cursor=f"c{i}"))
     with pytest.raises(ProtocolError, match="100 empty pages"):
         client.list()
+
+
+def repr_digest(sha256_of: bytes) -> str:
+    """RFC 9530 ``Repr-Digest`` announcing the SHA-256 of ``sha256_of``."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(sha256_of).digest()).decode() + ":"
+
+
+def test_sha256_checked_on_disk_when_asked(server: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
+    """``checksum="sha256"``: a file whose MD5 matches but whose SHA-256 is not the server's never
+    appears; the right one lands with the server's SHA-256 in its info."""
+    for _ in range(4):  # every attempt: the retries start from 0 and meet the same SHA-256
+        server.get(FILE, body=DATA, headers={**download_headers(DATA), "Repr-Digest": repr_digest(b"other bytes")})
+    with pytest.raises(ChecksumMismatchError) as refused:
+        client.download("build/app.bin", tmp_path / "out.bin", checksum="sha256")
+    assert "sha256" in str(refused.value)
+    assert_no_litter(tmp_path)
+    server.get(FILE, body=DATA, headers={**download_headers(DATA), "Repr-Digest": repr_digest(DATA)})
+    info = client.download("build/app.bin", tmp_path / "out.bin", checksum="sha256")
+    assert info.sha256 == hashlib.sha256(DATA).hexdigest()
+    assert (tmp_path / "out.bin").read_bytes() == DATA

@@ -72,6 +72,8 @@ class Options:
     parallel_parts: int | None = None  # put's --parts, over the settings
     retries: int | None = None  # put's/get's --retries, over the settings: for every request they send
     connections: int | None = None  # get's --connections, over the settings
+    checksum: str | None = None  # put's/get's --checksum, over the settings
+    dedup: bool | None = None  # put's --no-dedup, over the settings
     _client: Client | None = field(default=None, repr=False)
 
     def client(self) -> Client:
@@ -93,6 +95,10 @@ class Options:
                 settings = replace(settings, parallel_parts=self.parallel_parts)
             if self.connections is not None:
                 settings = replace(settings, download_connections=self.connections)
+            if self.checksum is not None:
+                settings = replace(settings, checksum=self.checksum)
+            if self.dedup is not None:
+                settings = replace(settings, dedup=self.dedup)
             _show_sdk_warnings(not (self.quiet or self.debug), self.env)
             self._client = Client(
                 settings=settings, sleep=self.env.sleep, on_retry=None if self.quiet else self._print_retry

@@ -33,6 +33,13 @@ from .base import (
     retries_option,
 )
 
+checksum_option = click.option(
+    "--checksum",
+    type=click.Choice(["md5", "sha256"]),
+    help="Digest to claim and check besides the transfer's MD5: sha256 has the server verify the "
+    "file's SHA-256 on upload, and a download check it on disk [default: config or md5].",
+)
+
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True)
@@ -84,6 +91,13 @@ from .base import (
     show_default=True,
     help="Digest of the manifest.",
 )
+@click.option(
+    "--no-dedup",
+    is_flag=True,
+    help="Always send the bytes: do not offer files of 1 MiB or more by content first "
+    "(by default a file whose content the server already holds for you is linked, not sent).",
+)
+@checksum_option
 @jobs_option
 @no_files_option
 @retries_option
@@ -125,6 +139,8 @@ def put(
     parts: int | None,
     follow_symlinks: bool,
     no_preserve: bool,
+    no_dedup: bool,
+    checksum: str | None,
 ) -> None:
     """Upload FILE(s), directories (-r) and globs ('dist/*.whl', 'build/**/*.tgz', expanded by updl).
 
@@ -137,6 +153,9 @@ def put(
     options.resumable_threshold = resumable_threshold
     options.parallel_parts = parts
     options.retries = retries
+    options.checksum = checksum
+    if no_dedup:
+        options.dedup = False
     if name is not None and (len(files) > 1 or recursive or has_magic(files[0])):
         raise click.UsageError("--name works with one FILE only")
     if if_match is not None and (len(files) > 1 or recursive or has_magic(files[0])):
@@ -205,8 +224,9 @@ def put(
             on_retry=view.retry,
             on_outcome=report.outcome,
             upload_options=conditions,
+            dedup=client.settings.dedup,
         )
-        stored = [o for o in outcomes if o.status in ("uploaded", "skipped")]
+        stored = [o for o in outcomes if o.status in ("uploaded", "skipped", "linked")]
         if manifest:
             write_manifest(manifest, [Entry(o.digests[manifest_format], o.task.relative) for o in stored])
             view.note(f"wrote {manifest} ({len(stored)} files, {manifest_format})")
@@ -282,6 +302,7 @@ def _put_stdin(
     help="With --prefix: fetch exactly the files FILE lists (paths below the prefix) and "
     "check each against its digest too.",
 )
+@checksum_option
 @jobs_option
 @no_files_option
 @retries_option
@@ -305,6 +326,7 @@ def get(
     retries: int | None,
     connections: int | None,
     no_preserve: bool,
+    checksum: str | None,
 ) -> None:
     """Download NAME(s), or everything below --prefix; files appear only once their MD5 is verified.
 
@@ -317,6 +339,7 @@ def get(
         raise click.UsageError("give either NAME(s) or --prefix PREFIX")
     options.retries = retries
     options.connections = connections
+    options.checksum = checksum
     if manifest and prefix is None:
         raise click.UsageError("--manifest needs --prefix")
     if prefix is not None:
@@ -425,13 +448,22 @@ def _download_all(
 @click.option(
     "-C", "--directory", metavar="DIR", default=".", show_default=True, help="Where the manifest's paths start."
 )
+@click.option(
+    "--checksum",
+    type=click.Choice(["md5", "sha256"]),
+    help="Require MANIFEST to list this digest (refuse one of the other kind) [default: either].",
+)
 @pass_options
-def verify(options: Options, manifest: str, directory: str) -> None:
+def verify(options: Options, manifest: str, directory: str, checksum: str | None) -> None:
     """Check local files against MANIFEST (md5sum/sha256sum format; the digest length tells which).
 
     Prints 'PATH: OK', 'PATH: FAILED' or 'PATH: MISSING' per file (OK lines
     are left out with --quiet). Exit 5 if any FAILED, else 4 if any MISSING.
     """
+    if checksum is not None:
+        other = sorted({e.algorithm for e in read_manifest(manifest)} - {checksum})
+        if other:
+            raise click.UsageError(f"{manifest} lists {', '.join(other)} digests, not {checksum} (--checksum)")
 
     def show(result: VerifyResult) -> None:
         if options.json:

@@ -58,6 +58,10 @@ class FileAttributes:
             pairs.append(("mtime", self.mtime.astimezone(UTC).isoformat().replace("+00:00", "Z")))
         return pairs
 
+    def headers(self) -> dict[str, str]:
+        """The same as ``Updl-Mode``/``Updl-Mtime`` request headers (an offer of content, a ``PUT``)."""
+        return {f"Updl-{key.capitalize()}": value for key, value in self.fields()}
+
 
 def parse_mode(value: object) -> int | None:
     """Permission bits from the server's octal text (``0755``), or ``None`` if absent or malformed."""

@@ -63,7 +63,8 @@ class Task:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one file. ``status``: uploaded, downloaded, skipped or failed."""
+    """What happened to one file. ``status``: uploaded, linked (by content, no byte sent), downloaded,
+    skipped or failed."""
 
     task: Task
     status: str

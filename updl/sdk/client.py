@@ -25,7 +25,9 @@ import requests
 
 from . import downloads, retention, shares, uploads
 from .access import NewToken, TokenInfo, WhoAmI
+from .attributes import FileAttributes
 from .config import Settings, load_settings
+from .dedup import offer as offer_content
 from .downloads import Destination
 from .errors import NotFoundError, ProtocolError, UpdlError
 from .headers import expected_md5, file_info, parse_count
@@ -128,6 +130,9 @@ class Client:
         parts: int | None = None,
         expires_in: int | timedelta | None = None,
         preserve: bool = True,
+        checksum: str | None = None,
+        dedup: bool | None = None,
+        sha256: str | None = None,
     ) -> FileInfo:
         """Upload a file (path or binary file object) as ``name`` (default: the file's base name).
 
@@ -164,6 +169,13 @@ class Client:
         ``preserve`` (default): record the file's permission bits and mtime
         (a path, or a file object on a regular file) for downloads to restore;
         see :mod:`updl.sdk.attributes`.
+
+        ``checksum="sha256"`` (default ``settings.checksum``) claims the file's
+        SHA-256 as well, which the server verifies before keeping anything, and
+        checks the SHA-256 it reports; ``sha256`` gives that digest if already
+        known. ``dedup`` (default ``settings.dedup``): a path of at least 1 MiB
+        is hashed first and offered (:meth:`link`); if the server holds that
+        content for this user the name is linked to it and no byte is sent.
         """
         threshold = self.settings.resumable_threshold if resumable_threshold is None else resumable_threshold
         return uploads.upload(
@@ -181,6 +193,41 @@ class Client:
             if_match=if_match,
             expires_in=seconds_of(expires_in),
             preserve=preserve,
+            checksum=checksum or self.settings.checksum,
+            sha256=sha256,
+            dedup=self.settings.dedup if dedup is None else dedup,
+        )
+
+    def link(
+        self,
+        name: str,
+        size: int,
+        sha256: str,
+        md5: str | None = None,
+        *,
+        no_clobber: bool = False,
+        if_match: str | None = None,
+        expires_in: int | timedelta | None = None,
+        attributes: FileAttributes | None = None,
+        on_retry: RetryCallback | None = None,
+    ) -> FileInfo | None:
+        """Upload by content: store ``name`` as the content of this size and digests, if the server
+        holds it for this user (``POST /files/{name}``); the new file's info, or None (then upload).
+
+        No byte of the file is sent. ``no_clobber``/``if_match``/``expires_in`` apply as in
+        :meth:`upload`; ``attributes`` (:func:`~updl.sdk.attributes.local_attributes`) are recorded
+        for the new name.
+        """
+        seconds = seconds_of(expires_in)
+        terms = {uploads.EXPIRES_HEADER: str(seconds)} if seconds is not None else {}
+        terms |= attributes.headers() if attributes else {}
+        return offer_content(
+            self._transport,
+            self._retrier(on_retry),
+            name,
+            size,
+            {"sha256": sha256, **({"md5": md5} if md5 else {})},
+            {**uploads.conditional_headers(no_clobber, if_match), **terms},
         )
 
     def download(
@@ -196,6 +243,7 @@ class Client:
         within: str | os.PathLike[str] | None = None,
         connections: int | None = None,
         preserve: bool = True,
+        checksum: str | None = None,
     ) -> FileInfo:
         """Download ``name`` into ``dest`` (a path, a directory, or a binary file object).
 
@@ -227,6 +275,10 @@ class Client:
         ``preserve`` (default): a path gets the permission bits (through the
         umask) and mtime the uploader recorded, set on the temporary file
         before the rename; ``False`` leaves the defaults of a new file.
+
+        ``checksum="sha256"`` (default ``settings.checksum``): a path download
+        is also checked against the SHA-256 the server sends (``Repr-Digest``),
+        read back from the file on disk before it is moved into place.
         """
         return downloads.download(
             self._transport,
@@ -240,6 +292,7 @@ class Client:
             within=within,
             connections=self.settings.download_connections if connections is None else connections,
             preserve=preserve,
+            checksum=checksum or self.settings.checksum,
         )
 
     # -- listing, info, delete ------------------------------------------------------------

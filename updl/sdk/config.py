@@ -14,11 +14,12 @@ Config file (TOML; ``UPDL_CONFIG`` overrides its path)::
     retries = 5
     timeout = 60          # or [connect, read]
     resumable_threshold = "64MiB"   # files at least this big go over tus (0: always)
-    resumable_chunk_size = "8MiB"   # bytes per tus PATCH
     parallel_parts = 1              # resumable uploads as this many parallel parts (1-8)
     resumable_chunk_size = 0        # bytes per tus PATCH; 0: one streamed PATCH (see sdk/tus.py)
     download_connections = 4        # parallel ranged GETs for a download of 64 MiB or more (1: one stream)
     ca_bundle = "~/updl-ca.pem"     # trust this CA (PEM) instead of the system's: a self-signed server
+    checksum = "sha256"             # also claim and check SHA-256 (default: md5 only)
+    dedup = true                    # offer digests first; content the server holds is linked (default)
 
     [ci]
     url = "http://10.0.0.5:8000"
@@ -61,7 +62,6 @@ DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 300.0)
 Timeout = float | tuple[float, float]
 MIB = 1024 * 1024
 DEFAULT_RESUMABLE_THRESHOLD = 64 * MIB
-DEFAULT_RESUMABLE_CHUNK_SIZE = 8 * MIB
 DEFAULT_PARALLEL_PARTS = 1  # see docs/benchmarks.md, "Parallel parts"
 MAX_PARALLEL_PARTS = 8
 #: 0: stream the file in one PATCH (plus a checksummed 1 MiB tail), not chunk by chunk (sdk/tus.py).
@@ -79,7 +79,11 @@ KNOWN_KEYS = (
     "ca_bundle",
     "parallel_parts",
     "download_connections",
+    "checksum",
+    "dedup",
 )
+#: The digests a transfer can claim and check (``checksum``): MD5 always, SHA-256 on request.
+CHECKSUMS = ("md5", "sha256")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
 
@@ -104,6 +108,10 @@ class Settings:
     ca_bundle_source: str = "not set"
     #: A download of at least 64 MiB to a path goes over this many ranged GETs at once (1: one stream).
     download_connections: int = DEFAULT_DOWNLOAD_CONNECTIONS
+    #: ``md5`` or ``sha256``: the digest uploads claim besides MD5 and downloads check on disk.
+    checksum: str = "md5"
+    #: Offer a file's digests before uploading it, so content the server holds is linked, not sent.
+    dedup: bool = True
 
 
 def parse_size(value: int | str) -> int:
@@ -343,6 +351,14 @@ def load_settings(
         _check_parts(section["parallel_parts"], file_source) if "parallel_parts" in section else DEFAULT_PARALLEL_PARTS
     )
     timeout = _check_timeout(section["timeout"], file_source) if "timeout" in section else DEFAULT_TIMEOUT
+    checksum = section.get("checksum", "md5")
+    if checksum not in CHECKSUMS:
+        raise InvalidSettingsError(
+            f"checksum must be one of {', '.join(CHECKSUMS)}, got {checksum!r} (from {file_source})"
+        )
+    dedup = section.get("dedup", True)
+    if not isinstance(dedup, bool):
+        raise InvalidSettingsError(f"dedup must be true or false, got {dedup!r} (from {file_source})")
 
     return Settings(
         url=_check_url(url_value, url_source),
@@ -358,4 +374,6 @@ def load_settings(
         ca_bundle=None if bundle_value is None else _check_ca_bundle(bundle_value, bundle_source),
         ca_bundle_source=bundle_source,
         download_connections=connections,
+        checksum=checksum,
+        dedup=dedup,
     )

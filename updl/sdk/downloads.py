@@ -316,20 +316,18 @@ class ResumableDownload:
         report: ProgressCallback,
         size: int | None = None,
         preserve: bool = True,
+        checksum: str = "md5",
     ) -> None:
         """``open_body(headers)`` sends the GET and returns the streaming response; ``preserve``:
-        restore the recorded mode and mtime."""
+        restore the recorded mode and mtime; ``checksum="sha256"`` also checks the file on disk
+        against the server's SHA-256."""
         self._preserve = preserve
+        self._checksum = checksum
         self._name = name
         self._part = part
         self._open_body = open_body
         self._report = report
         self._size = size
-
-    @property
-    def preserve(self) -> bool:
-        """Whether the finished file gets the recorded mode and mtime."""
-        return self._preserve
 
     def run(self, attempt: int) -> FileInfo:
         """Continue (or start) the download, verify the whole file, rename it into place."""
@@ -386,8 +384,28 @@ class ResumableDownload:
             raise
         finally:
             part.file.flush()  # what arrived stays for the next attempt
-        part.finish(info if self._preserve else None)
+        self.finish(info)
         return info
+
+    def finish(self, info: FileInfo) -> None:
+        """Move the verified temporary file into place (with the recorded mode and mtime if
+        ``preserve``), after reading its SHA-256 back from disk when ``checksum="sha256"``.
+        Also the end of a parallel ranged download of the same file (:mod:`~updl.sdk.ranged`)."""
+        if self._checksum == "sha256" and info.sha256 is not None:
+            self._check_sha256_on_disk(info)
+        self._part.finish(info if self._preserve else None)
+
+    def _check_sha256_on_disk(self, info: FileInfo) -> None:
+        """Read the finished temporary file back and compare its SHA-256 with the server's."""
+        part = self._part
+        on_disk = hash_file(part.file, ("sha256",), length=info.size)["sha256"].hexdigest()
+        if on_disk != info.sha256:
+            part.restart()
+            raise ChecksumMismatchError(
+                f"checksum mismatch (server: sha256 {info.sha256}, on disk: {on_disk})",
+                expected=info.sha256,
+                actual=on_disk,
+            )
 
 
 class StreamDownload:
@@ -518,6 +536,7 @@ def download(
     within: str | os.PathLike[str] | None = None,
     connections: int = 1,
     preserve: bool = True,
+    checksum: str = "md5",
 ) -> FileInfo:
     """Download ``name`` into ``dest`` (a path, a directory, a binary file object); see ``Client.download``.
 
@@ -534,7 +553,7 @@ def download(
         key = DownloadKey.for_target(transport.base_url, name, target)
         part = PartFile(target, key, store, None if within is None else Path(within))
         try:
-            single = ResumableDownload(name, part, open_body, report, size, preserve)
+            single = ResumableDownload(name, part, open_body, report, size, preserve, checksum)
             if connections > 1:
                 ranged = RangedDownload(name, part, open_body, single, report, connections, size)
                 return retrier.run(ranged.run, name)

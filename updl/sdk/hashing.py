@@ -105,10 +105,14 @@ class HashingReader:
     return its last bytes; a stream without one (``BytesIO``) is taken as read.
     """
 
-    def __init__(self, fileobj: BinaryIO, on_read: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, fileobj: BinaryIO, on_read: Callable[[int], None] | None = None, *, sha256: bool = False
+    ) -> None:
+        """``sha256``: hash SHA-256 as well (:meth:`sha256_hexdigest`)."""
         self._file = fileobj
         self._on_read = on_read
         self._hash = hashlib.md5()
+        self._sha256 = hashlib.sha256() if sha256 else None
         self._state = file_state(fileobj)  # before the first byte
         self.size = _remaining(fileobj)
         self.bytes_read = 0
@@ -144,6 +148,8 @@ class HashingReader:
         if not data and remaining:
             raise self._changed(f"it ended after {self.bytes_read} of {self.size} bytes")
         self._hash.update(data)
+        if self._sha256 is not None:
+            self._sha256.update(data)
         self.bytes_read += len(data)
         if self.remaining == 0:
             self.check_unchanged()  # before these last bytes go out: a torn body is never complete
@@ -168,6 +174,10 @@ class HashingReader:
     def hexdigest(self) -> str:
         """MD5 (lowercase hex) of the bytes read so far."""
         return self._hash.hexdigest()
+
+    def sha256_hexdigest(self) -> str | None:
+        """SHA-256 (lowercase hex) of the bytes read so far; None unless asked for."""
+        return None if self._sha256 is None else self._sha256.hexdigest()
 
 
 class HashingWriter:

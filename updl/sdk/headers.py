@@ -14,6 +14,7 @@ import email.utils
 from datetime import UTC, datetime
 
 import requests
+from http_sfv.dictionary import Dictionary
 
 from .attributes import parse_mode
 from .errors import ProtocolError
@@ -27,12 +28,14 @@ __all__ = [
     "header_time",
     "parse_count",
     "parse_retry_after",
+    "repr_sha256",
     "server_etag",
     "stored_md5",
 ]
 
 #: Digits in a count a server may send (2**63 - 1 has 19): more is no size, only an attack.
 MAX_COUNT_DIGITS = 19
+_MAX_DIGEST_HEADER = 1024
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -113,6 +116,28 @@ def _md5_from_headers(response: requests.Response) -> str | None:
     return None
 
 
+def repr_sha256(response: requests.Response) -> str | None:
+    """The file's SHA-256 from RFC 9530 ``Repr-Digest`` (``sha-256=:<base64>:``), or None.
+
+    Parsed as the Structured Fields dictionary it is (http-sfv); after a
+    redirect the updl server's own answer is asked first, as for the MD5.
+    """
+    for answer in (*response.history[:1], response):
+        value = answer.headers.get("Repr-Digest")
+        if not value or len(value) > _MAX_DIGEST_HEADER:
+            continue
+        parsed = Dictionary()
+        try:
+            parsed.parse(value.encode("ascii"))
+        except (ValueError, UnicodeError):
+            continue
+        if "sha-256" in parsed:
+            digest = getattr(parsed["sha-256"], "value", None)
+            if isinstance(digest, bytes) and len(digest) == 32:
+                return digest.hex()
+    return None
+
+
 def stored_md5(response: requests.Response) -> str | None:
     """The MD5 a completed tus upload stored (``Upload-Md5``, updl's extension), or None."""
     md5 = response.headers.get("Upload-Md5", "").strip().lower()
@@ -166,4 +191,5 @@ def file_info(response: requests.Response, name: str, size: int, md5: str, *, ac
         expires=header_time(response.headers.get("Updl-Expires")),
         mode=parse_mode(own.headers.get("Updl-Mode")),
         mtime=None if recorded is None else recorded if recorded.tzinfo else recorded.replace(tzinfo=UTC),
+        sha256=repr_sha256(response),
     )

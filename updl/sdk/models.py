@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,8 @@ from .attributes import format_mode, parse_mode
 from .errors import ProtocolError
 
 __all__ = ["FileInfo", "Prefix", "Usage", "format_time", "parse_time"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def parse_time(value: str) -> datetime:
@@ -29,10 +32,11 @@ def format_time(value: datetime) -> str:
 
 @dataclass(frozen=True)
 class FileInfo:
-    """A stored file: its name, size in bytes, MD5 (lowercase hex) and times (UTC).
+    """A stored file: its name, size in bytes, MD5 and SHA-256 (lowercase hex) and times (UTC).
 
-    ``mode`` (permission bits) and ``mtime`` are what the uploader recorded of
-    the local file (``None``: nothing; see :mod:`updl.sdk.attributes`).
+    ``sha256`` is ``None`` from a server that does not compute it, or for files
+    stored before it did. ``mode`` (permission bits) and ``mtime`` are what the
+    uploader recorded of the local file (``None``: nothing; see :mod:`updl.sdk.attributes`).
     """
 
     name: str
@@ -43,6 +47,7 @@ class FileInfo:
     expires: datetime | None = None  # when the server deletes it; None: kept until deleted
     mode: int | None = None
     mtime: datetime | None = None
+    sha256: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileInfo:
@@ -54,6 +59,9 @@ class FileInfo:
             size = data["size"]
             if type(size) is not int or size < 0:  # a JSON number; not a bool, "12" or "²"
                 raise ValueError(f"size {size!r}")
+            sha256 = data.get("sha256")
+            if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256.lower())):
+                raise ValueError(f"sha256 {sha256!r:.80}")
             return cls(
                 name=str(data["name"]),
                 size=size,
@@ -63,6 +71,7 @@ class FileInfo:
                 expires=parse_time(expires) if expires else None,
                 mode=parse_mode(data.get("mode")),
                 mtime=parse_time(mtime) if isinstance(mtime, str) and mtime else None,
+                sha256=None if sha256 is None else sha256.lower(),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"the server sent a malformed file record ({exc})") from exc
@@ -78,6 +87,7 @@ class FileInfo:
             "expires": format_time(self.expires) if self.expires else None,
             "mode": format_mode(self.mode) if self.mode is not None else None,
             "mtime": format_time(self.mtime) if self.mtime else None,
+            **({"sha256": self.sha256} if self.sha256 else {}),
         }
 
 

@@ -190,7 +190,7 @@ class RangedDownload:
                 actual=digest,
             )
         info = file_info(first, self._name, self._total, str(digest), accessed=True)
-        part.finish(info if self._single.preserve else None)
+        self._single.finish(info)
         return info
 
     def _receive_range(self, fd: int, index: int, response: requests.Response | None, state: dict[str, Any]) -> None:

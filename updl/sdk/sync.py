@@ -289,7 +289,9 @@ def run_sync(
         "on_outcome": record,
     }
     if plan.transfers and plan.upload:
-        upload_batch(client, plan.transfers, upload_options={"preserve": preserve}, **callbacks)
+        upload_batch(
+            client, plan.transfers, upload_options={"preserve": preserve}, dedup=client.settings.dedup, **callbacks
+        )
     elif plan.transfers:
         download_batch(client, plan.transfers, preserve=preserve, **callbacks)
     if not delete or not plan.deletions:

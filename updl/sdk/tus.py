@@ -256,10 +256,15 @@ class _StreamBody:
 
 
 def upload_metadata(
-    name: str, attributes: FileAttributes | None, expires_in: int | None, md5: str | None = None
+    name: str,
+    attributes: FileAttributes | None,
+    expires_in: int | None,
+    md5: str | None = None,
+    sha256: str | None = None,
 ) -> str:
-    """``Upload-Metadata`` naming the file, with its optional MD5, attributes and expiry."""
-    pairs = [("name", name), *([("md5", md5)] if md5 is not None else []), *(attributes.fields() if attributes else [])]
+    """``Upload-Metadata`` naming the file, with its optional digests, attributes and expiry."""
+    digests = [(key, value) for key, value in (("md5", md5), ("sha256", sha256)) if value is not None]
+    pairs = [("name", name), *digests, *(attributes.fields() if attributes else [])]
     if expires_in is not None:
         pairs.append(("expires_in", str(expires_in)))
     return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in pairs)
@@ -287,10 +292,17 @@ class TusUpload:
         report: ProgressCallback,
         expires_in: int | None = None,
         attributes: FileAttributes | None = None,
+        *,
+        sha256: str | None = None,
     ) -> None:
         """Prepare to upload ``path`` as ``name`` in ``chunk_size`` PATCHes (0: streamed, see the module),
-        kept ``expires_in`` seconds, recording ``attributes``."""
+        kept ``expires_in`` seconds, recording ``attributes``.
+
+        ``sha256``: the file's SHA-256, known before sending (an offer computed it);
+        claimed in the creation's metadata, so the server verifies it too.
+        """
         self._attributes = attributes
+        self._sha256 = sha256
         self._transport = transport
         self._store = store
         self._path = path
@@ -308,7 +320,7 @@ class TusUpload:
         self.key = UploadKey.for_file(self.key.server, self._name, self._path)
         with self._path.open("rb") as fileobj:
             self._opened = file_state(fileobj)
-            entry, offset, stored = self._resume_or_create()
+            entry, offset, stored = self._resume_or_create(fileobj, attempt)
             if attempt == 1:
                 self.resumed_from = offset
             self._report(ProgressEvent(self._name, offset, self.key.size, attempt))
@@ -362,7 +374,7 @@ class TusUpload:
     def _headers(self, **extra: str) -> dict[str, str]:
         return {"Tus-Resumable": TUS_VERSION, **extra}
 
-    def _resume_or_create(self) -> tuple[UploadEntry, int, FileInfo | None]:
+    def _resume_or_create(self, fileobj: BinaryIO, attempt: int) -> tuple[UploadEntry, int, FileInfo | None]:
         entry = self._store.upload(self.key)
         if entry is not None:
             try:
@@ -371,8 +383,13 @@ class TusUpload:
                 if exc.status not in GONE:
                     raise
                 self._store.forget_upload(self.key)
+        if self._sha256 is not None and attempt > 1:
+            # A new upload after a failed attempt (a mismatch, a changed file): the SHA-256 known
+            # before the first attempt may be stale, and would make every retry fail the same way.
+            self._sha256 = hash_file(fileobj, ("sha256",))["sha256"].hexdigest()
+            fileobj.seek(0)
         # No md5 here: it travels on the last PATCH, computed while sending (one read).
-        metadata = upload_metadata(self._name, self._attributes, self._expires_in)
+        metadata = upload_metadata(self._name, self._attributes, self._expires_in, sha256=self._sha256)
         response = self._transport.request(
             "POST",
             "/tus/",
@@ -496,5 +513,11 @@ class TusUpload:
                 f"the client sent md5 {md5}, {self.key.size} bytes)",
                 expected=md5,
                 actual=stored.md5,
+            )
+        if self._sha256 is not None and stored.sha256 is not None and stored.sha256 != self._sha256:
+            raise ChecksumMismatchError(
+                f"checksum mismatch (the server stored sha256 {stored.sha256}, the client sent {self._sha256})",
+                expected=self._sha256,
+                actual=stored.sha256,
             )
         return stored

@@ -38,7 +38,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .attributes import FileAttributes
 from .errors import ChecksumMismatchError, SourceChangedError, UpdlError
-from .hashing import file_state
+from .hashing import digest_file, file_state
 from .headers import file_info, parse_count, stored_md5
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent
@@ -87,9 +87,11 @@ class PartedUpload:
         report: ProgressCallback,
         expires_in: int | None = None,
         attributes: FileAttributes | None = None,
+        *,
+        sha256: str | None = None,
     ) -> None:
         """Prepare to upload ``path`` as ``name`` in up to ``parts`` parallel parts of ``chunk_size`` PATCHes,
-        recording ``attributes`` (mode, mtime) with the final upload."""
+        recording ``attributes`` (mode, mtime) and claiming ``sha256`` (if known) with the final upload."""
         if not 1 <= parts <= MAX_PARTS:
             raise ValueError(f"parts must be 1 to {MAX_PARTS}, got {parts}")
         self._transport = transport
@@ -101,6 +103,7 @@ class PartedUpload:
         self._report = report
         self._expires_in = expires_in  # sent with the final upload, which names the file
         self._attributes = attributes  # likewise
+        self._sha256 = sha256  # likewise
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._attempt = 1
@@ -108,6 +111,8 @@ class PartedUpload:
     def run(self, attempt: int) -> FileInfo:
         """Create or resume every part, send them in parallel, then ask the server to join them."""
         self._attempt = attempt
+        if attempt > 1 and self._sha256 is not None:  # known before the first attempt: may be stale now
+            self._sha256 = digest_file(self._path, ("sha256",))["sha256"]
         self._stop.clear()
         key = UploadKey.for_file(self._transport.base_url, self._name, self._path)
         ranges = part_ranges(key.size, self._count, self._chunk_size)
@@ -227,7 +232,7 @@ class PartedUpload:
 
     def _final(self, parts: list[_Part], md5: str, size: int) -> FileInfo:
         """``Upload-Concat: final``: the server joins the parts, checks the MD5 and stores the file."""
-        metadata = upload_metadata(self._name, self._attributes, self._expires_in, md5)
+        metadata = upload_metadata(self._name, self._attributes, self._expires_in, md5, self._sha256)
         headers = self._headers(
             **{
                 "Upload-Concat": "final;" + " ".join(part.url for part in parts),

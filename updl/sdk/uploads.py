@@ -22,13 +22,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from requests_toolbelt import MultipartEncoder
 
 from .attributes import FileAttributes, local_attributes
-from .errors import ChecksumMismatchError, PreconditionFailedError
-from .hashing import CHUNK_SIZE, HashingReader
+from .dedup import dedup_candidate, offer_file
+from .errors import ChecksumMismatchError, PreconditionFailedError, ProtocolError
+from .hashing import CHUNK_SIZE, HashingReader, digest_file
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, reporting
 from .resume import ResumeStore
@@ -45,30 +46,34 @@ EXPIRES_HEADER = "Updl-Expires-In"  # seconds the server keeps the file (docs/ap
 
 
 class DigestField:
-    """The multipart ``md5`` value, read only after the file part has been read.
+    """The multipart ``md5`` (or ``sha256``) value, read only after the file part has been read.
 
-    requests-toolbelt sizes every part up front (``len`` = 32 here) and reads
-    the parts in order, so when it gets to this one the reader has seen the
-    whole file and its digest is final. It checks once more that the file did
-    not change (an empty file has no last read to check on).
+    requests-toolbelt sizes every part up front (``len`` = 32 here, 64 for
+    SHA-256) and reads the parts in order, so when it gets to this one the
+    reader has seen the whole file and its digest is final. It checks once
+    more that the file did not change (an empty file has no last read to check on).
     """
 
-    def __init__(self, reader: HashingReader) -> None:
+    def __init__(self, reader: HashingReader, algorithm: str = "md5") -> None:
         self._reader = reader
+        self._algorithm = algorithm
+        self._length = 64 if algorithm == "sha256" else 32
         self._value: bytes | None = None
         self._sent = 0
 
     def __len__(self) -> int:
-        return 32 - self._sent
+        return self._length - self._sent
 
     def read(self, size: int | None = -1) -> bytes:
         """Up to ``size`` bytes of the hex digest (all that is left by default)."""
         if self._value is None:
             if self._reader.remaining:
-                raise RuntimeError("md5 field read before the file part was complete")
+                raise RuntimeError(f"{self._algorithm} field read before the file part was complete")
             self._reader.check_unchanged()
-            self._value = self._reader.hexdigest().encode("ascii")
-        end = 32 if size is None or size < 0 else min(32, self._sent + size)
+            digest = self._reader.sha256_hexdigest() if self._algorithm == "sha256" else self._reader.hexdigest()
+            assert digest is not None
+            self._value = digest.encode("ascii")
+        end = self._length if size is None or size < 0 else min(self._length, self._sent + size)
         chunk = self._value[self._sent : end]
         self._sent = end
         return chunk
@@ -138,25 +143,41 @@ def upload(
     if_match: str | None = None,
     expires_in: int | None = None,
     preserve: bool = True,
+    checksum: str = "md5",
+    sha256: str | None = None,
+    dedup: bool = False,
 ) -> FileInfo:
     """Upload ``source`` as ``name`` (default: its base name), retried by ``retrier``; see ``Client.upload``."""
     conditions = conditional_headers(no_clobber, if_match)
     expiry = {EXPIRES_HEADER: str(expires_in)} if expires_in is not None else {}
     attributes = local_attributes(source) if preserve else None
+    candidate = dedup_candidate(source) if dedup else None
+    if candidate is not None:
+        terms = {**conditions, **expiry, **(attributes.headers() if attributes else {})}
+        linked, digests = offer_file(transport, retrier, candidate, name or candidate.name, terms)
+        if linked is not None:
+            if linked.sha256 != digests["sha256"]:
+                raise ProtocolError(f"the server linked {linked.name!r} to other content (sha256 {linked.sha256})")
+            return linked
+        sha256 = digests["sha256"]  # the server verifies it as it receives the bytes
     # The tus routes take no preconditions: a conditional upload goes as one multipart body,
     # which the server checks before reading it and again, atomically, when it commits.
     if isinstance(source, (str, os.PathLike)) and not conditions:
         path = Path(source)
         if path.is_file() and path.stat().st_size >= resumable_threshold:
             name = name or path.name
+            if checksum == "sha256" and sha256 is None:
+                sha256 = digest_file(path, ("sha256",))["sha256"]  # a tus creation claims it up front
             with reporting(on_progress, progress, name) as report:
                 if parts > 1:  # parallel partial uploads, joined by the server (tus Concatenation)
                     part_chunk = chunk_size or PART_CHUNK_SIZE  # parts go in checksummed PATCHes
                     parted = PartedUpload(
-                        transport, store, path, name, part_chunk, parts, report, expires_in, attributes
+                        transport, store, path, name, part_chunk, parts, report, expires_in, attributes, sha256=sha256
                     )
                     return retrier.run(parted.run, name)
-                resumable = TusUpload(transport, store, path, name, chunk_size, report, expires_in, attributes)
+                resumable = TusUpload(
+                    transport, store, path, name, chunk_size, report, expires_in, attributes, sha256=sha256
+                )
                 return retrier.run(resumable.run, name)
     with open_source(source) as (fileobj, default_name):
         name = name or default_name
@@ -167,9 +188,18 @@ def upload(
 
             def attempt(number: int) -> FileInfo:
                 fileobj.seek(start)
+                # The SHA-256 known before the first attempt; a retry hashes on the way (the file may have changed).
+                claim: str | bool = sha256 if sha256 and number == 1 else bool(sha256) or checksum == "sha256"
                 try:
                     return upload_multipart(
-                        transport, fileobj, name, number, report, {**conditions, **expiry}, attributes
+                        transport,
+                        fileobj,
+                        name,
+                        number,
+                        report,
+                        {**conditions, **expiry},
+                        attributes,
+                        sha256=claim,
                     )
                 except PreconditionFailedError as exc:
                     if number > 1 and exc.current_md5 is not None and exc.current_md5 == _md5_from(fileobj, start):
@@ -211,28 +241,32 @@ def upload_multipart(
     report: ProgressCallback,
     conditions: Mapping[str, str] | None = None,
     attributes: FileAttributes | None = None,
+    *,
+    sha256: str | bool | None = None,
 ) -> FileInfo:
     """One ``POST /upload`` of ``fileobj`` from its position to its end; the stored file, checked.
 
-    ``attributes`` (mode, mtime) go as fields before the file part.
+    ``attributes`` (mode, mtime) go as fields before the file part. ``sha256``:
+    also claim the file's SHA-256 — this hex digest (known before sending), or
+    ``True`` to compute it on the way (sent after the file, as the MD5 is).
     """
     total: int | None = None
 
     def on_read(position: int) -> None:
         report(ProgressEvent(name, position, total, attempt))
 
-    reader = HashingReader(fileobj, on_read)
+    reader = HashingReader(fileobj, on_read, sha256=sha256 is True)
     total = reader.size
     report(ProgressEvent(name, 0, total, attempt))
+    fields: list[tuple[str, Any]] = [("name", name), *(attributes.fields() if attributes else [])]
+    if isinstance(sha256, str):
+        fields.append(("sha256", sha256))
+    fields.append(("file", (os.path.basename(name) or name, reader, "application/octet-stream")))
+    fields.append(("md5", DigestField(reader)))  # after the file: its value exists only once the file is read
+    if sha256 is True:
+        fields.append(("sha256", DigestField(reader, "sha256")))
     # A fresh encoder per attempt: an encoder cannot be rewound.
-    encoder = MultipartEncoder(
-        fields=[
-            ("name", name),
-            *(attributes.fields() if attributes else []),
-            ("file", (os.path.basename(name) or name, reader, "application/octet-stream")),
-            ("md5", DigestField(reader)),  # last: its value exists only once the file is read
-        ]
-    )
+    encoder = MultipartEncoder(fields=fields)
     response = transport.request(
         "POST",
         "/upload",
@@ -248,4 +282,16 @@ def upload_multipart(
             actual=info.md5,
             response=response,
         )
+    claimed = sha256 if isinstance(sha256, str) else reader.sha256_hexdigest()
+    check_sha256(info, claimed)
     return info
+
+
+def check_sha256(info: FileInfo, sent: str | None) -> None:
+    """``ChecksumMismatchError`` when the server reports a SHA-256 other than the one the client sent."""
+    if sent is not None and info.sha256 is not None and info.sha256 != sent:
+        raise ChecksumMismatchError(
+            f"checksum mismatch (the server stored sha256 {info.sha256}, the client sent {sent})",
+            expected=sent,
+            actual=info.sha256,
+        )

@@ -12,11 +12,11 @@ each URL must name (by its last path segment under ``/tus/``) a partial upload
 of the same user that is complete; no part twice; the sum within the server's
 maximum size. Anything else is a 400 naming the URL, before any byte moves.
 
-**Integrity.** As for a single upload, the whole file's MD5 decides: it is
-computed over the parts in order (one read of the staged bytes, except the
-first part's when this process still has its running MD5 from the PATCHes)
-and compared with the ``md5`` of the final's ``Upload-Metadata`` and/or its
-``Upload-Md5`` header. On a mismatch the parts are deleted and nothing is
+**Integrity.** As for a single upload, the whole file's digests decide: its
+MD5 and SHA-256 are computed over the parts in order (one read of the staged
+bytes, except the first part's when this process still has its running
+digests from the PATCHes) and compared with the ``md5`` and ``sha256`` of the
+final's ``Upload-Metadata`` and/or its ``Upload-Md5`` header. On a mismatch the parts are deleted and nothing is
 kept. Then the staging area joins the parts without copying them (local disk:
 the part files become the segments of one blob; S3: ``UploadPartCopy``), the
 file row is committed, and in one transaction the final upload is recorded as
@@ -41,7 +41,7 @@ from ..errors import HTTPError, bad_request, checksum_failed, too_large
 from ..formats import UPLOAD_ID
 from ..storage import StagedUpload
 from ..uploads import record_committed
-from .protocol import TUS_EXTENSIONS, expires_in_of, metadata_attributes, parse_metadata, parse_name_and_md5
+from .protocol import TUS_EXTENSIONS, expires_in_of, metadata_attributes, parse_claims, parse_metadata
 from .service import EXPIRY, TusService
 
 MAX_PARTS = 64  # parts in one final upload (tus-js-client's parallelUploads is usually 2-8)
@@ -98,7 +98,7 @@ async def concatenate(
     tus: TusService, owner: int, concat: Concat, raw_metadata: str, final_md5: str | None
 ) -> tuple[TusRecord, FileRecord]:
     """Make the final upload of ``concat``'s parts: verify, join, store; see the module docstring."""
-    name, md5 = parse_name_and_md5(raw_metadata)
+    name, md5, sha256 = parse_claims(raw_metadata)
     parts = [
         await _complete_part(tus, owner, part_id, url)
         for part_id, url in zip(concat.part_ids, concat.urls, strict=False)
@@ -118,16 +118,27 @@ async def concatenate(
             current = await to_thread.run_sync(tus.catalog.tus_upload, part.id)
             if current is None or current.offset != current.length:
                 raise not_a_part(url, "the partial upload changed meanwhile; try again")
-        actual = await to_thread.run_sync(_md5_of_parts, tus, parts, held)
-        for declared in (md5, final_md5):
-            if declared is not None and actual != declared:
+        actual, actual_sha256 = await to_thread.run_sync(_digests_of_parts, tus, parts, held)
+        claims = [(md5, actual, "md5"), (final_md5, actual, "md5"), (sha256, actual_sha256, "sha256")]
+        for declared, computed, algorithm in claims:
+            if declared is not None and computed != declared:
                 await _drop_parts(tus, parts, held)
-                raise checksum_failed(declared, actual)
+                raise checksum_failed(declared, computed, algorithm)
         location = await to_thread.run_sync(tus.store.staging.concatenate, held, owner)
         try:
             attributes = metadata_attributes(raw_metadata)
             stored = await record_committed(
-                tus.store, tus.catalog, owner, name, length, actual, location, None, admission, attributes
+                tus.store,
+                tus.catalog,
+                owner,
+                name,
+                length,
+                actual,
+                location,
+                None,
+                admission,
+                attributes,
+                sha256=actual_sha256,
             )
         except BaseException:
             await _drop_parts(tus, parts, [])  # their bytes are the blob now (deleted on failure)
@@ -139,6 +150,7 @@ async def concatenate(
             stored.md5,
             stored.created,
             utcnow() + EXPIRY,
+            stored.sha256,
         )
         return final, stored
     finally:
@@ -164,20 +176,22 @@ async def _complete_part(tus: TusService, owner: int, part_id: str, url: str) ->
     return record
 
 
-def _md5_of_parts(tus: TusService, parts: list[TusRecord], held: list[StagedUpload]) -> str:
-    """MD5 of the parts in order; the first part's running MD5 is reused when this process has it."""
-    digest: Any = tus._hashes.resume(parts[0].id, parts[0].length)
-    rest = held
-    if digest is None:
-        digest = hashlib.md5(usedforsecurity=False)
-    else:
-        rest = held[1:]
+def _digests_of_parts(tus: TusService, parts: list[TusRecord], held: list[StagedUpload]) -> tuple[str, str]:
+    """MD5 and SHA-256 of the parts in order, in one read; the first part's running digests are
+    reused when this process has them."""
+    first = parts[0]
+    md5: Any = tus._hashes.resume(first.id, first.length)
+    sha256: Any = tus._sha256s.resume(first.id, first.length)
+    rest = held[1:]
+    if md5 is None or sha256 is None:
+        md5, sha256, rest = hashlib.md5(usedforsecurity=False), hashlib.sha256(), held
     for hold in rest:
         for chunk in hold.chunks():
-            digest.update(chunk)
+            md5.update(chunk)
+            sha256.update(chunk)
     for part in parts:
-        tus._hashes.forget(part.id)
-    return str(digest.hexdigest())
+        tus._forget(part.id)
+    return str(md5.hexdigest()), str(sha256.hexdigest())
 
 
 async def _drop_parts(tus: TusService, parts: list[TusRecord], held: list[StagedUpload]) -> None:

@@ -15,9 +15,10 @@ import re
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..attributes import Attributes
+from ..digests import parse_sha256_hex
 from ..errors import HTTPError, bad_request, too_large
 from ..formats import MD5_HEX
 from ..names import validate_name
@@ -161,6 +162,7 @@ class NewUpload:
     metadata: str  # the raw Upload-Metadata, echoed by HEAD
     expires_in: int | None = None  # seconds, from Upload-Metadata's expires_in (retention.py)
     partial: bool = False  # Upload-Concat: partial (a part of a later concatenation)
+    sha256: str | None = None  # lower-case hex, from Upload-Metadata
 
 
 def expires_in_of(metadata: Mapping[str, str]) -> int | None:
@@ -170,7 +172,7 @@ def expires_in_of(metadata: Mapping[str, str]) -> int | None:
 
 def parse_creation(headers: Mapping[str, str], max_size: int, *, partial: bool = False) -> NewUpload:
     """``Upload-Length`` (413 past ``max_size``) and ``Upload-Metadata`` with ``name`` and
-    optional ``md5``; 400 for anything malformed (``refuse_unsupported`` comes first).
+    optional ``md5`` and ``sha256``; 400 for anything malformed (``refuse_unsupported`` comes first).
 
     A ``partial`` upload needs no name: the final upload that concatenates it names the file.
     """
@@ -178,12 +180,21 @@ def parse_creation(headers: Mapping[str, str], max_size: int, *, partial: bool =
     if length > max_size:
         raise too_large(max_size)
     raw_metadata = headers.get("upload-metadata", "")
-    name, md5 = parse_name_and_md5(raw_metadata, required=not partial)
-    return NewUpload(length, name, md5, raw_metadata, expires_in_of(parse_metadata(raw_metadata)), partial)
+    claims = parse_claims(raw_metadata, required=not partial)
+    expires_in = expires_in_of(parse_metadata(raw_metadata))
+    return NewUpload(length, claims.name, claims.md5, raw_metadata, expires_in, partial, claims.sha256)
 
 
-def parse_name_and_md5(raw_metadata: str, *, required: bool = True) -> tuple[str, str | None]:
-    """The ``name`` (or ``filename``, validated) and optional ``md5`` of an ``Upload-Metadata``."""
+class Claims(NamedTuple):
+    """What an ``Upload-Metadata`` says of the file: its name and the digests the client claims."""
+
+    name: str  # "" for a partial upload, which needs none
+    md5: str | None  # lower-case hex
+    sha256: str | None  # lower-case hex
+
+
+def parse_claims(raw_metadata: str, *, required: bool = True) -> Claims:
+    """The ``name`` (or ``filename``, validated), optional ``md5`` and ``sha256`` of an ``Upload-Metadata``."""
     metadata = parse_metadata(raw_metadata)
     name = metadata.get("name") or metadata.get("filename") or ""
     if required and not name:
@@ -194,7 +205,12 @@ def parse_name_and_md5(raw_metadata: str, *, required: bool = True) -> tuple[str
     if md5 is not None and not MD5_HEX.match(md5):
         raise bad_request("md5 in Upload-Metadata must be 32 hex digits", md5=md5)
     Attributes.parse(metadata.get("mode"), metadata.get("mtime"))  # 400 now, not when the upload completes
-    return name, None if md5 is None else md5.lower()
+    sha256 = metadata.get("sha256")
+    return Claims(
+        name,
+        None if md5 is None else md5.lower(),
+        None if sha256 is None else parse_sha256_hex(sha256, "Upload-Metadata"),
+    )
 
 
 def metadata_attributes(raw_metadata: str) -> Attributes:

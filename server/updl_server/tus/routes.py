@@ -21,6 +21,7 @@ from starlette.routing import Route
 from ..access import WRITE, Grant
 from ..attributes import attribute_headers
 from ..catalog import FileRecord, TusCompletion, TusRecord
+from ..digests import repr_digest
 from ..errors import HTTPError, bad_request, insufficient_storage, out_of_space
 from ..formats import UPLOAD_ID, http_date
 from ..receive import RequestBody
@@ -38,9 +39,9 @@ from .protocol import (
     not_offset_stream,
     offset_conflict,
     parse_checksum,
+    parse_claims,
     parse_creation,
     parse_final_md5,
-    parse_name_and_md5,
     past_length,
     refuse_unsupported,
     unsupported_version,
@@ -89,15 +90,16 @@ def _progress_headers(record: TusRecord) -> dict[str, str]:
     return {"Upload-Offset": str(record.offset), "Upload-Expires": http_date(record.expires)}
 
 
-def _stored_headers(md5: str, stored: datetime) -> dict[str, str]:
-    """What a completed upload stored: the file's ETag and MD5, and when (its ``created``)."""
-    return {"ETag": f'"{md5}"', "Upload-Md5": md5, "Last-Modified": http_date(stored)}
+def _stored_headers(md5: str, stored: datetime, sha256: str | None = None) -> dict[str, str]:
+    """What a completed upload stored: the file's ETag and digests, and when (its ``created``)."""
+    headers = {"ETag": f'"{md5}"', "Upload-Md5": md5, "Last-Modified": http_date(stored)}
+    return {**headers, "Repr-Digest": repr_digest(md5, sha256)}
 
 
 def _completed_headers(record: TusRecord, stored: FileRecord | None) -> dict[str, str]:
     headers = _progress_headers(record)
     if stored is not None:
-        headers.update(_stored_headers(stored.md5, stored.created))
+        headers.update(_stored_headers(stored.md5, stored.created, stored.sha256))
         if stored.expires is not None:
             headers["Updl-Expires"] = http_date(stored.expires)
         headers.update(attribute_headers(stored))
@@ -189,7 +191,7 @@ async def _create_final(request: Request, tus: TusService, grant: Grant, concat:
         raise bad_request("a final upload (Upload-Concat: final) takes no body and no Upload-Length")
     final_md5 = parse_final_md5(request.headers.get("upload-md5"))
     raw_metadata = request.headers.get("upload-metadata", "")
-    grant.require(WRITE, parse_name_and_md5(raw_metadata)[0])
+    grant.require(WRITE, parse_claims(raw_metadata).name)
     record, stored = await concatenate(tus, grant.user_id, concat, raw_metadata, final_md5)
     location = f"{str(request.base_url).rstrip('/')}/tus/{record.id}"
     headers = {"Location": location, "Upload-Length": str(record.length), **_completed_headers(record, stored)}
@@ -206,7 +208,7 @@ async def head(request: Request) -> Response:
     }
     if isinstance(upload, TusCompletion):
         headers["Upload-Offset"] = str(upload.length)
-        headers.update(_stored_headers(upload.md5, upload.stored))
+        headers.update(_stored_headers(upload.md5, upload.stored, upload.sha256))
     else:
         headers["Upload-Offset"] = str(upload.offset)
         if upload.partial:

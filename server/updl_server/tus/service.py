@@ -114,16 +114,17 @@ class Body(Protocol):
 
 
 class _RunningHashes:
-    """This process's running MD5 per upload, valid only at the offset it was saved at."""
+    """This process's running MD5 (or SHA-256) per upload, valid only at the offset it was saved at."""
 
-    def __init__(self, size: int = HASH_CACHE_SIZE) -> None:
+    def __init__(self, size: int = HASH_CACHE_SIZE, algorithm: str = "md5") -> None:
         self._entries: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self._size = size
+        self._algorithm = algorithm
 
     def resume(self, upload_id: str, offset: int) -> Any | None:
-        """A copy of the MD5 of bytes ``[0, offset)``, or ``None`` when this process lacks it."""
+        """A copy of the digest of bytes ``[0, offset)``, or ``None`` when this process lacks it."""
         if offset == 0:
-            return hashlib.md5(usedforsecurity=False)
+            return hashlib.new(self._algorithm, usedforsecurity=False)
         entry = self._entries.get(upload_id)
         if entry is None or entry[0] != offset:
             return None
@@ -163,6 +164,7 @@ class TusService:
         self.stall_timeout = stall_timeout
         self.default_retention = default_retention
         self._hashes = _RunningHashes()
+        self._sha256s = _RunningHashes(algorithm="sha256")
         self._last_sweep = time.monotonic()
 
     async def create(self, owner: int, new: NewUpload) -> TusRecord:
@@ -173,7 +175,17 @@ class TusService:
         await quotas.prepare(self.catalog, owner, self.default_retention, new.expires_in, new.name, new.length)
         now = utcnow()
         record = TusRecord(
-            uuid.uuid4().hex, owner, new.name, new.length, 0, new.md5, new.metadata, now, now + EXPIRY, new.partial
+            uuid.uuid4().hex,
+            owner,
+            new.name,
+            new.length,
+            0,
+            new.md5,
+            new.metadata,
+            now,
+            now + EXPIRY,
+            partial=new.partial,
+            sha256=new.sha256,
         )
         # Staging first, row second: a crash in between leaves only a file the sweep removes.
         await to_thread.run_sync(self.store.staging.create, record.id)
@@ -251,7 +263,7 @@ class TusService:
         try:
             await to_thread.run_sync(self.catalog.delete_tus_upload, upload.id)
             await to_thread.run_sync(held.discard)
-            self._hashes.forget(upload.id)
+            self._forget(upload.id)
         finally:
             await to_thread.run_sync(held.close)
 
@@ -299,11 +311,15 @@ class TusService:
             await to_thread.run_sync(held.truncate, start)
         check = None if checksum is None else CHECKSUMS[checksum.algorithm]()
         whole = self._hashes.resume(record.id, start)
+        strong = self._sha256s.resume(record.id, start)
         if start == 0 and checksum is not None and checksum.algorithm == "md5":
             whole = check  # from offset 0 the body's MD5 is the whole file's so far: hash once
-        digests = [d for d in (check, whole) if d is not None]
-        if len(digests) == 2 and digests[0] is digests[1]:
-            digests.pop()
+        if start == 0 and checksum is not None and checksum.algorithm == "sha256":
+            strong = check  # likewise for SHA-256
+        digests: list[Any] = []
+        for digest in (check, whole, strong):
+            if digest is not None and all(digest is not d for d in digests):
+                digests.append(digest)
         pipe = WorkerPipe(held.append, digests)
         partial = checksum is None  # only a body no checksum covers can be kept in part
         counted = start  # the catalog's offset: durable bytes
@@ -335,12 +351,11 @@ class TusService:
             pipe.settle()  # at most one batch in flight: a few milliseconds
             if partial and body.gone:
                 counted = await self._keep_received(held, record.id, pipe, counted)
-                if counted == start + received and whole is not None:
-                    self._hashes.save(record.id, counted, whole)
+                if counted == start + received:
+                    self._save(record.id, counted, whole, strong)
             await to_thread.run_sync(held.truncate, counted)
             raise
-        if whole is not None:
-            self._hashes.save(record.id, start + received, whole)
+        self._save(record.id, start + received, whole, strong)
         return replace(record, offset=start + received, expires=expires)
 
     async def _count(self, held: StagedUpload, upload_id: str, counted: int) -> int:
@@ -367,16 +382,18 @@ class TusService:
     async def _complete(self, held: StagedUpload, record: TusRecord, final_md5: str | None) -> FileRecord:
         """Verify the whole file's MD5, promote the staged bytes and record the file."""
         whole = self._hashes.resume(record.id, record.offset)
-        self._hashes.forget(record.id)
-        if whole is not None:
-            md5 = whole.hexdigest()
+        strong = self._sha256s.resume(record.id, record.offset)
+        self._forget(record.id)
+        if whole is None or strong is None:
+            md5, sha256 = await to_thread.run_sync(_digests_of, held.chunks())  # the extra read, see above
         else:
-            md5 = await to_thread.run_sync(_md5_of, held.chunks())  # the extra read, see above
-        for declared in (record.md5, final_md5):
-            if declared is not None and md5 != declared:
+            md5, sha256 = whole.hexdigest(), strong.hexdigest()
+        claims = [(record.md5, md5, "md5"), (final_md5, md5, "md5"), (record.sha256, sha256, "sha256")]
+        for declared, actual, algorithm in claims:
+            if declared is not None and actual != declared:
                 await to_thread.run_sync(self.catalog.delete_tus_upload, record.id)
                 await to_thread.run_sync(held.discard)
-                raise checksum_failed(declared, md5)
+                raise checksum_failed(declared, actual, algorithm)
         expires_in = expires_in_of(parse_metadata(record.metadata))
         location = await to_thread.run_sync(held.promote, record.owner_id)
         try:
@@ -392,15 +409,27 @@ class TusService:
                 None,
                 admission,
                 metadata_attributes(record.metadata),
+                sha256=sha256,
             )
         except BaseException:
             await to_thread.run_sync(self.catalog.delete_tus_upload, record.id)
             raise
         await to_thread.run_sync(
-            self.catalog.complete_tus_upload, record.id, stored.md5, stored.created, utcnow() + EXPIRY
+            self.catalog.complete_tus_upload, record.id, stored.md5, stored.created, utcnow() + EXPIRY, stored.sha256
         )
         audit.record("tus.completed", upload_id=record.id, name=record.name, size=record.length, md5=stored.md5)
         return stored
+
+    def _save(self, upload_id: str, offset: int, md5: Any | None, sha256: Any | None) -> None:
+        """Remember the running digests at ``offset`` (those this process has)."""
+        if md5 is not None:
+            self._hashes.save(upload_id, offset, md5)
+        if sha256 is not None:
+            self._sha256s.save(upload_id, offset, sha256)
+
+    def _forget(self, upload_id: str) -> None:
+        self._hashes.forget(upload_id)
+        self._sha256s.forget(upload_id)
 
     def _discard_staged(self, upload_id: str) -> None:
         """Delete the staged bytes of an upload that has no row (a failed creation)."""
@@ -425,14 +454,15 @@ class TusService:
                 return 0  # renewed by a PATCH since it was found expired
             self.catalog.delete_tus_upload(upload_id)
             held.discard()
-            self._hashes.forget(upload_id)
+            self._forget(upload_id)
             return 1
         finally:
             held.close()
 
 
-def _md5_of(chunks: Iterable[bytes]) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def _digests_of(chunks: Iterable[bytes]) -> tuple[str, str]:
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     for chunk in chunks:
-        digest.update(chunk)
-    return digest.hexdigest()
+        md5.update(chunk)
+        sha256.update(chunk)
+    return md5.hexdigest(), sha256.hexdigest()
