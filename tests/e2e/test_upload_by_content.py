@@ -25,8 +25,19 @@ SMALL_REQUESTS = 64 * 1024  # what an offer and its headers may take: far less t
 
 
 @pytest.fixture
-def relay(live_server: LiveServer) -> Iterator[Relay]:
-    proxy = Relay(int(live_server.url.rsplit(":", 1)[1]))
+def server(server_factory: Callable[..., LiveServer]) -> LiveServer:
+    """A server of this test's own: its blobs are this test's only."""
+    return server_factory()
+
+
+@pytest.fixture
+def token(server: LiveServer) -> str:
+    return server.add_user("ci")
+
+
+@pytest.fixture
+def relay(server: LiveServer) -> Iterator[Relay]:
+    proxy = Relay(int(server.url.rsplit(":", 1)[1]))
     yield proxy
     proxy.close()
 
@@ -44,11 +55,11 @@ def sha256_hex(path: Path) -> str:
 
 
 def test_put_of_content_already_stored_links_it_and_sends_no_bytes(
-    live_server: LiveServer, token: str, relay: Relay, artifact: Path, run_updl: Run, tmp_path: Path
+    server: LiveServer, token: str, relay: Relay, artifact: Path, run_updl: Run, tmp_path: Path
 ) -> None:
     """The CI case: the same artifact under a new prefix. Linked (said on stdout), fetched back
     identical, one blob on the server; ``--no-dedup`` sends the bytes again."""
-    first = run_updl(live_server, token, "put", str(artifact), "--name", "build/1/app.bin")
+    first = run_updl(server, token, "put", str(artifact), "--name", "build/1/app.bin")
     assert first.returncode == 0, first.stderr
     relay.reset()
     again = run_updl(relay.url, token, "put", str(artifact), "--name", "build/2/app.bin")
@@ -56,22 +67,22 @@ def test_put_of_content_already_stored_links_it_and_sends_no_bytes(
     assert "linked build/2/app.bin (no bytes sent)" in again.stdout
     assert relay.up < SMALL_REQUESTS
     back = tmp_path / "back.bin"
-    fetched = run_updl(live_server, token, "get", "build/2/app.bin", "-o", str(back))
+    fetched = run_updl(server, token, "get", "build/2/app.bin", "-o", str(back))
     assert fetched.returncode == 0, fetched.stderr
     assert back.read_bytes() == artifact.read_bytes()
-    assert len(committed_blobs(live_server.data_dir)) == 1
+    assert len(committed_blobs(server.data_dir)) == 1
     relay.reset()
     sent = run_updl(relay.url, token, "put", str(artifact), "--name", "build/3/app.bin", "--no-dedup")
     assert sent.returncode == 0, sent.stderr
     assert "linked" not in sent.stdout
     assert relay.up > SIZE
-    assert len(committed_blobs(live_server.data_dir)) == 2
+    assert len(committed_blobs(server.data_dir)) == 2
 
 
-def test_a_first_upload_claims_the_sha256_it_offered(live_server: LiveServer, token: str, artifact: Path) -> None:
+def test_a_first_upload_claims_the_sha256_it_offered(server: LiveServer, token: str, artifact: Path) -> None:
     """No content to link: the file is uploaded (multipart and tus) with the offer's SHA-256 as a
     claim, and the server reports the SHA-256 it computed, equal to the file's."""
-    with updl.Client(live_server.url, token) as client:
+    with updl.Client(server.url, token) as client:
         multipart = client.upload(artifact, "multipart.bin", resumable_threshold=1 << 40)
         artifact.write_bytes(artifact.read_bytes()[::-1])  # other content: nothing to link
         resumable = client.upload(artifact, "tus.bin", resumable_threshold=0)
@@ -80,7 +91,7 @@ def test_a_first_upload_claims_the_sha256_it_offered(live_server: LiveServer, to
 
 
 def test_a_linked_name_records_its_own_file_mode_and_mtime(
-    live_server: LiveServer, token: str, artifact: Path, tmp_path: Path
+    server: LiveServer, token: str, artifact: Path, tmp_path: Path
 ) -> None:
     """Two local files with the same bytes, one executable: the link records the second file's
     mode and mtime, not those of the name it shares content with."""
@@ -89,45 +100,45 @@ def test_a_linked_name_records_its_own_file_mode_and_mtime(
     shutil.copyfile(artifact, copy)
     os.chmod(copy, 0o640)
     os.utime(copy, (1_700_000_000, 1_700_000_000))
-    with updl.Client(live_server.url, token) as client:
+    with updl.Client(server.url, token) as client:
         client.upload(artifact, "bin/tool")
         linked = client.upload(copy, "data/copy.bin")
         first = client.info("bin/tool")
     assert (first.mode, linked.mode) == (0o755, 0o640)
     assert linked.mtime is not None and linked.mtime.timestamp() == 1_700_000_000
-    assert len(committed_blobs(live_server.data_dir)) == 1
+    assert len(committed_blobs(server.data_dir)) == 1
 
 
 def test_sync_to_a_new_prefix_links_every_file(
-    live_server: LiveServer, token: str, relay: Relay, artifact: Path, run_updl: Run
+    server: LiveServer, token: str, relay: Relay, artifact: Path, run_updl: Run
 ) -> None:
     """``updl sync`` of a tree already stored under another prefix sends none of its bytes."""
     tree = artifact.parent
     (tree / "second.bin").write_bytes(artifact.read_bytes()[::-1])
-    first = run_updl(live_server, token, "sync", str(tree), "remote:release/1/")
+    first = run_updl(server, token, "sync", str(tree), "remote:release/1/")
     assert first.returncode == 0, first.stderr
     relay.reset()
     second = run_updl(relay.url, token, "sync", str(tree), "remote:release/2/")
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("(no bytes sent)") == 2, second.stdout
     assert relay.up < 2 * SMALL_REQUESTS
-    with updl.Client(live_server.url, token) as client:
+    with updl.Client(server.url, token) as client:
         assert [f.name for f in client.list(prefix="release/2/")] == ["release/2/app.bin", "release/2/second.bin"]
 
 
 @pytest.mark.parametrize("threshold", ["1T", "0"], ids=["multipart", "tus"])
 def test_put_checksum_sha256_has_the_server_verify_it(
-    live_server: LiveServer, token: str, run_updl: Run, tmp_path: Path, threshold: str
+    server: LiveServer, token: str, run_updl: Run, tmp_path: Path, threshold: str
 ) -> None:
     """``--checksum sha256`` on a small file (no offer): the SHA-256 is claimed and verified; ``info
     --json`` shows it; ``get --checksum sha256`` checks it on disk."""
     source = tmp_path / "small.txt"
     source.write_bytes(b"checked twice\n" * 1000)
-    put = run_updl(live_server, token, "put", str(source), "--checksum", "sha256", "--resumable-threshold", threshold)
+    put = run_updl(server, token, "put", str(source), "--checksum", "sha256", "--resumable-threshold", threshold)
     assert put.returncode == 0, put.stderr
-    info = run_updl(live_server, token, "--json", "info", "small.txt")
+    info = run_updl(server, token, "--json", "info", "small.txt")
     assert json.loads(info.stdout)["sha256"] == sha256_hex(source)
     back = tmp_path / "back.txt"
-    got = run_updl(live_server, token, "get", "small.txt", "-o", str(back), "--checksum", "sha256")
+    got = run_updl(server, token, "get", "small.txt", "-o", str(back), "--checksum", "sha256")
     assert got.returncode == 0, got.stderr
     assert back.read_bytes() == source.read_bytes()

@@ -130,6 +130,7 @@ def test_multipart_with_a_wrong_md5_is_409_json_and_nothing_is_stored(curl: Curl
         "error": "checksum failed - please attempt reuploading",
         "expected": wrong,
         "actual": md5_hex(source),
+        "algorithm": "md5",
     }
     assert api.names() == []
 
