@@ -22,7 +22,7 @@ from tests.support.live_server import LiveServer
 from tests.support.relay import Relay
 from updl.sdk import ranged
 from updl.sdk.config import load_settings
-from updl.sdk.errors import ConnectionFailedError
+from updl.sdk.errors import ChecksumMismatchError, ConnectionFailedError
 
 MIB = 1024 * 1024
 SIZE = 6 * MIB + 7  # seven pieces of 1 MiB, the last of 7 bytes
@@ -280,3 +280,25 @@ def test_one_connection_after_a_parallel_attempt_starts_over(
     info = client.download("cut.bin", target, retries=0, connections=1)
     assert info.md5 == md5_hex(source) == md5_hex(target)
     assert leftovers(tmp_path) == []
+
+
+def test_bytes_spoiled_on_disk_are_caught_before_the_rename_and_the_part_starts_over(
+    client: updl.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = seeded_file(tmp_path, "cut.bin", SIZE, seed=4)
+    client.upload(source, "cut.bin")
+    target = tmp_path / "cut.bin"
+    interrupted(client, target, monkeypatch)
+    (part,) = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    with part.open("r+b") as f:  # pieces 2 and 3 are recorded as received: spoil a byte of them
+        f.seek(PIECES[2][0] + 5)
+        byte = f.read(1)
+        f.seek(PIECES[2][0] + 5)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ChecksumMismatchError):
+        client.download("cut.bin", target, retries=0)
+    assert not target.exists() and leftovers(tmp_path) == []  # emptied (and so removed), no record
+    log = spy(monkeypatch, client)
+    info = client.download("cut.bin", target, retries=0)
+    assert info.md5 == md5_hex(source) == md5_hex(target)
+    assert log[0] == {"Range": "bytes=0-"}  # from 0

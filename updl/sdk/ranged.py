@@ -202,7 +202,11 @@ class RangedDownload:
             error = _first_error(futures, self._stop)
             with self._lock:
                 self._lock.notify_all()  # wake the hasher: it stops, or finishes
-        digest = hasher.result()
+        try:
+            digest = hasher.result()
+        except ProtocolError:
+            part.restart()  # the record promised bytes the file does not have
+            raise
         self._save(state, force=True)
         if error is not None:
             raise error
@@ -224,7 +228,7 @@ class RangedDownload:
         """
         if first is not None:
             lowest, opened = first
-            self._copy(fd, lowest, opened, state)
+            self._copy(fd, lowest, opened, state, open_ended=True)
             self._check(lowest)
         with self._open_body.worker_session() as session:  # one keep-alive connection for all its pieces
             while (piece := self._take()) is not None:
@@ -256,11 +260,13 @@ class RangedDownload:
                 f"of {piece.end - piece.start} bytes of a range"
             )
 
-    def _copy(self, fd: int, piece: _Piece, response: requests.Response, state: dict[str, Any]) -> None:
+    def _copy(
+        self, fd: int, piece: _Piece, response: requests.Response, state: dict[str, Any], open_ended: bool = False
+    ) -> None:
         """Write the body at the piece's offset until the piece is complete.
 
         A body of exactly the piece is read to its end, so that the connection goes back to the
-        session for the next piece; a longer one (the open-ended first answer) is left there.
+        session for the next piece; the rest of an ``open_ended`` one (the first answer) is left.
         """
         try:
             for chunk in response.iter_content(READ_SIZE):
@@ -276,7 +282,7 @@ class RangedDownload:
                     self._report(ProgressEvent(self._name, self._received, self._total, self._attempt))
                     self._lock.notify_all()
                 self._save(state)
-                if len(data) < len(chunk):
+                if len(data) < len(chunk) or (open_ended and piece.complete):
                     return
         except requests.RequestException as exc:
             raise translate(exc) from exc
