@@ -1,6 +1,7 @@
 """A TCP relay between a client and a live server, for tests that need trouble in transit.
 
-It counts bytes each way (``up``, ``down``) and, on request:
+It counts bytes each way (``up``, ``down``) and the connections it accepted (``accepted``) and, on
+request:
 
 - ``corrupt="once"`` flips the first NUL byte (``0x00`` → ``0x01``) it ever relays from client
   to server (the first upload attempt is corrupt, later ones are clean); ``corrupt="always"``
@@ -39,6 +40,7 @@ class Relay:
         self.up = 0
         self.down = 0
         self.flipped = 0
+        self.accepted = 0
         self.stalled = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
@@ -58,7 +60,7 @@ class Relay:
     def reset(self) -> None:
         """Zero the counters and stop stalling or cutting."""
         with self._lock:
-            self.up = self.down = 0
+            self.up = self.down = self.accepted = 0
             self.stall_up_after = self.cut_down_after = None
 
     def drop_connections(self) -> None:
@@ -86,6 +88,7 @@ class Relay:
                 continue
             with self._lock:
                 self._sockets += [client, upstream]
+                self.accepted += 1
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 

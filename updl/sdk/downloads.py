@@ -99,6 +99,7 @@ def receive_body(response: requests.Response, writer: HashingWriter, name: str, 
         writer.close()
 
 
+RANGES_MAX = 4 << 20  # bytes of a ranges record read at most
 _NEW = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _REOPEN = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -235,17 +236,21 @@ class PartFile:
         return self.entry.part[: -len(".part")] + ".ranges"
 
     def read_ranges(self) -> dict[str, Any] | None:
-        """The record of a parallel download's ranges beside the file (:mod:`~updl.sdk.ranged`), if any."""
+        """The record of a parallel download beside the file (:mod:`~updl.sdk.ranged`), if any.
+
+        A record that is there but unreadable (or not a JSON object) is ``{}``: the file then has
+        holes nobody can locate, and the reader must start over rather than take it for a prefix.
+        """
         try:
             fd = os.open(self._ranges_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir)
         except OSError:
             return None
         with os.fdopen(fd, "rb") as f:
             try:
-                data = json.loads(f.read(1 << 20))
+                data = json.loads(f.read(RANGES_MAX))
             except ValueError:
-                return None
-        return data if isinstance(data, dict) and _valid_ranges(data) else None
+                return {}
+        return data if isinstance(data, dict) else {}
 
     def write_ranges(self, data: dict[str, Any]) -> None:
         """Replace the ranges record (temporary file + rename, through the directory descriptor)."""
@@ -502,25 +507,19 @@ class BodyOpener:
         self._name = name
         self.started = False
 
-    def __call__(self, headers: dict[str, str] | None = None) -> requests.Response:
+    def __call__(
+        self, headers: dict[str, str] | None = None, session: requests.Session | None = None
+    ) -> requests.Response:
         self.started = False
-        response = self._transport.request("GET", file_path("files", self._name), stream=True, headers=headers)
+        response = self._transport.request(
+            "GET", file_path("files", self._name), stream=True, headers=headers, session=session
+        )
         self.started = True
         return response
 
-
-def _valid_ranges(data: dict[str, Any]) -> bool:
-    ranges = data.get("ranges")
-    return (
-        isinstance(data.get("etag"), str)
-        and isinstance(data.get("md5"), str)
-        and isinstance(data.get("size"), int)
-        and isinstance(ranges, list)
-        and all(
-            isinstance(r, list) and len(r) == 3 and all(isinstance(x, int) for x in r) and r[0] <= r[2] <= r[1]
-            for r in ranges
-        )
-    )
+    def worker_session(self) -> contextlib.AbstractContextManager[requests.Session]:
+        """A session of its own for a worker thread (:meth:`Transport.worker_session`)."""
+        return self._transport.worker_session()
 
 
 def download(

@@ -13,8 +13,9 @@ replayed.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -318,6 +319,7 @@ class Transport:
         self.base_url = settings.url.rstrip("/")
         self.session = session if session is not None else session_factory()
         self._owns_session = session is None
+        self._session_factory = session_factory
         self._headers = {"User-Agent": f"updl/{__version__}"}
         # Only when set: ``verify=True`` on the request would override a caller's ``session.verify``;
         # left out, requests also honours REQUESTS_CA_BUNDLE (a path given here wins over it).
@@ -334,11 +336,14 @@ class Transport:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        session: requests.Session | None = None,
     ) -> requests.Response:
         """Send the request once and return the response; raise the translated error for
-        failures and statuses >= 400. Retrying is the caller's (:func:`~updl.sdk.retry.run_with_retries`)."""
+        failures and statuses >= 400. Retrying is the caller's (:func:`~updl.sdk.retry.run_with_retries`).
+
+        ``session``: send it through this one (a worker thread's, :meth:`worker_session`) instead."""
         try:
-            response = self.session.request(
+            response = (session or self.session).request(
                 method,
                 self.base_url + path,
                 params=params,
@@ -355,6 +360,22 @@ class Transport:
             response.close()
             raise error
         return response
+
+    @contextlib.contextmanager
+    def worker_session(self) -> Iterator[requests.Session]:
+        """A session for one worker thread, kept for its requests (keep-alive) and closed after.
+
+        ``requests.Session`` is not guaranteed thread-safe, so each thread gets its own from the
+        session factory; a session the caller passed in cannot be copied and is shared as it is.
+        """
+        if not self._owns_session:
+            yield self.session
+            return
+        session = self._session_factory()
+        try:
+            yield session
+        finally:
+            session.close()
 
     def close(self) -> None:
         """Close the session if this transport made it."""
