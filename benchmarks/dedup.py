@@ -18,7 +18,8 @@ Per round trip time, medians of ``--runs`` runs, the commands alternating:
 4. the same with ``--no-dedup``: what the offer costs a file the server lacks.
 
 The target: (2) at most (1) plus one round trip. The client is a new process
-each time, so (2) also holds the interpreter's start (measured as ``updl --version``).
+each time, so (2) also holds the interpreter's start (measured as ``updl --version``);
+"SDK upload, linked" times ``Client.upload`` inside its process, without that start.
 """
 
 from __future__ import annotations
@@ -46,6 +47,20 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     if done.returncode:
         raise SystemExit(f"failed ({done.returncode}): {' '.join(args)}\n{done.stderr[-2000:]}")
     return seconds, done.stdout
+
+
+SDK_LINK = """
+import sys, time, updl
+with updl.Client() as client:
+    started = time.monotonic()
+    info = client.upload(sys.argv[1], sys.argv[2])
+    print(time.monotonic() - started)
+"""
+
+
+def sdk_linked(path: Path, name: str, env: dict[str, str]) -> float:
+    """Seconds of one ``Client.upload`` of content the server holds, timed inside the client's process."""
+    return float(timed([sys.executable, "-c", SDK_LINK, str(path), name], env)[1])
 
 
 def write_file(path: Path, size: int) -> None:
@@ -99,6 +114,7 @@ def main() -> None:
                 "sha256sum": [],
                 "updl --version": [],
                 "put, content held (linked)": [],
+                "SDK upload, linked (in-process)": [],
                 "put, new content, with the offer": [],
                 "put, new content, --no-dedup": [],
             }
@@ -111,6 +127,8 @@ def main() -> None:
                 if "(no bytes sent)" not in out:
                     raise SystemExit(f"not linked: {out}")
                 results["put, content held (linked)"].append(seconds)
+                counter += 1
+                results["SDK upload, linked (in-process)"].append(sdk_linked(big, f"sdk/{counter}/app.bin", run_env))
                 for label, extra in (("with the offer", []), ("--no-dedup", ["--no-dedup"])):
                     shutil.copyfile(big, fresh)
                     flip_last_byte(fresh)
