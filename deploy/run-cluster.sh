@@ -55,7 +55,7 @@ UPSTREAMS=""
 for ((i = 0; i < WORKERS; i++)); do
     port=$((BASE_PORT + i))
     "$SERVER" run --host 127.0.0.1 --port "$port" --data-dir "$DATA_DIR" --db-url "$DB_URL" \
-        --max-size "$MAX_SIZE" --log-level warning 2>"$RUN_DIR/server-$port.log" &
+        --max-size "$MAX_SIZE" --workers 1 --log-level warning 2>"$RUN_DIR/server-$port.log" &
     PIDS+=("$!")
     UPSTREAMS+="        server 127.0.0.1:$port max_fails=0;"$'\n'
 done

@@ -33,7 +33,7 @@ from .connections import fit_descriptors, guarded_protocol
 from .metrics import prepare_multiprocess_dir
 from .names import user_name_problem
 from .retention import DEFAULT_SWEEP_INTERVAL, parse_duration
-from .workers import serve_forked
+from .workers import MAX_WORKERS, serve_forked, usable_cpus
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
@@ -63,6 +63,27 @@ class SizeType(click.ParamType):  # type: ignore[type-arg]  # generic only since
             return parse_size(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class WorkersType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
+    """``auto`` (the CPUs this process may run on) or a count from 1 to ``MAX_WORKERS``."""
+
+    name = "auto|N"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Resolve ``auto`` now; check a count's range."""
+        if isinstance(value, int):
+            count = value
+        elif str(value).strip().lower() == "auto":
+            return usable_cpus()
+        else:
+            try:
+                count = int(str(value))
+            except ValueError:
+                self.fail(f"expected 'auto' or a number of workers, not {value!r}", param, ctx)
+        if not 1 <= count <= MAX_WORKERS:
+            self.fail(f"workers must be 1 to {MAX_WORKERS} (or auto), not {count}", param, ctx)
+        return count
 
 
 class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2
@@ -191,12 +212,14 @@ def main() -> None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1, 512),
-    default=1,
+    type=WorkersType(),
+    default="1",
     envvar="UPDL_SERVER_WORKERS",
     show_default=True,
     show_envvar=True,
-    help="Worker processes sharing the listening socket (each its own event loop).",
+    help="Worker processes serving the port (each its own event loop); auto: one per CPU this "
+    "process may use. More workers move more uploads per minute but, on 2 cores, a worse p95 "
+    "(docs/scaling.md has the figures).",
 )
 @click.option(
     "--storage",
@@ -398,12 +421,16 @@ def run(
             )
         ),
     )
-    # Bind here, not in uvicorn, to learn the real port of "--port 0" and announce it.
-    sock = _listen(host, port)
+    # Bind here, not in uvicorn, to learn the real port of "--port 0" and announce it. Several
+    # workers each listen on a socket of their own on that port (SO_REUSEPORT: the kernel spreads
+    # new connections evenly; one shared socket lets a busy worker grab more than its share).
+    sock = _bind(host, port, reuse_port=workers > 1)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     scheme = "https" if tls_cert else "http"
-    print(f"updl-server listening on {scheme}://{shown_host}:{bound_port}", file=sys.stderr, flush=True)
+
+    def announce() -> None:
+        print(f"updl-server listening on {scheme}://{shown_host}:{bound_port}", file=sys.stderr, flush=True)
 
     def serve(listener: socket.socket, settings: ServerConfig = config) -> None:
         # Built per process: each worker needs its own DB pool and blob-store temp dir.
@@ -424,11 +451,19 @@ def run(
         server.run(sockets=[listener])
 
     if workers == 1:
+        sock.listen(BACKLOG)
+        announce()
         serve(sock)
         return
     with _metrics_meeting_place(metrics_token is not None, metrics_dir) as meeting:
         shared = replace(config, metrics_dir=meeting)
-        status = serve_forked(lambda listener: serve(listener, shared), sock, workers)
+        status = serve_forked(
+            lambda listener: serve(listener, shared),
+            lambda: _listen(host, bound_port, reuse_port=True),
+            workers,
+            announce,
+        )
+    sock.close()  # held (bound, never listening) so that no one else took the port meanwhile
     sys.exit(status)
 
 
@@ -588,18 +623,28 @@ def _check_tls(cert: Path | None, key: Path | None) -> None:
         ) from None
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (IPv6 if ``host`` is an IPv6 address)."""
+BACKLOG = 2048
+
+
+def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port``, not listening yet (IPv6 if ``host`` is an IPv6 address)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    return sock
+
+
+def _listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host:port``."""
+    sock = _bind(host, port, reuse_port=reuse_port)
+    sock.listen(BACKLOG)
     return sock
 
 

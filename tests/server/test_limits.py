@@ -172,7 +172,7 @@ def test_busy_upload_says_when_a_stalled_writer_lets_go(
 
 
 def test_connections_over_the_cap_get_503_then_are_closed_at_once(server_factory: Callable[..., LiveServer]) -> None:
-    server = server_factory("--max-connections", "2")
+    server = server_factory("--max-connections", "2", "--workers", "1")  # the cap is per worker
     held = [connect(server) for _ in range(2)]  # accepted in order, before the next ones
     try:
         for sock in held:

@@ -99,7 +99,9 @@ def test_environment_variables_name_the_pair(tmp_path_factory: pytest.TempPathFa
 
 
 def test_guard_answers_arrive_over_tls(tls_server: Callable[..., LiveServer], tls_files: TlsFiles) -> None:
-    server = tls_server("--max-header-size", "8KiB", "--header-timeout", "2", "--max-connections", "1")
+    server = tls_server(
+        "--max-header-size", "8KiB", "--header-timeout", "2", "--max-connections", "1", "--workers", "1"
+    )  # the cap is per worker
     big = connect_tls(server.url, tls_files.ca, DEADLINE)
     big.sendall(HEAD.replace(b"Host: test\r\n", b"Host: test\r\nX-Big: " + b"a" * 10_000 + b"\r\n"))
     status, body = answer(until_closed(big))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support.api import Api, md5_hex, temp_files
-from tests.support.live_server import LISTENING, LiveServer
+from tests.support.live_server import LISTENING, LiveServer, clean_env, console_script
 from tests.support.racing import all_at_once, committed_blobs
 from tests.support.waiting import wait_for
 
@@ -29,12 +31,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def servers(tmp_path: Path, db_url: str) -> Iterator[list[LiveServer]]:
-    """Two ``updl-server run`` processes on one data dir and one database."""
+    """Two single-process ``updl-server run`` on one data dir and one database."""
     data_dir = tmp_path / "shared-data"
     started: list[LiveServer] = []
     try:
         for _ in range(2):
-            server = LiveServer(data_dir=data_dir, args=("--db-url", db_url))
+            server = LiveServer(data_dir=data_dir, args=("--db-url", db_url, "--workers", "1"))
             server.start()
             started.append(server)
         yield started
@@ -112,6 +114,51 @@ def test_workers_start_serve_and_stop(tmp_path: Path, db_url: str) -> None:
     assert process_dirs(server.data_dir) == []  # each worker ran its shutdown
     assert temp_files(server.data_dir) == []
     assert sum(bool(LISTENING.search(line)) for line in server.log) == 1
+
+
+def test_workers_auto_is_one_per_usable_cpu(tmp_path: Path) -> None:
+    """``--workers auto`` forks one worker per CPU the server may use (one CPU: it serves in its
+    own process); ``--workers 0`` and ``--workers many`` are usage errors."""
+    from updl_server.workers import usable_cpus
+
+    expected = usable_cpus()
+    server = LiveServer(data_dir=tmp_path / "data", args=("--workers", "auto"))
+    server.start()
+    try:
+        assert server.process is not None
+        wait_for(lambda: len(process_dirs(server.data_dir)) == expected, f"{expected} worker(s) to start")
+        assert len(_children(server.process.pid)) == (0 if expected == 1 else expected)
+        assert Api(server.url, server.add_user("d")).names() == []
+    finally:
+        server.stop()
+    for bad in ("0", "many"):
+        refused = subprocess.run(
+            [console_script("updl-server"), "run", "--workers", bad, "--data-dir", str(tmp_path / "x")],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=60,
+        )
+        assert refused.returncode == 2 and "--workers" in refused.stderr, refused.stderr
+
+
+def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to the parent (no chance to pass SIGTERM on) still stops every worker: none is
+    left serving the port behind a supervisor that restarts the service."""
+    server = LiveServer(data_dir=tmp_path / "data", args=("--workers", "2"))
+    server.start()
+    try:
+        assert server.process is not None
+        wait_for(lambda: len(process_dirs(server.data_dir)) == 2, "both workers to start")
+        workers = _children(server.process.pid)
+        assert len(workers) == 2
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=20)
+        wait_for(lambda: not any(_alive(pid) for pid in workers), "the workers to stop with their parent")
+        with pytest.raises(requests.ConnectionError):
+            requests.get(server.url + "/health", timeout=5)
+    finally:
+        server.stop()
 
 
 def test_sweep_tolerates_another_process_starting_and_deleting(tmp_path: Path) -> None:
