@@ -31,22 +31,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from linkproxy import LinkProxy
-from sync import BIN, Server
+from sync import BIN, Server, timed
 
 MIB = 1024 * 1024
-
-
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    started = time.monotonic()
-    done = subprocess.run(args, env=env, text=True, capture_output=True, timeout=3600)
-    seconds = time.monotonic() - started
-    if done.returncode:
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(args)}\n{done.stderr[-2000:]}")
-    return seconds, done.stdout
 
 
 SDK_LINK = """
