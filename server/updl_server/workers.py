@@ -6,11 +6,12 @@ their own app (their own database pool, their own locked temp dir in the blob
 store) and listen on a socket of their own on that port (``SO_REUSEPORT``): the
 kernel spreads new connections evenly between them, where one shared socket
 let a worker that happened to be awake accept more than its share and the
-others' clients wait. The port is announced once every worker listens. The parent only supervises: SIGTERM or SIGINT to it is passed
-to every worker, which finishes its in-flight requests and exits. A worker
-that dies on its own takes the service down (the others are stopped, exit
-status 1), so whatever supervises the parent (systemd, a container runtime)
-restarts one known state rather than a silently shrunken pool.
+others' clients wait. The port is announced once every worker listens. The
+parent only supervises: SIGTERM or SIGINT to it is passed to every worker,
+which finishes its in-flight requests and exits. A worker that dies on its own
+takes the service down (the others are stopped, exit status 1), so whatever
+supervises the parent (systemd, a container runtime) restarts one known state
+rather than a silently shrunken pool.
 """
 
 from __future__ import annotations
