@@ -219,11 +219,12 @@ class Accounts:
             user_id = conn.execute(select(users.c.id).where(users.c.name == name).with_for_update()).scalar()
             if user_id is None:
                 return None
-            named = [
-                str(loc) for loc in conn.execute(select(files.c.location).where(files.c.owner_id == user_id)).scalars()
-            ]
+            # The locations the deleted rows held, as deleted (RETURNING): a concurrent link that
+            # repointed a name before this delete took its row is seen, not a stale earlier read.
+            gone = files.delete().where(files.c.owner_id == user_id).returning(files.c.location)
+            named = [str(loc) for loc in conn.execute(gone).scalars()]
             # Explicitly, child tables first: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
-            for table in (files, tus_uploads, tus_completed):
+            for table in (tus_uploads, tus_completed):
                 conn.execute(table.delete().where(table.c.owner_id == user_id))
             # Each name releases its blob; a blob with several names is handed out once, with its last.
             locations = [loc for loc in (release_blob(conn, n) for n in named) if loc is not None]

@@ -41,6 +41,7 @@ from sqlalchemy import (
     case,
     create_engine,
     event,
+    exists,
     func,
     inspect,
     or_,
@@ -496,19 +497,29 @@ class Catalog:
         size: int,
         sha256: str,
         md5: str | None = None,
+        within: str | None = None,
         **version: Unpack[VersionTerms],
     ) -> tuple[FileRecord, str | None] | None:
         """Point the owner's ``name`` at a blob of theirs with this size and SHA-256 (and MD5, if given).
 
         ``None`` when the owner holds no such content: nothing changed. Only the
-        owner's own blobs are candidates (dedup never crosses users). Otherwise
+        owner's own blobs are candidates (dedup never crosses users), and only
+        those a live name holds (expired content stays gone), below ``within``
+        if given (a prefix-limited token sees nothing outside it). Otherwise
         as ``put_file`` (the same ``version`` terms: preconditions, quota, expiry,
         attributes): the blob gains a reference in the same transaction that
         points the name at it (its row is locked, so a concurrent delete of its
         last name either waits for this link or leaves nothing to link to).
         """
+        holders = [files.c.owner_id == owner_id, files.c.location == blobs.c.location, live(self.clock())]
+        if within is not None:
+            holders.append(files.c.name.startswith(within, autoescape=True))
         query = select(blobs).where(
-            blobs.c.owner_id == owner_id, blobs.c.sha256 == sha256, blobs.c.size == size, blobs.c.refs > 0
+            blobs.c.owner_id == owner_id,
+            blobs.c.sha256 == sha256,
+            blobs.c.size == size,
+            blobs.c.refs > 0,
+            exists().where(*holders),
         )
         if md5 is not None:
             query = query.where(blobs.c.md5 == md5)

@@ -5,7 +5,8 @@ The client offers a JSON body ``{"size": N, "sha256": "<64 hex>", "md5": "<32 he
 that size and digests, the name points at it (the blob is reference counted
 and deleted with its last name, see ``Catalog.link_file``) and the answer is
 the new FileInfo; otherwise 404 ``{"error": "no such content"}`` and the client
-uploads as usual. Only the caller's own blobs are searched: dedup never
+uploads as usual. Only the caller's own blobs that a live name holds are
+searched (below the token's prefix, for a prefix-limited token): dedup never
 crosses users (it would tell one user whether another holds a file), so a 404
 says nothing about anyone else. ``If-Match``/``If-None-Match`` apply as to any
 upload. The SHA-256 is the key; a match also needs the size (and the MD5 when
@@ -27,6 +28,7 @@ from .catalog import FileRecord, PreconditionFailedError
 from .digests import parse_sha256_hex
 from .errors import HTTPError, bad_request
 from .formats import MD5_HEX
+from .names import validate_name
 from .preconditions import Preconditions, precondition_failed
 from .receive import RequestBody
 from .retention import requested_expires_in
@@ -49,7 +51,10 @@ async def link_by_content(request: Request) -> FileRecord:
     (``Updl-Mode``/``Updl-Mtime``).
     """
     svc = services(request)
-    owner, name = await svc.owner_of(request, WRITE)
+    grant = await svc.grant(request)
+    name = validate_name(request.path_params["name"])
+    grant.require(WRITE, name)
+    owner = grant.user_id
     attributes = Attributes.parse(request.headers.get(MODE_HEADER), request.headers.get(MTIME_HEADER))
     conditions = Preconditions.from_headers(request.headers)
     expires_in = requested_expires_in(request.headers)
@@ -65,6 +70,7 @@ async def link_by_content(request: Request) -> FileRecord:
                 size,
                 sha256,
                 md5,
+                within=grant.prefix,  # a prefix-limited token finds only content named below it
                 check=conditions.allows if conditions else None,
                 expires_in=admission.expires_in,
                 admit=admission.admit,

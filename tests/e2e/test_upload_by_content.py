@@ -142,3 +142,22 @@ def test_put_checksum_sha256_has_the_server_verify_it(
     got = run_updl(server, token, "get", "small.txt", "-o", str(back), "--checksum", "sha256")
     assert got.returncode == 0, got.stderr
     assert back.read_bytes() == source.read_bytes()
+
+
+def test_a_link_whose_answer_is_lost_is_not_refused_by_its_own_no_clobber(
+    server: LiveServer, token: str, artifact: Path
+) -> None:
+    """The offer links ``b.bin`` but the answer is cut; the retry meets ``If-None-Match: *`` and a
+    412 for the name it just made. Same size and SHA-256: that is the upload's own success."""
+    with updl.Client(server.url, token) as client:
+        client.upload(artifact, "a.bin")
+    relay = Relay(int(server.url.rsplit(":", 1)[1]), cut_down_after=0)
+    retries: list[updl.RetryEvent] = []
+    try:
+        with updl.Client(relay.url, token, sleep=lambda _s: None) as client:
+            linked = client.upload(artifact, "b.bin", no_clobber=True, on_retry=retries.append)
+    finally:
+        relay.close()
+    assert len(retries) == 1
+    assert (linked.name, linked.sha256) == ("b.bin", sha256_hex(artifact))
+    assert len(committed_blobs(server.data_dir)) == 1

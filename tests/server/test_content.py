@@ -19,6 +19,7 @@ from tests.support.live_server import LiveServer
 from tests.support.racing import committed_blobs
 from tests.support.retention import expire, server_command, set_quota
 from tests.support.s3 import Bucket
+from tests.support.tokens import mint
 from tests.support.tus import final, sent_part
 
 DATA = bytes(range(256)) * 4096 + b"content"  # 1 MiB and a bit, the same every run
@@ -229,3 +230,27 @@ def test_a_linked_name_is_a_version_like_any_upload(backend: Backend) -> None:
     assert refused.status_code == 507, refused.text
     assert refused.json()["error"].startswith("quota exceeded")
     assert backend.alice.names() == ["a.bin", "tools/run.bin"]
+
+
+@LOCAL_CATALOGS
+def test_a_prefix_token_links_only_content_named_below_its_prefix(backend: Backend) -> None:
+    """A token limited to ``ci/`` cannot find (or link, then read) content the user holds only
+    outside ``ci/``: the same 404 as for content nobody holds. Content named inside it is found."""
+    backend.alice.upload("private/keys.bin", DATA)
+    ci = Api(backend.server.url, mint(backend.server, "alice", scopes=("read", "write"), prefix="ci/"))
+    refused = offer(ci, "ci/copy.bin")
+    assert refused.status_code == 404 and refused.json() == {"error": "no such content", "name": "ci/copy.bin"}
+    assert ci.request("GET", "/files/ci/copy.bin").status_code == 404
+    backend.alice.upload("ci/build/1.bin", DATA)
+    assert offer(ci, "ci/build/2.bin").status_code == 200
+
+
+@LOCAL_CATALOGS
+def test_expired_content_is_not_linked(backend: Backend) -> None:
+    """A name past its expiry is gone for every reader at once, sweep or not: its content is no
+    longer offered either."""
+    assert backend.alice.put("old.bin", DATA, **{"Updl-Expires-In": "60"}).status_code == 200
+    expire(backend.server, "old.bin")
+    refused = offer(backend.alice, "new.bin")
+    assert refused.status_code == 404, refused.text
+    assert backend.alice.names() == []

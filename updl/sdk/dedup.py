@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import UpdlError
+from .errors import PreconditionFailedError, UpdlError
 from .hashing import digest_file
 from .models import FileInfo
 from .retry import Retrier
@@ -59,7 +59,7 @@ def offer(
     """
     body = {"size": size, "sha256": digests["sha256"], **({"md5": digests["md5"]} if "md5" in digests else {})}
 
-    def attempt(_: int) -> FileInfo | None:
+    def attempt(number: int) -> FileInfo | None:
         try:
             response = transport.request(
                 "POST",
@@ -67,6 +67,12 @@ def offer(
                 data=json.dumps(body),
                 headers={"Content-Type": "application/json", **(conditions or {})},
             )
+        except PreconditionFailedError:
+            if number > 1:  # an earlier attempt linked it but its answer was lost: that is success
+                current = FileInfo.from_json(json_object(transport.request("GET", file_path("info", name))))
+                if (current.size, current.sha256) == (size, digests["sha256"]):
+                    return current
+            raise
         except UpdlError as exc:
             if exc.status in _NOT_LINKED:
                 return None

@@ -156,7 +156,7 @@ def upload(
         terms = {**conditions, **expiry, **(attributes.headers() if attributes else {})}
         linked, digests = offer_file(transport, retrier, candidate, name or candidate.name, terms)
         if linked is not None:
-            if linked.sha256 != digests["sha256"]:
+            if (linked.size, linked.sha256) != (candidate.stat().st_size, digests["sha256"]):
                 raise ProtocolError(f"the server linked {linked.name!r} to other content (sha256 {linked.sha256})")
             return linked
         sha256 = digests["sha256"]  # the server verifies it as it receives the bytes

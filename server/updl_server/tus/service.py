@@ -398,6 +398,11 @@ class TusService:
         location = await to_thread.run_sync(held.promote, record.owner_id)
         try:
             admission = await quotas.prepare(self.catalog, record.owner_id, self.default_retention, expires_in)
+        except BaseException:
+            await to_thread.run_sync(self.store.delete, location)  # promoted, never recorded: nobody's
+            await to_thread.run_sync(self.catalog.delete_tus_upload, record.id)
+            raise
+        try:
             stored = await record_committed(
                 self.store,
                 self.catalog,
