@@ -98,7 +98,15 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="updl-parts-"))
     server = Server(root)
     url = f"http://{opts.proxy}" if opts.proxy else server.url
-    os.environ.update({"UPDL_URL": url, "UPDL_TOKEN": server.token, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    (root / "updl.toml").write_text("[default]\ndedup = false\n")  # the same file again and again: send it, never link it
+    os.environ.update(
+        {
+            "UPDL_URL": url,
+            "UPDL_TOKEN": server.token,
+            "UPDL_CONFIG": str(root / "updl.toml"),
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+        }
+    )
     try:
         big = root / "big.bin"
         make_file(big, opts.size_mib << 20)

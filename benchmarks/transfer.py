@@ -251,7 +251,16 @@ def main() -> None:
     (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=opts.nginx_port))
     subprocess.run(["nginx", "-c", str(root / "nginx.conf")], check=True)
     nginx = f"http://127.0.0.1:{opts.nginx_port}"
-    env = {**os.environ, "UPDL_URL": server.url, "UPDL_TOKEN": server.token, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    # The same file goes up again and again: without this, upload by content would link it
+    # (no bytes sent) from the second run on. This script measures transfers.
+    (root / "updl.toml").write_text("[default]\ndedup = false\n")
+    env = {
+        **os.environ,
+        "UPDL_URL": server.url,
+        "UPDL_TOKEN": server.token,
+        "UPDL_CONFIG": str(root / "updl.toml"),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
     os.environ.update(env)
     auth = f"-H 'Authorization: Bearer {server.token}'"
     results: dict[str, object] = {"size_mib": opts.size_mib, "runs": opts.runs}
