@@ -98,7 +98,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="updl-parts-"))
     server = Server(root)
     url = f"http://{opts.proxy}" if opts.proxy else server.url
-    (root / "updl.toml").write_text("[default]\ndedup = false\n")  # the same file again and again: send it, never link it
+    # The same file again and again: send it, never link it (upload by content).
+    (root / "updl.toml").write_text("[default]\ndedup = false\n")
     os.environ.update(
         {
             "UPDL_URL": url,
