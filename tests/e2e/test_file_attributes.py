@@ -122,6 +122,7 @@ def test_parallel_parts_and_ranged_download_keep_mode_and_mtime(
     live_server: LiveServer, token: str, make_file, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ranged, "PARALLEL_MIN_SIZE", MIB)  # the real 64 MiB would make the test slow
+    monkeypatch.setattr(ranged, "PARALLEL_MIN_RTT", 0.0)  # and loopback would be one stream
     source = _prepared(make_file("big.sh", 3 * MIB + 5), 0o750)
     settings = replace(load_settings(live_server.url, token), resumable_chunk_size=MIB, download_connections=3)
     with updl.Client(settings=settings) as client:

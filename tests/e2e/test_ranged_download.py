@@ -37,6 +37,7 @@ def small_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ranged, "PARALLEL_MIN_SIZE", MIB)
     monkeypatch.setattr(ranged, "PIECE_SIZE", MIB)
     monkeypatch.setattr(ranged, "READ_SIZE", 256 * 1024)
+    monkeypatch.setattr(ranged, "PARALLEL_MIN_RTT", 0.0)  # loopback is a short link: split anyway
 
 
 @pytest.fixture(autouse=True)
@@ -144,6 +145,22 @@ def test_a_small_file_is_one_stream(
     log = spy(monkeypatch, client)
     info = client.download("small.bin", tmp_path / "small.bin")
     assert info.md5 == md5_hex(source) and len(log) == 1
+
+
+def test_a_short_link_is_one_stream(
+    client: updl.Client, make_file: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first answer quicker than ``PARALLEL_MIN_RTT`` (loopback, a LAN): one stream, where four
+    were measured slower; the same download behind a 20 ms link comes in pieces."""
+    source = make_file("near.bin", 3 * MIB)
+    client.upload(source, "near.bin")
+    monkeypatch.setattr(ranged, "PARALLEL_MIN_RTT", 10.0)  # every answer here is quicker than that
+    log = spy(monkeypatch, client)
+    info = client.download("near.bin", tmp_path / "near.bin")
+    assert info.md5 == md5_hex(source) and len(log) == 1
+    monkeypatch.setattr(ranged, "PARALLEL_MIN_RTT", 0.0)
+    client.download("near.bin", tmp_path / "far.bin")
+    assert len(log) > 2  # pieces: the first answer and more GETs
 
 
 def breaking(client: updl.Client, monkeypatch: pytest.MonkeyPatch, broken: int, after: list[int]) -> threading.Event:

@@ -4,8 +4,9 @@ On a long link one TCP stream is limited by its window (``window / RTT``:
 4 MiB at 50 ms is ~80 MiB/s), so a big file is fetched over ``connections``
 streams at once. The first ``GET`` asks for ``bytes=0-``; its answer tells
 the size, the ETag and the MD5. A 200 (a server that refuses ranges), an
-answer without an ETag, or a file under ``PARALLEL_MIN_SIZE`` is simply
-received as one stream (:class:`~updl.sdk.downloads.ResumableDownload`).
+answer without an ETag, a file under ``PARALLEL_MIN_SIZE``, or a first answer
+that came back within ``PARALLEL_MIN_RTT`` (a short link, where one stream is
+not window-bound) is simply received as one stream (:class:`~updl.sdk.downloads.ResumableDownload`).
 
 **Pieces from a queue.** Otherwise the file is cut into consecutive pieces of
 ``PIECE_SIZE`` and each of ``connections`` workers takes the lowest piece
@@ -70,6 +71,11 @@ __all__ = ["MAX_CONNECTIONS", "PARALLEL_MIN_SIZE", "PIECE_SIZE", "RangedDownload
 
 MIB = 1024 * 1024
 PARALLEL_MIN_SIZE = 64 * MIB  # smaller files gain less than the extra requests cost
+#: Seconds from sending the first GET to its answer's headers (``requests``' ``elapsed``) below
+#: which the link is short: one stream is not window-bound there (4 MiB / 10 ms is 400 MiB/s,
+#: more than the MD5 keeps up with), and on loopback 4 streams took 1.43 s to one's 0.88 s
+#: (docs/benchmarks.md). Above it, as at 20 and 50 ms, the pieces win.
+PARALLEL_MIN_RTT = 0.010
 MAX_CONNECTIONS = 16
 # Per ranged GET. Smaller leaves less to hash at the end; each piece costs a round trip
 # (request to first byte) on its connection: 16 MiB at ~80 MiB/s per stream is 0.2 s against 50 ms.
@@ -178,6 +184,7 @@ class RangedDownload:
             and total >= PARALLEL_MIN_SIZE
             and self._connections > 1
             and server_etag(response) is not None  # If-Range needs it
+            and response.elapsed.total_seconds() >= PARALLEL_MIN_RTT  # a long link (see above)
         )
 
     def _fetch(self, first: requests.Response, state: dict[str, Any], attempt: int) -> FileInfo:
