@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from .access import FULL
-from .catalog import Catalog, blobs, files, release_blob, tokens, tus_completed, tus_uploads, users
+from .catalog import Catalog, blobs, files, release_blobs, tokens, tus_completed, tus_uploads, users
 from .formats import isoformat
 
 # Writing last_used on every request would turn every read into a DB write.
@@ -227,7 +227,7 @@ class Accounts:
             for table in (tus_uploads, tus_completed):
                 conn.execute(table.delete().where(table.c.owner_id == user_id))
             # Each name releases its blob; a blob with several names is handed out once, with its last.
-            locations = [loc for loc in (release_blob(conn, n) for n in named) if loc is not None]
+            locations = release_blobs(conn, named)
             conn.execute(blobs.delete().where(blobs.c.owner_id == user_id))  # all released above; the rows go too
             conn.execute(tokens.delete().where(tokens.c.user_id == user_id))
             conn.execute(users.delete().where(users.c.id == user_id))

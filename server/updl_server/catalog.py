@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -761,6 +761,11 @@ class _Blob:
     def values(self) -> dict[str, Any]:
         """The columns ``files`` and ``blobs`` share."""
         return {"location": self.location, "size": self.size, "md5": self.md5, "sha256": self.sha256}
+
+
+def release_blobs(conn: Connection, locations: Iterable[str]) -> list[str]:
+    """``release_blob`` for each of ``locations`` (rows already gone); the ones left without a name."""
+    return [location for location in (release_blob(conn, each) for each in locations) if location is not None]
 
 
 def release_blob(conn: Connection, location: str) -> str | None:

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from . import metrics
-from .catalog import Catalog, files, release_blob
+from .catalog import Catalog, files, release_blobs
 from .errors import bad_request
 from .numbers import parse_count
 from .storage import BlobStore
@@ -82,7 +82,7 @@ def claim_expired(catalog: Catalog, now: datetime, limit: int = SWEEP_BATCH) -> 
     statement = files.delete().where(files.c.id.in_(batch), files.c.expires <= now).returning(files.c.location)
     with catalog.engine.execution_options(updl_write=True).begin() as conn:
         released = [str(location) for location in conn.execute(statement).scalars()]
-        orphaned = [loc for loc in (release_blob(conn, r) for r in released) if loc is not None]
+        orphaned = release_blobs(conn, released)
     return len(released), orphaned
 
 

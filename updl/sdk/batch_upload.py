@@ -22,7 +22,7 @@ from .attributes import local_attributes
 from .batch import Job, Outcome, Task, run_batch
 from .client import Client
 from .dedup import DEDUP_THRESHOLD
-from .errors import ProtocolError, SourceChangedError
+from .errors import SourceChangedError
 from .hashing import DigestingFile, digest_file
 from .progress import ProgressCallback
 from .retry import RetryEvent
@@ -85,8 +85,6 @@ def _upload(
             task.name, task.size or 0, digests["sha256"], digests.get("md5"), attributes=attributes, **terms
         )
         if linked is not None:
-            if (linked.size, linked.sha256) != (task.size, digests["sha256"]):
-                raise ProtocolError(f"the server linked {task.name!r} to other content (sha256 {linked.sha256})")
             digests["md5"] = linked.md5  # its sha256 is the one offered
             return Outcome(
                 task, "linked", size=linked.size, md5=linked.md5, digests=digests, reason="no bytes sent", info=linked

@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import PreconditionFailedError, UpdlError
+from .errors import PreconditionFailedError, ProtocolError, UpdlError
 from .hashing import digest_file
 from .models import FileInfo
 from .retry import Retrier
@@ -55,7 +55,8 @@ def offer(
     """Ask the server to link ``name`` to content it holds with these digests; the FileInfo, or None.
 
     ``digests`` needs ``sha256`` (and gives ``md5`` if known). ``conditions``
-    (``If-None-Match``/``If-Match``) apply as to an upload.
+    (``If-None-Match``/``If-Match``) apply as to an upload. A linked file of
+    another size or SHA-256 than offered is a ``ProtocolError``.
     """
     body = {"size": size, "sha256": digests["sha256"], **({"md5": digests["md5"]} if "md5" in digests else {})}
 
@@ -77,7 +78,10 @@ def offer(
             if exc.status in _NOT_LINKED:
                 return None
             raise
-        return FileInfo.from_json(json_object(response))
+        linked = FileInfo.from_json(json_object(response))
+        if (linked.size, linked.sha256) != (size, digests["sha256"]):
+            raise ProtocolError(f"the server linked {name!r} to other content (sha256 {linked.sha256})")
+        return linked
 
     return retrier.run(attempt, name)
 

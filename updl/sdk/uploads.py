@@ -28,7 +28,7 @@ from requests_toolbelt import MultipartEncoder
 
 from .attributes import FileAttributes, local_attributes
 from .dedup import dedup_candidate, offer_file
-from .errors import ChecksumMismatchError, PreconditionFailedError, ProtocolError
+from .errors import ChecksumMismatchError, PreconditionFailedError
 from .hashing import CHUNK_SIZE, HashingReader, digest_file
 from .models import FileInfo
 from .progress import ProgressCallback, ProgressEvent, reporting
@@ -156,8 +156,6 @@ def upload(
         terms = {**conditions, **expiry, **(attributes.headers() if attributes else {})}
         linked, digests = offer_file(transport, retrier, candidate, name or candidate.name, terms)
         if linked is not None:
-            if (linked.size, linked.sha256) != (candidate.stat().st_size, digests["sha256"]):
-                raise ProtocolError(f"the server linked {linked.name!r} to other content (sha256 {linked.sha256})")
             return linked
         sha256 = digests["sha256"]  # the server verifies it as it receives the bytes
     # The tus routes take no preconditions: a conditional upload goes as one multipart body,

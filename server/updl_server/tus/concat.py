@@ -25,7 +25,7 @@ completed and the partial uploads are forgotten.
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import re
 import uuid
 from collections.abc import Mapping
@@ -42,7 +42,7 @@ from ..formats import UPLOAD_ID
 from ..storage import StagedUpload
 from ..uploads import record_committed
 from .protocol import TUS_EXTENSIONS, expires_in_of, metadata_attributes, parse_claims, parse_metadata
-from .service import EXPIRY, TusService
+from .service import EXPIRY, TusService, digests_of
 
 MAX_PARTS = 64  # parts in one final upload (tus-js-client's parallelUploads is usually 2-8)
 MAX_HEADER = 16 * 1024  # bytes of Upload-Concat: 64 absolute URLs fit with room to spare
@@ -184,14 +184,11 @@ def _digests_of_parts(tus: TusService, parts: list[TusRecord], held: list[Staged
     sha256: Any = tus._sha256s.resume(first.id, first.length)
     rest = held[1:]
     if md5 is None or sha256 is None:
-        md5, sha256, rest = hashlib.md5(usedforsecurity=False), hashlib.sha256(), held
-    for hold in rest:
-        for chunk in hold.chunks():
-            md5.update(chunk)
-            sha256.update(chunk)
+        md5, sha256, rest = None, None, held
+    digests = digests_of(itertools.chain.from_iterable(hold.chunks() for hold in rest), md5, sha256)
     for part in parts:
         tus._forget(part.id)
-    return str(md5.hexdigest()), str(sha256.hexdigest())
+    return digests
 
 
 async def _drop_parts(tus: TusService, parts: list[TusRecord], held: list[StagedUpload]) -> None:

@@ -385,7 +385,7 @@ class TusService:
         strong = self._sha256s.resume(record.id, record.offset)
         self._forget(record.id)
         if whole is None or strong is None:
-            md5, sha256 = await to_thread.run_sync(_digests_of, held.chunks())  # the extra read, see above
+            md5, sha256 = await to_thread.run_sync(digests_of, held.chunks())  # the extra read, see above
         else:
             md5, sha256 = whole.hexdigest(), strong.hexdigest()
         claims = [(record.md5, md5, "md5"), (final_md5, md5, "md5"), (record.sha256, sha256, "sha256")]
@@ -465,9 +465,11 @@ class TusService:
             held.close()
 
 
-def _digests_of(chunks: Iterable[bytes]) -> tuple[str, str]:
-    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+def digests_of(chunks: Iterable[bytes], md5: Any = None, sha256: Any = None) -> tuple[str, str]:
+    """Hex MD5 and SHA-256 of ``chunks``, continuing ``md5``/``sha256`` when given (a prefix's)."""
+    md5 = hashlib.md5(usedforsecurity=False) if md5 is None else md5
+    sha256 = hashlib.sha256() if sha256 is None else sha256
     for chunk in chunks:
         md5.update(chunk)
         sha256.update(chunk)
-    return md5.hexdigest(), sha256.hexdigest()
+    return str(md5.hexdigest()), str(sha256.hexdigest())
