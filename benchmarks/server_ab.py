@@ -14,9 +14,7 @@ the ratio. Run by hand; results go into docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,32 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import sync
 from dedup import MIB, write_file
 
-BIN = Path(sys.executable).parent
 
-
-class Server:
-    """One updl-server process (``binary``) with one user."""
-
-    def __init__(self, binary: str, data: Path) -> None:
-        self.log = data.with_suffix(".log")
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(
-                [binary, "run", "--port", "0", "--data-dir", str(data), "--log-level", "warning"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while not (match := re.search(r"listening on (http://\S+)", self.log.read_text())):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{binary} did not start")
-            time.sleep(0.05)
-        self.url = match.group(1)
-        added = subprocess.run(
-            [binary, "add-user", "bench", "--data-dir", str(data)], check=True, text=True, capture_output=True
-        )
-        self.token = added.stdout.strip()
+class Server(sync.Server):
+    """A server (``binary``) to PUT one file to."""
 
     def put(self, path: Path) -> float:
         started = time.monotonic()
@@ -60,15 +38,11 @@ class Server:
         )  # fmt: skip
         return time.monotonic() - started
 
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", required=True, help="the other build's updl-server")
-    parser.add_argument("--candidate", default=str(BIN / "updl-server"))
+    parser.add_argument("--candidate", default=str(sync.BIN / "updl-server"))
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=5)
     opts = parser.parse_args()
@@ -77,7 +51,7 @@ def main() -> None:
     try:
         big = root / "big.bin"
         write_file(big, opts.size_mib * MIB)
-        servers = [Server(opts.baseline, root / "baseline"), Server(opts.candidate, root / "candidate")]
+        servers = [Server(root, opts.baseline, "baseline"), Server(root, opts.candidate, "candidate")]
         times: list[list[float]] = [[], []]
         for run in range(opts.runs):
             for index in (0, 1) if run % 2 == 0 else (1, 0):

@@ -51,15 +51,15 @@ def make_tree(root: Path, files: int, size: int) -> list[Path]:
 
 
 class Server:
-    """A real updl-server process with one user."""
+    """A real updl-server process (``binary``: another build's, for an A/B run) with one user."""
 
-    def __init__(self, root: Path) -> None:
-        self.data = root / "server-data"
-        self.log = root / "server.log"
+    def __init__(self, root: Path, binary: str | Path = BIN / "updl-server", name: str = "server") -> None:
+        self.data = root / f"{name}-data"
+        self.log = root / f"{name}.log"
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
                 [
-                    str(BIN / "updl-server"),
+                    str(binary),
                     "run",
                     "--port",
                     "0",
@@ -79,9 +79,9 @@ class Server:
                 break
             time.sleep(0.05)
         else:
-            raise SystemExit("updl-server did not start")
+            raise SystemExit(f"{binary} did not start")
         added = subprocess.run(
-            [str(BIN / "updl-server"), "add-user", "bench", "--data-dir", str(self.data)],
+            [str(binary), "add-user", "bench", "--data-dir", str(self.data)],
             check=True,
             text=True,
             capture_output=True,
